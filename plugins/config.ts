@@ -1,0 +1,26 @@
+/** The instance's resolved settings and injected collaborators, for every other plugin. */
+import fp from 'fastify-plugin'
+import type { FastifyRequest } from 'fastify'
+import type { ShoalSettingsT } from '../schemas/options.js'
+import type { Clock } from '../src/clock.js'
+import type { SessionStore } from '../src/session-store.js'
+
+/** What `authorize` may answer: allow, refuse with 403, or refuse with a status and reason. */
+export type AuthorizeResult = boolean | { statusCode: 401 | 403, message?: string }
+
+export interface ShoalConfig extends ShoalSettingsT {
+  /** Decides whether a WebSocket upgrade may proceed, before the socket opens. */
+  authorize?: (request: FastifyRequest) => AuthorizeResult | Promise<AuthorizeResult>
+  sessionStore?: SessionStore
+  clock: Clock
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    shoalConfig: ShoalConfig
+  }
+}
+
+export default fp<{ config: ShoalConfig }>(async function config (app, { config }) {
+  app.decorate('shoalConfig', config)
+}, { name: 'shoal-config', fastify: '5.x' })

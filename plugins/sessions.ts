@@ -1,0 +1,40 @@
+/**
+ * Secret and session management: the session store behind its interface, grace
+ * expiry and store writes as tick steps, and the periodic sweep of expired sessions.
+ */
+import fp from 'fastify-plugin'
+import { MemorySessionStore } from '../src/session-store.js'
+import { SessionManager } from '../src/sessions.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    shoalSessions: SessionManager
+  }
+}
+
+export default fp(async function sessions (app) {
+  const { shoalConfig: config } = app
+  const store = config.sessionStore ?? new MemorySessionStore()
+  const manager = new SessionManager(app.shoalUsers, store, config.clock, config)
+  app.decorate('shoalSessions', manager)
+
+  const persist = (): void => {
+    manager.persist().catch((err: unknown) => app.log.error({ err }, 'saving sessions failed'))
+  }
+  app.shoalTicker.add('expire-grace', () => { manager.expireGrace() })
+  app.shoalTicker.add('persist-sessions', persist)
+
+  let sweepTimer: NodeJS.Timeout | undefined
+  app.addHook('onReady', async () => {
+    sweepTimer = setInterval(() => {
+      manager.sweep()
+        .then((removed) => { if (removed > 0) app.log.info({ removed }, 'expired sessions swept') })
+        .catch((err: unknown) => app.log.error({ err }, 'session sweep failed'))
+    }, config.sweepMs)
+  })
+  app.addHook('onClose', async () => {
+    clearInterval(sweepTimer)
+    await manager.flush()
+    await store.close()
+  })
+}, { name: 'shoal-sessions', fastify: '5.x', dependencies: ['shoal-config', 'shoal-user-store', 'shoal-ticker'] })

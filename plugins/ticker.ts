@@ -1,0 +1,19 @@
+/** The instance's tick: other plugins add steps; it runs them tickHz times a second while the server is up. */
+import fp from 'fastify-plugin'
+import { TickScheduler } from '../src/tick-scheduler.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    shoalTicker: TickScheduler
+  }
+}
+
+export default fp(async function ticker (app) {
+  const scheduler = new TickScheduler(app.shoalConfig.tickHz, {
+    observe: (seconds) => app.shoalMetrics.observeTick(seconds),
+    onError: (step, err) => app.log.error({ err, step }, 'tick step failed')
+  })
+  app.decorate('shoalTicker', scheduler)
+  app.addHook('onReady', async () => scheduler.start())
+  app.addHook('onClose', async () => scheduler.stop())
+}, { name: 'shoal-ticker', fastify: '5.x', dependencies: ['shoal-config', 'shoal-metrics'] })

@@ -1,0 +1,25 @@
+/** Load-balancer probe: 200 while serving, 503 `draining` from the moment shutdown begins. */
+import type { FastifyInstance } from 'fastify'
+import { Type } from '@sinclair/typebox'
+
+const Health = Type.Object({
+  status: Type.Union([Type.Literal('ok'), Type.Literal('draining')]),
+  uptime: Type.Optional(Type.Number({ description: 'Seconds since this instance started.' })),
+  connections: Type.Optional(Type.Integer()),
+  users: Type.Optional(Type.Integer()),
+  rooms: Type.Optional(Type.Integer())
+})
+
+export default async function healthRoute (app: FastifyInstance): Promise<void> {
+  const started = app.shoalConfig.clock.now()
+  app.get('/health', { schema: { response: { 200: Health, 503: Health } } }, async (_request, reply) => {
+    if (app.shoalConnections.draining) return await reply.code(503).send({ status: 'draining' })
+    return {
+      status: 'ok',
+      uptime: (app.shoalConfig.clock.now() - started) / 1000,
+      connections: app.shoalConnections.size,
+      users: app.shoalUsers.userCount,
+      rooms: app.shoalUsers.roomCount
+    }
+  })
+}

@@ -1,0 +1,103 @@
+/**
+ * The WebSocket endpoint. Each inbound frame goes through the contract's checks
+ * in order (rate limit, envelope and schema, register budget, connection state)
+ * and then to its handler in the dispatch table. Nothing a client sends can
+ * throw out of here.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type {} from '@fastify/websocket'
+import type { RawData, WebSocket } from 'ws'
+import type { ErrorCodeT, ServerMessageT } from '../schemas/protocol.js'
+import { Connection } from '../src/connection.js'
+import { parseFrame, type ProtocolError } from '../src/validation.js'
+import { handlers, type HandlerContext } from './handlers.js'
+
+export const CLOSE_POLICY = 1008
+export const CLOSE_TOO_BIG = 1009
+
+const stateErrors: Record<'user' | 'guest', { code: ErrorCodeT, message: string }> = {
+  user: { code: 'not_registered', message: 'send register or reconnect first' },
+  guest: { code: 'already_registered', message: 'this connection already has a user' }
+}
+
+export default async function wsRoute (app: FastifyInstance): Promise<void> {
+  const { shoalConfig: config, shoalConnections: connections, shoalMetrics: metrics } = app
+
+  /** Runs before the upgrade, so a refusal is a plain HTTP answer. */
+  async function admit (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    if (connections.draining) {
+      await reply.code(503).send({ error: 'draining' })
+      return
+    }
+    if (config.authorize === undefined) return
+    const verdict = await config.authorize(request)
+    if (verdict === true) return
+    const { statusCode, message } = verdict === false ? { statusCode: 403, message: undefined } : verdict
+    await reply.code(statusCode).send({ error: message ?? (statusCode === 401 ? 'unauthorized' : 'forbidden') })
+  }
+
+  app.get(config.path, { websocket: true, preValidation: admit }, (socket: WebSocket, request: FastifyRequest) => {
+    const connection = new Connection(socket, request.ip, app.shoalLimits.forConnection(), (err) => {
+      request.log.error({ err }, 'message handler failed')
+    })
+    connections.add(connection)
+
+    const send = (message: ServerMessageT): void => {
+      app.shoalBroadcast.send(connection, JSON.stringify(message), message.type)
+    }
+    const fail = (error: ProtocolError): void => {
+      metrics.error(error.code)
+      send({ type: 'error', ...error })
+    }
+    const ctx: HandlerContext = { app, connection, reply: send, fail }
+
+    socket.on('message', (data: RawData, isBinary: boolean) => {
+      const admission = connection.limiter.admit(config.clock.now())
+      if (admission !== 'ok') {
+        if (admission === 'drop-notify') fail({ code: 'rate_limited', message: 'too many messages; slow down' })
+        if (admission === 'close') connection.close(CLOSE_POLICY, 'rate limit exceeded')
+        return
+      }
+      const size = Array.isArray(data) ? data.reduce((sum, part) => sum + part.length, 0) : data.byteLength
+      if (size > config.maxPayload) {
+        // ws enforces maxPayload itself when Shoal registered it; a host's own registration may allow more.
+        connection.close(CLOSE_TOO_BIG, 'message too big')
+        return
+      }
+      if (isBinary) {
+        metrics.received('invalid')
+        fail({ code: 'unsupported_frame', message: 'binary frames are not supported; send JSON text' })
+        return
+      }
+      connection.serially(() => dispatch(ctx, data.toString()))
+    })
+    socket.on('pong', () => { connection.alive = true })
+    socket.on('close', () => {
+      connection.closed = true
+      connections.delete(connection)
+      const user = connection.user
+      if (user !== null && user.peer === connection) app.shoalSessions.disconnect(user)
+    })
+  })
+
+  function dispatch (ctx: HandlerContext, text: string): void | Promise<void> {
+    if (ctx.connection.closed) return
+    const parsed = parseFrame(text)
+    if (!parsed.ok) {
+      metrics.received(parsed.error.ref !== undefined && parsed.error.code === 'invalid_message' ? parsed.error.ref : 'invalid')
+      return ctx.fail(parsed.error)
+    }
+    const { message } = parsed
+    metrics.received(message.type)
+    if ((message.type === 'register' || message.type === 'reconnect') &&
+        !app.shoalLimits.registrations.admit(ctx.connection.address, config.clock.now())) {
+      return ctx.fail({ code: 'rate_limited', message: 'too many register and reconnect messages from this address; try again later', ref: message.type })
+    }
+    const entry = handlers[message.type]
+    const user = ctx.connection.user
+    if (entry.audience === 'user' && user === null) return ctx.fail({ ...stateErrors.user, ref: message.type })
+    if (entry.audience === 'guest' && user !== null) return ctx.fail({ ...stateErrors.guest, ref: message.type })
+    // The table's entry and the message share a type; TypeScript cannot correlate the two through the union.
+    return (entry.handle as (ctx: HandlerContext, message: unknown, user: unknown) => void | Promise<void>)(ctx, message, user)
+  }
+}

@@ -1,0 +1,29 @@
+/**
+ * The plugin's settings: one schema, defaults equal to the contract's. The
+ * standalone server reads the same settings from environment variables.
+ */
+import { Type, type Static } from '@sinclair/typebox'
+
+const ms = (defaultValue: number, description: string, minimum = 1) =>
+  Type.Integer({ default: defaultValue, minimum, description })
+
+export const ShoalSettings = Type.Object({
+  path: Type.String({ default: '/ws', pattern: '^/', description: 'WebSocket endpoint, relative to the plugin prefix.' }),
+  tickHz: Type.Number({ default: 20, minimum: 1, maximum: 200, description: 'Broadcast ticks per second: positions and presence are flushed once per tick.' }),
+  heartbeatMs: ms(10_000, 'Interval of WebSocket ping frames; a socket that has not answered by the next one is terminated.', 10),
+  graceMs: ms(30_000, 'How long a user whose socket dropped stays in its room (connected: false) before it leaves.', 0),
+  sessionTtlMs: ms(86_400_000, 'A secret expires this long after its user was last connected.'),
+  sweepMs: ms(3_600_000, 'Interval of the sweep that deletes expired sessions.', 10),
+  maxPayload: Type.Integer({ default: 16_384, minimum: 128, maximum: 16_777_216, description: 'Largest inbound frame in bytes; a larger one closes the connection with 1009.' }),
+  messagesPerSecond: Type.Number({ default: 60, exclusiveMinimum: 0, description: 'Token-bucket refill rate of inbound messages per connection.' }),
+  messageBurst: Type.Integer({ default: 120, minimum: 1, description: 'Token-bucket size of inbound messages per connection.' }),
+  registerLimit: Type.Integer({ default: 30, minimum: 1, description: 'register and reconnect messages allowed per remote address within registerWindowMs.' }),
+  registerWindowMs: ms(60_000, 'Sliding window of registerLimit.'),
+  slowReaderSkipBytes: Type.Integer({ default: 1_048_576, minimum: 0, description: 'A client with more buffered output than this is skipped for positions frames until it drains.' }),
+  slowReaderCloseBytes: Type.Integer({ default: 8_388_608, minimum: 1, description: 'A client with more buffered output than this is closed with 1013.' }),
+  drainTimeoutMs: ms(3_000, 'At shutdown, how long clients get to answer the 1012 close before their sockets are dropped.', 0),
+  demo: Type.Boolean({ default: true, description: 'Serve the demo page from public/ at the prefix root.' })
+}, { additionalProperties: false })
+
+export type ShoalSettingsT = Static<typeof ShoalSettings>
+export type ShoalSettingName = keyof ShoalSettingsT

@@ -1,0 +1,219 @@
+/**
+ * Wire protocol v1: every message and value of ../shared/protocol.md as a TypeBox
+ * schema. Types are derived from these schemas; nothing here is written twice.
+ *
+ * `expected` is a Shoal annotation read by the error formatter (src/validation.ts)
+ * so that error messages say what a field should hold.
+ */
+import { FormatRegistry, Type, type Static, type TSchema } from '@sinclair/typebox'
+
+export const PROTOCOL_VERSION = 1
+
+export const NAME_MAX_CODE_POINTS = 64
+export const STATE_MAX_KEYS = 32
+export const STATE_MAX_BYTES = 2048
+export const STATE_STRING_MAX_LENGTH = 256
+export const LISTENING_MAX = 256
+export const DATA_PAYLOAD_MAX_BYTES = 8192
+export const COORDINATE_LIMIT = 1e9
+
+/** A trimmed name of 1..64 Unicode code points (string length counts UTF-16 units, hence a format). */
+FormatRegistry.Set('shoal-name', (value) => {
+  const codePoints = [...value.trim()].length
+  return codePoints >= 1 && codePoints <= NAME_MAX_CODE_POINTS
+})
+
+const uuidPattern = '^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$'
+export const StateKeyPattern = '^[A-Za-z0-9_]{1,32}$'
+export const RoomPattern = '^[A-Za-z0-9_.:-]{1,64}$'
+
+export const UserId = Type.String({ pattern: uuidPattern, expected: 'a UUID string' })
+export const RoomName = Type.String({ pattern: RoomPattern, expected: `a room name matching ${RoomPattern}` })
+export const UserName = Type.String({ format: 'shoal-name', expected: `a name of 1 to ${NAME_MAX_CODE_POINTS} characters after trimming` })
+
+const Coordinate = Type.Number({
+  minimum: -COORDINATE_LIMIT,
+  maximum: COORDINATE_LIMIT,
+  expected: `a finite number with absolute value at most ${COORDINATE_LIMIT}`
+})
+
+/** Position as clients send it: `z` may be omitted and then means 0. */
+export const PositionInput = Type.Object({
+  x: Coordinate,
+  y: Coordinate,
+  z: Type.Optional(Coordinate)
+}, { additionalProperties: false })
+
+/** Position as the server stores and sends it. */
+export const Position = Type.Object({ x: Type.Number(), y: Type.Number(), z: Type.Number() })
+
+export const StateValue = Type.Union([
+  Type.String({ maxLength: STATE_STRING_MAX_LENGTH }),
+  Type.Number(),
+  Type.Boolean(),
+  Type.Null()
+], { expected: `a string of at most ${STATE_STRING_MAX_LENGTH} characters, a number, a boolean or null` })
+
+/**
+ * A flat state object. The key-count and size limits apply to the merged result,
+ * so they are checked where states merge (src/state.ts), not here.
+ */
+export const State = Type.Record(Type.String({ pattern: StateKeyPattern }), StateValue, {
+  additionalProperties: false,
+  expected: 'an object of flat values'
+})
+
+/** State as the server keeps and sends it: null values are removals, so none remain. */
+export const StoredState = Type.Record(Type.String(), Type.Union([Type.String(), Type.Number(), Type.Boolean()]))
+
+export const ListeningTo = Type.Array(UserId, { maxItems: LISTENING_MAX, expected: `an array of at most ${LISTENING_MAX} UUID strings` })
+
+export const User = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  room: Type.String(),
+  position: Position,
+  state: StoredState,
+  listeningTo: Type.Array(Type.String()),
+  connected: Type.Boolean()
+})
+
+// ---- client to server -------------------------------------------------------
+
+const message = <T extends string, P extends Record<string, TSchema>>(type: T, properties: P, options: object = {}) =>
+  Type.Object({ type: Type.Literal(type), ...properties }, { additionalProperties: false, ...options })
+
+export const RegisterMessage = message('register', {
+  name: Type.Optional(UserName),
+  room: Type.Optional(RoomName),
+  state: Type.Optional(State),
+  position: Type.Optional(PositionInput)
+})
+
+/** Any string is schema-valid: every non-live secret gets `invalid_secret`, not `invalid_message`. */
+export const ReconnectMessage = message('reconnect', { secret: Type.String({ expected: 'a string' }) })
+
+export const UpdateMessage = message('update', {
+  position: Type.Optional(PositionInput),
+  state: Type.Optional(State),
+  name: Type.Optional(UserName)
+}, { minProperties: 2, expected: 'at least one of position, state, name' })
+
+export const UpdateListeningToMessage = message('updatelisteningto', { listeningTo: ListeningTo })
+
+/** `payload` is any JSON value; its size is checked as the server re-serializes it. */
+export const DataMessage = message('data', { payload: Type.Unknown({ expected: 'a JSON value' }) })
+
+export const PingMessage = message('ping', { t: Type.Optional(Type.Number({ expected: 'a number' })) })
+
+export const JoinMessage = message('join', { room: RoomName })
+
+export const SyncMessage = message('sync', {})
+
+export const LeaveMessage = message('leave', {})
+
+export const ClientMessageSchemas = {
+  register: RegisterMessage,
+  reconnect: ReconnectMessage,
+  update: UpdateMessage,
+  updatelisteningto: UpdateListeningToMessage,
+  data: DataMessage,
+  ping: PingMessage,
+  join: JoinMessage,
+  sync: SyncMessage,
+  leave: LeaveMessage
+}
+
+export type ClientMessageType = keyof typeof ClientMessageSchemas
+export type ClientMessageOf<K extends ClientMessageType> = Static<(typeof ClientMessageSchemas)[K]>
+export type ClientMessage = { [K in ClientMessageType]: ClientMessageOf<K> }[ClientMessageType]
+
+// ---- server to client -------------------------------------------------------
+
+export const ErrorCode = Type.Union([
+  Type.Literal('bad_json'),
+  Type.Literal('invalid_message'),
+  Type.Literal('unknown_type'),
+  Type.Literal('unsupported_frame'),
+  Type.Literal('not_registered'),
+  Type.Literal('already_registered'),
+  Type.Literal('invalid_secret'),
+  Type.Literal('rate_limited')
+])
+
+export const WelcomeMessage = Type.Object({
+  type: Type.Literal('welcome'),
+  protocol: Type.Literal(PROTOCOL_VERSION),
+  id: Type.String(),
+  secret: Type.String(),
+  room: Type.String(),
+  resumed: Type.Boolean(),
+  you: User,
+  users: Type.Array(User),
+  heartbeatMs: Type.Number(),
+  serverTime: Type.Number()
+})
+
+export const SnapshotMessage = Type.Object({
+  type: Type.Literal('snapshot'),
+  room: Type.String(),
+  users: Type.Array(User)
+})
+
+export const PresenceUpdate = Type.Intersect([
+  Type.Object({ id: Type.String() }),
+  Type.Partial(Type.Pick(User, ['name', 'room', 'state', 'listeningTo', 'connected']))
+])
+
+export const PresenceMessage = Type.Object({
+  type: Type.Literal('presence'),
+  room: Type.String(),
+  joined: Type.Optional(Type.Array(User)),
+  left: Type.Optional(Type.Array(Type.String())),
+  updated: Type.Optional(Type.Array(PresenceUpdate))
+})
+
+export const PositionEntry = Type.Tuple([Type.String(), Type.Number(), Type.Number(), Type.Number()])
+
+export const PositionsMessage = Type.Object({
+  type: Type.Literal('positions'),
+  t: Type.Number(),
+  p: Type.Array(PositionEntry)
+})
+
+export const DataDelivery = Type.Object({
+  type: Type.Literal('data'),
+  from: Type.String(),
+  payload: Type.Unknown()
+})
+
+export const PongMessage = Type.Object({
+  type: Type.Literal('pong'),
+  t: Type.Optional(Type.Number()),
+  serverTime: Type.Number()
+})
+
+export const ErrorMessage = Type.Object({
+  type: Type.Literal('error'),
+  code: ErrorCode,
+  message: Type.String(),
+  ref: Type.Optional(Type.String())
+})
+
+export const ServerMessage = Type.Union([
+  WelcomeMessage, SnapshotMessage, PresenceMessage, PositionsMessage, DataDelivery, PongMessage, ErrorMessage
+])
+
+export type PositionInputT = Static<typeof PositionInput>
+export type PositionT = Static<typeof Position>
+export type StateT = Static<typeof State>
+export type StoredStateT = Static<typeof StoredState>
+export type UserT = Static<typeof User>
+export type PresenceUpdateT = Static<typeof PresenceUpdate>
+export type ErrorCodeT = Static<typeof ErrorCode>
+export type WelcomeMessageT = Static<typeof WelcomeMessage>
+export type SnapshotMessageT = Static<typeof SnapshotMessage>
+export type PresenceMessageT = Static<typeof PresenceMessage>
+export type PositionsMessageT = Static<typeof PositionsMessage>
+export type ServerMessageT = Static<typeof ServerMessage>
+export type ServerMessageType = ServerMessageT['type']

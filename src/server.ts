@@ -1,0 +1,39 @@
+/**
+ * The standalone server: the Shoal plugin in a Fastify app, configured from the
+ * environment, with graceful shutdown on SIGTERM and SIGINT.
+ */
+import closeWithGrace from 'close-with-grace'
+import Fastify from 'fastify'
+import shoal from '../index.js'
+import { loggerOptions } from './logger.js'
+import { listenFromEnv, SettingsError, settingsFromEnv } from './settings.js'
+
+/** The contract: the process exits within 10 seconds of the signal. */
+const SHUTDOWN_LIMIT_MS = 10_000
+
+async function main (): Promise<void> {
+  let settings, listen
+  try {
+    settings = settingsFromEnv(process.env)
+    listen = listenFromEnv(process.env)
+  } catch (err) {
+    if (!(err instanceof SettingsError)) throw err
+    process.stderr.write(`shoal: ${err.message}\n`)
+    process.exit(1)
+  }
+
+  // Health must answer `draining` (not Fastify's generic 503) while shutdown runs.
+  const app = Fastify({ logger: loggerOptions(listen.logLevel), return503OnClosing: false, trustProxy: process.env.TRUST_PROXY === 'true' })
+  await app.register(shoal, settings)
+
+  closeWithGrace({ delay: SHUTDOWN_LIMIT_MS, logger: { error: (message: string) => app.log.error(message) } }, async ({ signal, err }) => {
+    if (err !== undefined) app.log.error({ err }, 'shutting down after an error')
+    else app.log.info({ signal }, 'shutting down')
+    await app.shoal.drain()
+    await app.close()
+  })
+
+  await app.listen({ port: listen.port, host: listen.host })
+}
+
+await main()

@@ -1,0 +1,184 @@
+/**
+ * Sessions: issuing secrets, resuming users by secret (takeover, grace, restore
+ * from the store), the grace period after a socket drops, sliding expiry, and
+ * batching what changed into one store write per tick.
+ */
+import { randomUUID } from 'node:crypto'
+import type { PositionT } from '../schemas/protocol.js'
+import type { SessionRecordT } from '../schemas/session.js'
+import type { Clock } from './clock.js'
+import type { SessionStore } from './session-store.js'
+import { hashSecret, newSecret, sameHash } from './secrets.js'
+import { emptyState, type State } from './state.js'
+import type { UserStore } from './user-store.js'
+import { LiveUser, type Peer } from './user.js'
+
+export interface SessionTiming {
+  graceMs: number
+  sessionTtlMs: number
+}
+
+export interface NewUser {
+  name: string
+  room: string
+  position: PositionT
+  state: State
+}
+
+export type Resumption =
+  /** `replaced` is the socket the user was taken from, now detached; `rejoined` is true when the user had left its room. */
+  | { user: LiveUser, replaced: Peer | null, rejoined: boolean }
+  | null
+
+export class SessionManager {
+  /** Users whose socket dropped, in the order their grace ends (grace is the same for all). */
+  private readonly inGrace = new Map<string, LiveUser>()
+  /** Users whose stored record is out of date. */
+  private readonly unsaved = new Set<LiveUser>()
+  /** The store write in flight; batches never overlap, so they land in order. */
+  private saving: Promise<void> | null = null
+
+  constructor (
+    private readonly users: UserStore,
+    private readonly store: SessionStore,
+    private readonly clock: Clock,
+    private readonly timing: SessionTiming
+  ) {}
+
+  /** Creates a user and its session. */
+  register (peer: Peer, fields: NewUser): { user: LiveUser, secret: string } {
+    const secret = newSecret()
+    const user = new LiveUser(randomUUID(), hashSecret(secret), fields.name, fields.room, fields.position, fields.state, [])
+    this.attach(user, peer)
+    this.users.add(user)
+    this.unsaved.add(user)
+    return { user, secret }
+  }
+
+  /** Resumes the user that `secret` belongs to on `peer`, or null when the secret is not live. */
+  async reconnect (peer: Peer, secret: string): Promise<Resumption> {
+    const hash = hashSecret(secret)
+    const live = this.users.bySecretHash(hash)
+    if (live !== undefined) return this.resumeLive(live, hash, peer)
+
+    const record = await this.store.load(hash)
+    // The same secret may have been resumed while the store answered.
+    const raced = this.users.bySecretHash(hash)
+    if (raced !== undefined) return this.resumeLive(raced, hash, peer)
+    if (record === undefined || !sameHash(record.secretHash, hash)) return null
+    if (this.isExpired(record.lastSeen)) {
+      await this.store.delete(hash)
+      return null
+    }
+    const user = new LiveUser(record.id, record.secretHash, record.name, record.room, record.position, Object.assign(emptyState(), record.state), record.listeningTo)
+    this.attach(user, peer)
+    this.users.add(user)
+    this.unsaved.add(user)
+    return { user, replaced: null, rejoined: true }
+  }
+
+  /** The user's socket closed without `leave`: shown as disconnected, removed when grace ends. */
+  disconnect (user: LiveUser): void {
+    user.peer = null
+    user.disconnectedAt = this.clock.now()
+    this.inGrace.delete(user.id)
+    this.inGrace.set(user.id, user)
+    this.users.touch(user)
+    this.unsaved.add(user)
+  }
+
+  /** Ends the session for good: the secret stops working at once. */
+  leave (user: LiveUser): void {
+    if (user.peer !== null) user.peer.user = null
+    user.peer = null
+    this.inGrace.delete(user.id)
+    this.unsaved.delete(user)
+    this.users.remove(user)
+    this.store.delete(user.secretHash).catch(() => {})
+  }
+
+  /** The user's stored record is stale (called after every change worth keeping). */
+  changed (user: LiveUser): void {
+    this.unsaved.add(user)
+  }
+
+  /** Removes users whose grace has ended; their sessions stay resumable until they expire. */
+  expireGrace (): number {
+    const cutoff = this.clock.now() - this.timing.graceMs
+    let expired = 0
+    for (const user of this.inGrace.values()) {
+      if (user.disconnectedAt > cutoff) break
+      this.inGrace.delete(user.id)
+      this.users.remove(user)
+      this.unsaved.add(user)
+      expired++
+    }
+    return expired
+  }
+
+  /**
+   * Writes every changed session in one batch. While a batch is in flight, changes
+   * wait for the next call; `flush` waits until nothing is left.
+   */
+  async persist (): Promise<void> {
+    if (this.saving !== null || this.unsaved.size === 0) return
+    const now = this.clock.now()
+    const records = [...this.unsaved].map((user) => toRecord(user, now))
+    this.unsaved.clear()
+    this.saving = this.store.save(records)
+    try {
+      await this.saving
+    } finally {
+      this.saving = null
+    }
+  }
+
+  /** Waits for the batch in flight, then writes what is left (at shutdown). */
+  async flush (): Promise<void> {
+    await this.saving
+    await this.persist()
+  }
+
+  /** Deletes expired sessions; connected users count as seen now. */
+  async sweep (): Promise<number> {
+    for (const user of this.users.values()) {
+      if (user.connected) this.unsaved.add(user)
+    }
+    await this.flush()
+    return await this.store.sweep(this.clock.now() - this.timing.sessionTtlMs)
+  }
+
+  private resumeLive (user: LiveUser, hash: string, peer: Peer): Resumption {
+    if (!sameHash(user.secretHash, hash)) return null
+    if (!user.connected && this.isExpired(user.disconnectedAt)) return null
+    const replaced = user.peer
+    if (replaced !== null) replaced.user = null
+    this.inGrace.delete(user.id)
+    this.attach(user, peer)
+    if (replaced === null) this.users.touch(user)
+    this.unsaved.add(user)
+    return { user, replaced, rejoined: false }
+  }
+
+  private attach (user: LiveUser, peer: Peer): void {
+    user.peer = peer
+    peer.user = user
+  }
+
+  private isExpired (lastSeen: number): boolean {
+    return lastSeen + this.timing.sessionTtlMs <= this.clock.now()
+  }
+}
+
+function toRecord (user: LiveUser, now: number): SessionRecordT {
+  return {
+    secretHash: user.secretHash,
+    id: user.id,
+    name: user.name,
+    room: user.room,
+    position: user.position,
+    state: user.state,
+    listeningTo: user.listeningTo,
+    lastSeen: user.connected ? now : user.disconnectedAt
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * Resolving settings: defaults filled in, then checked, with an error that names
+ * the bad setting (or environment variable) and says what it should be.
+ */
+import { Value } from '@sinclair/typebox/value'
+import { ShoalSettings, type ShoalSettingName, type ShoalSettingsT } from '../schemas/options.js'
+
+export class SettingsError extends Error {
+  override name = 'SettingsError'
+}
+
+const names = Object.keys(ShoalSettings.properties) as ShoalSettingName[]
+
+/** `tickHz` → `TICK_HZ`; `path` → `WS_PATH`, since `PATH` belongs to the shell. */
+export function envName (name: ShoalSettingName): string {
+  return name === 'path' ? 'WS_PATH' : name.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()
+}
+
+function describe (name: ShoalSettingName): string {
+  const schema = ShoalSettings.properties[name] as { type: string, minimum?: number, maximum?: number, exclusiveMinimum?: number, pattern?: string }
+  const bounds = [
+    schema.minimum !== undefined ? `at least ${schema.minimum}` : '',
+    schema.exclusiveMinimum !== undefined ? `above ${schema.exclusiveMinimum}` : '',
+    schema.maximum !== undefined ? `at most ${schema.maximum}` : '',
+    schema.pattern !== undefined ? `matching ${schema.pattern}` : ''
+  ].filter(Boolean).join(' and ')
+  const kind = schema.type === 'integer' ? 'an integer' : schema.type === 'number' ? 'a number' : schema.type === 'boolean' ? 'true or false' : 'a string'
+  return bounds === '' ? kind : `${kind} ${bounds}`
+}
+
+/** Fills defaults into `input` (unknown keys are ignored) and checks every setting. */
+export function resolveSettings (input: Partial<Record<ShoalSettingName, unknown>>, label: (name: ShoalSettingName) => string = (name) => `option ${name}`): ShoalSettingsT {
+  const picked: Record<string, unknown> = {}
+  for (const name of names) {
+    if (input[name] !== undefined) picked[name] = input[name]
+  }
+  const settings = Value.Default(ShoalSettings, picked)
+  for (const name of names) {
+    if (!Value.Check(ShoalSettings.properties[name], (settings as Record<string, unknown>)[name])) {
+      throw new SettingsError(`${label(name)}: expected ${describe(name)}, got ${JSON.stringify(input[name])}`)
+    }
+  }
+  const resolved = settings as ShoalSettingsT
+  if (resolved.slowReaderCloseBytes <= resolved.slowReaderSkipBytes) {
+    throw new SettingsError(`${label('slowReaderCloseBytes')}: must be larger than ${label('slowReaderSkipBytes')}`)
+  }
+  return resolved
+}
+
+/** Settings from environment variables: numbers and booleans are parsed, unset ones take defaults. */
+export function settingsFromEnv (env: NodeJS.ProcessEnv): ShoalSettingsT {
+  const input: Partial<Record<ShoalSettingName, unknown>> = {}
+  for (const name of names) {
+    const raw = env[envName(name)]
+    if (raw === undefined || raw === '') continue
+    const type = (ShoalSettings.properties[name] as { type: string }).type
+    input[name] = type === 'string' ? raw : type === 'boolean' ? parseBoolean(raw) : parseNumber(raw)
+  }
+  return resolveSettings(input, (name) => `environment variable ${envName(name)}`)
+}
+
+export interface ListenSettings {
+  port: number
+  host: string
+  logLevel: string
+}
+
+const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+
+/** PORT, HOST and LOG_LEVEL of the standalone server. */
+export function listenFromEnv (env: NodeJS.ProcessEnv): ListenSettings {
+  const port = env.PORT === undefined || env.PORT === '' ? 3000 : Number(env.PORT)
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new SettingsError(`environment variable PORT: expected an integer from 0 to 65535, got ${JSON.stringify(env.PORT)}`)
+  }
+  const logLevel = env.LOG_LEVEL === undefined || env.LOG_LEVEL === '' ? 'info' : env.LOG_LEVEL
+  if (!logLevels.includes(logLevel)) {
+    throw new SettingsError(`environment variable LOG_LEVEL: expected one of ${logLevels.join(', ')}, got ${JSON.stringify(env.LOG_LEVEL)}`)
+  }
+  return { port, host: env.HOST === undefined || env.HOST === '' ? '0.0.0.0' : env.HOST, logLevel }
+}
+
+function parseNumber (raw: string): number | string {
+  const value = Number(raw.trim())
+  return raw.trim() === '' || Number.isNaN(value) ? raw : value
+}
+
+function parseBoolean (raw: string): boolean | string {
+  const lower = raw.trim().toLowerCase()
+  return lower === 'true' || lower === '1' ? true : lower === 'false' || lower === '0' ? false : raw
+}

@@ -1,0 +1,124 @@
+/**
+ * The live users of one Shoal instance: by id, by secret hash, by room, and the
+ * listening graph between them. Every change that clients must hear about goes
+ * through here, so the rooms it marks changed are exactly the ones to flush.
+ */
+import type { PositionT, UserT } from '../schemas/protocol.js'
+import { ListeningGraph } from './listening-graph.js'
+import { Room } from './room.js'
+import type { State } from './state.js'
+import type { LiveUser } from './user.js'
+
+export class UserStore {
+  private readonly users = new Map<string, LiveUser>()
+  private readonly bySecret = new Map<string, LiveUser>()
+  private readonly rooms = new Map<string, Room>()
+  private readonly changedRooms = new Set<Room>()
+  private readonly listening = new ListeningGraph()
+
+  get userCount (): number { return this.users.size }
+  get roomCount (): number { return this.roomNames().length }
+
+  get (id: string): LiveUser | undefined { return this.users.get(id) }
+  bySecretHash (hash: string): LiveUser | undefined { return this.bySecret.get(hash) }
+  room (name: string): Room | undefined { return this.rooms.get(name) }
+  roomNames (): string[] { return [...this.rooms.keys()].filter((name) => (this.rooms.get(name)?.members.size ?? 0) > 0) }
+  values (): IterableIterator<LiveUser> { return this.users.values() }
+
+  /** The room as a member sees it: everyone but `user`. */
+  othersInRoom (user: LiveUser): UserT[] {
+    return this.roomOf(user).others(user.id)
+  }
+
+  add (user: LiveUser): void {
+    this.users.set(user.id, user)
+    this.bySecret.set(user.secretHash, user)
+    this.listening.replace(user.id, [], user.listeningTo)
+    this.enter(user)
+  }
+
+  remove (user: LiveUser): void {
+    if (this.users.get(user.id) !== user) return
+    this.users.delete(user.id)
+    this.bySecret.delete(user.secretHash)
+    this.listening.replace(user.id, user.listeningTo, [])
+    this.exit(user)
+  }
+
+  moveToRoom (user: LiveUser, room: string): void {
+    this.exit(user)
+    user.room = room
+    this.enter(user)
+  }
+
+  setPosition (user: LiveUser, position: PositionT): void {
+    user.position = position
+    this.markMoved(user)
+  }
+
+  setProfile (user: LiveUser, name: string, state: State): void {
+    user.name = name
+    user.state = state
+    this.touch(user)
+  }
+
+  setListening (user: LiveUser, listeningTo: string[]): void {
+    this.listening.replace(user.id, user.listeningTo, listeningTo)
+    user.listeningTo = listeningTo
+    this.touch(user)
+  }
+
+  /** Connected users listening to `id`, wherever they are. */
+  * connectedListenersOf (id: string): Generator<LiveUser> {
+    for (const listenerId of this.listening.listenersOf(id)) {
+      const listener = this.users.get(listenerId)
+      if (listener?.connected === true) yield listener
+    }
+  }
+
+  /** Something clients see about `user` (name, state, listening set, connection) changed. */
+  touch (user: LiveUser): void {
+    const room = this.roomOf(user)
+    room.touch(user)
+    this.changedRooms.add(room)
+  }
+
+  /** Rooms with changes since the last call; rooms left empty are dropped afterwards. */
+  * takeChangedRooms (): Generator<Room> {
+    const rooms = [...this.changedRooms]
+    this.changedRooms.clear()
+    for (const room of rooms) {
+      yield room
+      if (room.isIdle) this.rooms.delete(room.name)
+    }
+  }
+
+  private markMoved (user: LiveUser): void {
+    const room = this.roomOf(user)
+    room.move(user)
+    this.changedRooms.add(room)
+  }
+
+  private enter (user: LiveUser): void {
+    let room = this.rooms.get(user.room)
+    if (room === undefined) {
+      room = new Room(user.room)
+      this.rooms.set(user.room, room)
+    }
+    room.add(user)
+    this.changedRooms.add(room)
+  }
+
+  private exit (user: LiveUser): void {
+    const room = this.rooms.get(user.room)
+    if (room === undefined) return
+    room.remove(user)
+    this.changedRooms.add(room)
+  }
+
+  private roomOf (user: LiveUser): Room {
+    const room = this.rooms.get(user.room)
+    if (room === undefined) throw new Error(`user ${user.id} is not in a room`)
+    return room
+  }
+}

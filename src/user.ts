@@ -1,0 +1,43 @@
+/** A live user: one that is in a room, connected or within its grace period. */
+import type { PositionT, UserT } from '../schemas/protocol.js'
+import type { State } from './state.js'
+
+/** The core's view of a client connection; the transport implements it. */
+export interface Peer {
+  /** The user this connection speaks for; the core sets it on register, resume and takeover. */
+  user: LiveUser | null
+  send(frame: string): void
+  close(code: number, reason: string): void
+  /** Bytes queued for this client and not yet written to the network. */
+  readonly bufferedAmount: number
+}
+
+export class LiveUser {
+  peer: Peer | null = null
+  /** When the socket went away (ms); meaningful only while `peer` is null. */
+  disconnectedAt = 0
+
+  constructor (
+    readonly id: string,
+    readonly secretHash: string,
+    public name: string,
+    public room: string,
+    public position: PositionT,
+    public state: State,
+    public listeningTo: string[]
+  ) {}
+
+  get connected (): boolean { return this.peer !== null }
+
+  toWire (): UserT {
+    return {
+      id: this.id,
+      name: this.name,
+      room: this.room,
+      position: this.position,
+      state: this.state,
+      listeningTo: this.listeningTo,
+      connected: this.connected
+    }
+  }
+}
