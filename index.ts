@@ -13,6 +13,7 @@ import type { ShoalSettingsT } from './schemas/options.js'
 import type { UserT } from './schemas/protocol.js'
 import { systemClock, type Clock } from './src/clock.js'
 import type { SessionStore } from './src/session-store.js'
+import type { LiveUser } from './src/user.js'
 import { resolveSettings } from './src/settings.js'
 import config, { type ShoalConfig } from './plugins/config.js'
 import metrics from './plugins/metrics.js'
@@ -75,13 +76,22 @@ declare module 'fastify' {
 
 export const SERVER_SENDER = 'server'
 
+/** A copy the host may keep or change: ordinary objects, no link to the live user. */
+function userCopy (user: LiveUser): UserT {
+  const wire = user.toWire()
+  return { ...wire, position: { ...wire.position }, state: { ...wire.state }, listeningTo: [...wire.listeningTo] }
+}
+
 function createApi (instance: FastifyInstance): ShoalApi {
   const { shoalUsers: users, shoalBroadcast: broadcast, shoalSessions: sessions, shoalConnections: connections } = instance
   const serverData = (payload: unknown): string => JSON.stringify({ type: 'data', from: SERVER_SENDER, payload })
   return {
     rooms: () => users.roomNames(),
-    users: (room) => [...(users.room(room)?.members.values() ?? [])].map((user) => user.toWire()),
-    user: (id) => users.get(id)?.toWire(),
+    users: (room) => [...(users.room(room)?.members.values() ?? [])].map(userCopy),
+    user (id) {
+      const user = users.get(id)
+      return user === undefined ? undefined : userCopy(user)
+    },
     sendToRoom: (room, payload) => broadcast.sendToRoom(room, serverData(payload), 'data'),
     sendToUser (id, payload) {
       const peer = users.get(id)?.peer
@@ -104,6 +114,33 @@ function createApi (instance: FastifyInstance): ShoalApi {
   }
 }
 
+/** Marks an HTTP server whose upgrades a @fastify/websocket listener already routes. */
+const kUpgradesRouted = Symbol.for('shoal.upgradesRouted')
+
+/**
+ * Registers @fastify/websocket in this context. Its decorator and route hook are
+ * per context, but its upgrade listener is per server and routes through the shared
+ * router, which reaches every context's routes: a sibling context that registers it
+ * again keeps its route hook and drops the second listener, which would route each
+ * upgrade twice.
+ */
+async function registerWebsocket (app: FastifyInstance, maxPayload: number): Promise<void> {
+  const server = app.server as typeof app.server & { [kUpgradesRouted]?: true }
+  const before = new Set(server.listeners('upgrade'))
+  await app.register(websocket, {
+    options: { maxPayload },
+    // Each instance drains its own clients with 1012 before this runs.
+    preClose (done) { this.websocketServer.close(() => done()) },
+    errorHandler (err, _socket, request) { request.log.debug({ err }, 'websocket protocol error') }
+  })
+  if (server[kUpgradesRouted] === true) {
+    for (const listener of server.listeners('upgrade')) {
+      if (!before.has(listener)) server.removeListener('upgrade', listener as (...args: unknown[]) => void)
+    }
+  }
+  server[kUpgradesRouted] = true
+}
+
 const shoal: FastifyPluginAsync<ShoalOptions> = async function shoal (app, options) {
   const settings = resolveSettings(options)
   const instanceConfig: ShoalConfig = {
@@ -113,17 +150,14 @@ const shoal: FastifyPluginAsync<ShoalOptions> = async function shoal (app, optio
     ...(options.sessionStore !== undefined && { sessionStore: options.sessionStore })
   }
 
-  // One upgrade listener per server: a host that registered @fastify/websocket keeps its own.
-  if (!app.hasDecorator('websocketServer')) {
-    await app.register(websocket, {
-      options: { maxPayload: settings.maxPayload },
-      // Clients are closed by each instance's drain (with 1012), not here without a code.
-      preClose (done) { this.websocketServer.close(() => done()) },
-      errorHandler (err, _socket, request) { request.log.debug({ err }, 'websocket protocol error') }
-    })
-  }
-
   let api: ShoalApi | undefined
+  // Added before @fastify/websocket's own preClose (which waits for every client to
+  // go), so that clients get 1012 even when the host only calls app.close().
+  app.addHook('preClose', async () => { await api?.drain() })
+
+  // A host that registered @fastify/websocket keeps its own registration.
+  if (!app.hasDecorator('websocketServer')) await registerWebsocket(app, settings.maxPayload)
+
   await app.register(async function shoalInstance (instance) {
     await instance.register(config, { config: instanceConfig })
     await instance.register(metrics)

@@ -11,6 +11,8 @@ export const CLOSE_RESTARTING = 1012
 export class ConnectionRegistry {
   private readonly open = new Set<Connection>()
   private drainRun: Promise<void> | null = null
+  /** Called when the last open connection goes (for a drain waiting on it). */
+  private onEmpty: (() => void) | null = null
 
   constructor (private readonly drainTimeoutMs: number, private readonly beforeExit: () => Promise<void>) {}
 
@@ -18,10 +20,19 @@ export class ConnectionRegistry {
   get draining (): boolean { return this.drainRun !== null }
 
   add (connection: Connection): void { this.open.add(connection) }
-  delete (connection: Connection): void { this.open.delete(connection) }
+
+  delete (connection: Connection): void {
+    this.open.delete(connection)
+    if (this.open.size === 0) this.onEmpty?.()
+  }
+
   [Symbol.iterator] (): IterableIterator<Connection> { return this.open.values() }
 
-  /** Closes every socket with 1012, waits for them (at most drainTimeoutMs), then flushes sessions. Idempotent. */
+  /**
+   * Closes every socket with 1012 and waits for them (at most drainTimeoutMs);
+   * drops the rest, waits for their close handlers (users go into grace), then
+   * flushes sessions. Idempotent.
+   */
   drain (): Promise<void> {
     this.drainRun ??= this.run()
     return this.drainRun
@@ -29,12 +40,21 @@ export class ConnectionRegistry {
 
   private async run (): Promise<void> {
     for (const connection of this.open) connection.close(CLOSE_RESTARTING, 'server shutting down')
-    const deadline = Date.now() + this.drainTimeoutMs
-    while (this.open.size > 0 && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 20))
-    }
+    await this.allClosed(this.drainTimeoutMs)
     for (const connection of this.open) connection.socket.terminate()
+    await this.allClosed(this.drainTimeoutMs)
     await this.beforeExit()
+  }
+
+  private async allClosed (timeoutMs: number): Promise<void> {
+    if (this.open.size === 0) return
+    let timer: NodeJS.Timeout | undefined
+    await new Promise<void>((resolve) => {
+      this.onEmpty = resolve
+      timer = setTimeout(resolve, timeoutMs)
+    })
+    clearTimeout(timer)
+    this.onEmpty = null
   }
 }
 
@@ -48,5 +68,4 @@ export default fp(async function connections (app) {
   const registry = new ConnectionRegistry(app.shoalConfig.drainTimeoutMs, () => app.shoalSessions.flush())
   app.shoalMetrics.gauge('shoal_connections', 'Open WebSocket connections.', () => registry.size)
   app.decorate('shoalConnections', registry)
-  app.addHook('preClose', async () => { await registry.drain() })
 }, { name: 'shoal-connections', fastify: '5.x', dependencies: ['shoal-config', 'shoal-metrics', 'shoal-sessions'] })

@@ -47,7 +47,8 @@ function welcome (ctx: HandlerContext, user: LiveUser, secret: string, resumed: 
     you: user.toWire(),
     users: ctx.app.shoalUsers.othersInRoom(user),
     heartbeatMs: ctx.app.shoalConfig.heartbeatMs,
-    serverTime: ctx.app.shoalConfig.clock.now()
+    serverTime: ctx.app.shoalConfig.clock.now(),
+    tickHz: ctx.app.shoalConfig.tickHz
   })
 }
 
@@ -79,12 +80,12 @@ export const handlers: HandlerTable = {
       const resumed = await app.shoalSessions.reconnect(connection, message.secret)
       if (resumed === null) return ctx.fail({ code: 'invalid_secret', message: 'secret: not a live session secret', ref: 'reconnect' })
       const { user, replaced } = resumed
+      replaced?.close(CLOSE_REPLACED, 'replaced by a newer connection')
       if (connection.closed) {
         // The socket went away while the store answered: the user is back, but in grace.
         app.shoalSessions.disconnect(user)
         return
       }
-      replaced?.close(CLOSE_REPLACED, 'replaced by a newer connection')
       app.log.debug({ user: user.id, takeover: replaced !== null }, 'user resumed')
       welcome(ctx, user, message.secret, true)
     }

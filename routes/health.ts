@@ -12,7 +12,8 @@ const Health = Type.Object({
 
 export default async function healthRoute (app: FastifyInstance): Promise<void> {
   const started = app.shoalConfig.clock.now()
-  app.get('/health', { schema: { response: { 200: Health, 503: Health } } }, async (_request, reply) => {
+  // Probes arrive every few seconds: keep them out of the info log.
+  app.get('/health', { logLevel: 'warn', schema: { response: { 200: Health, 503: Health } } }, async (_request, reply) => {
     if (app.shoalConnections.draining) return await reply.code(503).send({ status: 'draining' })
     return {
       status: 'ok',

@@ -52,6 +52,8 @@ export default async function wsRoute (app: FastifyInstance): Promise<void> {
     const ctx: HandlerContext = { app, connection, reply: send, fail }
 
     socket.on('message', (data: RawData, isBinary: boolean) => {
+      // Frames already in flight when the server began closing (leave, takeover, disconnect) are not handled.
+      if (!connection.isOpen) return
       const admission = connection.limiter.admit(config.clock.now())
       if (admission !== 'ok') {
         if (admission === 'drop-notify') fail({ code: 'rate_limited', message: 'too many messages; slow down' })
@@ -81,7 +83,7 @@ export default async function wsRoute (app: FastifyInstance): Promise<void> {
   })
 
   function dispatch (ctx: HandlerContext, text: string): void | Promise<void> {
-    if (ctx.connection.closed) return
+    if (!ctx.connection.isOpen) return
     const parsed = parseFrame(text)
     if (!parsed.ok) {
       metrics.received(parsed.error.ref !== undefined && parsed.error.code === 'invalid_message' ? parsed.error.ref : 'invalid')

@@ -151,7 +151,9 @@ export const WelcomeMessage = Type.Object({
   you: User,
   users: Type.Array(User),
   heartbeatMs: Type.Number(),
-  serverTime: Type.Number()
+  serverTime: Type.Number(),
+  /** Shoal extension: the server's tick rate, so clients can pace their updates to it. */
+  tickHz: Type.Number()
 })
 
 export const SnapshotMessage = Type.Object({

@@ -30,6 +30,8 @@ export const CLOSE_TOO_SLOW = 1013
 export class Broadcaster {
   /** Users skipped for positions, owed every position of their room once they drain. */
   private readonly behind = new Set<LiveUser>()
+  /** Peers closed for reading too slowly: their close handshake waits behind the backlog, and they get nothing more. */
+  private readonly closedSlow = new WeakSet<Peer>()
 
   constructor (
     private readonly users: UserStore,
@@ -94,7 +96,7 @@ export class Broadcaster {
     for (const member of room.members.values()) {
       const peer = member.peer
       if (peer === null) continue
-      if (peer.bufferedAmount > this.limits.slowReaderSkipBytes) {
+      if (this.isBehind(peer)) {
         this.behind.add(member)
         skipped++
       } else if (this.deliver(peer, frame)) {
@@ -112,16 +114,24 @@ export class Broadcaster {
       const room = this.users.room(user.room)
       if (peer === null || room === undefined || !room.members.has(user.id)) {
         this.behind.delete(user)
-      } else if (peer.bufferedAmount <= this.limits.slowReaderSkipBytes) {
+      } else if (!this.isBehind(peer)) {
         this.behind.delete(user)
         this.send(peer, positionsFrame(now, room.allPositions()), 'positions')
       }
     }
   }
 
+  /** Over the skip threshold but not (yet) over the close one; past that, `deliver` closes it. */
+  private isBehind (peer: Peer): boolean {
+    const buffered = peer.bufferedAmount
+    return buffered > this.limits.slowReaderSkipBytes && buffered <= this.limits.slowReaderCloseBytes
+  }
+
   private deliver (peer: Peer, frame: string): boolean {
+    if (this.closedSlow.has(peer)) return false
     if (peer.bufferedAmount > this.limits.slowReaderCloseBytes) {
       peer.close(CLOSE_TOO_SLOW, 'client reads too slowly')
+      this.closedSlow.add(peer)
       this.meter.closedSlow()
       return false
     }

@@ -23,6 +23,9 @@ export class Connection implements Peer {
   alive = true
   /** Set once the socket has closed; late results of async handlers are then dropped. */
   closed = false
+
+  /** Open for traffic: a socket that is closing takes no more messages either way. */
+  get isOpen (): boolean { return this.socket.readyState === OPEN }
   private tail: Promise<void> | null = null
 
   constructor (
@@ -49,7 +52,13 @@ export class Connection implements Peer {
    */
   serially (task: () => void | Promise<void>): void {
     if (this.tail === null) {
-      const result = task()
+      let result: void | Promise<void>
+      try {
+        result = task()
+      } catch (err) {
+        this.onTaskError(err)
+        return
+      }
       if (result instanceof Promise) this.track(result)
     } else {
       this.track(this.tail.then(task))

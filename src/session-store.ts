@@ -10,7 +10,7 @@ export interface SessionStore {
   /** Saves a batch (one tick's changes) at once. */
   save(records: readonly SessionRecordT[]): Promise<void>
   delete(secretHash: string): Promise<void>
-  /** Deletes every session last seen before `cutoff`; returns how many. */
+  /** Deletes every session last seen at or before `cutoff` (it has expired); returns how many. */
   sweep(cutoff: number): Promise<number>
   close(): Promise<void>
 }
@@ -35,7 +35,7 @@ export class MemorySessionStore implements SessionStore {
   async sweep (cutoff: number): Promise<number> {
     let removed = 0
     for (const [hash, record] of this.records) {
-      if (record.lastSeen < cutoff) {
+      if (record.lastSeen <= cutoff) {
         this.records.delete(hash)
         removed++
       }

@@ -37,7 +37,7 @@ export function resolveSettings (input: Partial<Record<ShoalSettingName, unknown
   const settings = Value.Default(ShoalSettings, picked)
   for (const name of names) {
     if (!Value.Check(ShoalSettings.properties[name], (settings as Record<string, unknown>)[name])) {
-      throw new SettingsError(`${label(name)}: expected ${describe(name)}, got ${JSON.stringify(input[name])}`)
+      throw new SettingsError(`${label(name)}: expected ${describe(name)}, got ${shown(input[name])}`)
     }
   }
   const resolved = settings as ShoalSettingsT
@@ -69,8 +69,8 @@ const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
 
 /** PORT, HOST and LOG_LEVEL of the standalone server. */
 export function listenFromEnv (env: NodeJS.ProcessEnv): ListenSettings {
-  const port = env.PORT === undefined || env.PORT === '' ? 3000 : Number(env.PORT)
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+  const port = env.PORT === undefined || env.PORT === '' ? 3000 : /^\d+$/.test(env.PORT) ? Number(env.PORT) : Number.NaN
+  if (!Number.isInteger(port) || port > 65535) {
     throw new SettingsError(`environment variable PORT: expected an integer from 0 to 65535, got ${JSON.stringify(env.PORT)}`)
   }
   const logLevel = env.LOG_LEVEL === undefined || env.LOG_LEVEL === '' ? 'info' : env.LOG_LEVEL
@@ -78,6 +78,11 @@ export function listenFromEnv (env: NodeJS.ProcessEnv): ListenSettings {
     throw new SettingsError(`environment variable LOG_LEVEL: expected one of ${logLevels.join(', ')}, got ${JSON.stringify(env.LOG_LEVEL)}`)
   }
   return { port, host: env.HOST === undefined || env.HOST === '' ? '0.0.0.0' : env.HOST, logLevel }
+}
+
+/** A value as the person set it: `Infinity` stays `Infinity`, strings keep their quotes. */
+function shown (value: unknown): string {
+  return typeof value === 'number' ? String(value) : JSON.stringify(value)
 }
 
 function parseNumber (raw: string): number | string {

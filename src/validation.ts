@@ -23,18 +23,24 @@ const checks = Object.fromEntries(
 
 const isMessageType = (type: string): type is ClientMessageType => Object.hasOwn(checks, type)
 
-/** `/position/x` → `position.x`, `/listeningTo/3` → `listeningTo[3]` (JSON pointer unescaped). */
-export function dottedPath (pointer: string): string {
+/**
+ * `/position/x` → `position.x`, `/listeningTo/3` → `listeningTo[3]` (JSON pointer
+ * unescaped). A segment is an index only where `value` holds an array there, so a
+ * state key such as `123` stays `state.123`.
+ */
+export function dottedPath (pointer: string, value?: unknown): string {
   let path = ''
+  let here: unknown = value
   for (const raw of pointer.split('/').slice(1)) {
     const segment = raw.replaceAll('~1', '/').replaceAll('~0', '~')
-    path += /^\d+$/.test(segment) ? `[${segment}]` : (path === '' ? segment : `.${segment}`)
+    path += Array.isArray(here) ? `[${segment}]` : (path === '' ? segment : `.${segment}`)
+    here = typeof here === 'object' && here !== null ? (here as Record<string, unknown>)[segment] : undefined
   }
   return path
 }
 
-function describe (error: ValueError, type: string): string {
-  const path = dottedPath(error.path)
+function describe (error: ValueError, type: string, message: unknown): string {
+  const path = dottedPath(error.path, message)
   const expected = (error.schema as { expected?: string }).expected
   switch (error.type) {
     case ValueErrorType.ObjectRequiredProperty:
@@ -75,7 +81,7 @@ export function parseFrame (text: string): ParseResult {
   const check = checks[type]
   if (!check.Check(value)) {
     const first = check.Errors(value).First()
-    return { ok: false, error: invalid(first === undefined ? `${type}: invalid message` : describe(first, type), type) }
+    return { ok: false, error: invalid(first === undefined ? `${type}: invalid message` : describe(first, type, value), type) }
   }
   return { ok: true, message: value as ClientMessage }
 }

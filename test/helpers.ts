@@ -114,3 +114,58 @@ export async function joinedClient (server: TestServer, fields: Record<string, u
   const welcome = await client.register(fields)
   return { client, welcome }
 }
+
+export interface Joined { client: TestClient, welcome: WelcomeMessageT }
+
+/** A server for one test and every client it makes, all closed when the test ends. */
+export async function harness (t: { teardown: (fn: () => unknown) => void }, options: ShoalOptions = {}) {
+  const server = await startServer(options)
+  const clients: TestClient[] = []
+  t.teardown(async () => {
+    for (const client of clients) client.close()
+    await server.close()
+  })
+  const connect = async (clientOptions: WebSocket.ClientOptions = {}): Promise<TestClient> => {
+    const client = await TestClient.connect(server.wsUrl, clientOptions)
+    clients.push(client)
+    return client
+  }
+  const join = async (fields: Record<string, unknown> = {}): Promise<Joined> => {
+    const joined = await joinedClient(server, fields)
+    clients.push(joined.client)
+    return joined
+  }
+  /** A new socket that resumes `secret`. */
+  const resume = async (secret: string): Promise<Joined> => {
+    const client = await connect()
+    return { client, welcome: await client.reconnect(secret) }
+  }
+  let ticker: Joined | undefined
+  let x = 0
+  /**
+   * Resolves after one whole broadcast tick has run after the call: a client alone
+   * in a room of its own moves and waits for its own positions entry, so every frame
+   * that tick sent to other clients is on their sockets before any later reply.
+   */
+  const tick = async (): Promise<void> => {
+    ticker ??= await join({ name: 'ticker', room: 'ticker-room' })
+    const { client, welcome } = ticker
+    const at = ++x
+    client.send({ type: 'update', position: { x: at, y: 0 } })
+    await client.next('positions', (m) => m.p.some(([id, px]) => id === welcome.id && px === at))
+  }
+  /** Lets what the clients sent take effect and be broadcast, then forgets their presence frames. */
+  const settle = async (...joined: Joined[]): Promise<void> => {
+    for (const { client } of joined) await client.drainType('pong')
+    await tick()
+    for (const { client } of joined) await client.drainType('presence')
+  }
+  return { server, clients, connect, join, resume, tick, settle }
+}
+
+/** A counter or gauge of the instance's /metrics (unlabelled), 0 when absent. */
+export async function metric (server: TestServer, name: string): Promise<number> {
+  const text = await (await fetch(`${server.url}/metrics`)).text()
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `))
+  return line === undefined ? 0 : Number(line.slice(name.length + 1))
+}

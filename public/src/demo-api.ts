@@ -1,0 +1,16 @@
+/** What the demo page exposes on `window.shoalDemo`, for debugging and for the browser test. */
+import type { ShoalClient } from '../../src/client/index.js'
+
+export interface DemoApi {
+  client: ShoalClient
+  /** Events the page saw, in order: welcome, join, leave, data, error:<code>. */
+  log: Array<{ event: string, id?: string }>
+  /** Where a remote user's dot is drawn now (interpolated). */
+  drawnAt: (id: string) => { x: number, y: number } | undefined
+}
+
+declare global {
+  interface Window {
+    shoalDemo: DemoApi
+  }
+}

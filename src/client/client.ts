@@ -1,0 +1,383 @@
+/**
+ * The Shoal client: connects, registers or resumes with its stored secret,
+ * reconnects after drops, mirrors its room, and coalesces outgoing movement to
+ * the server's tick. Works with the browser's WebSocket or with `ws` in Node.js.
+ */
+import { EventEmitter } from 'eventemitter3'
+import type {
+  ErrorCodeT, PositionT, ServerMessageT, StateT, PresenceUpdateT, UserT, WelcomeMessageT
+} from '../../schemas/protocol.js'
+import { backoffDelay, type BackoffOptions } from './backoff.js'
+import { RoomMirror } from './mirror.js'
+
+/** The subset of the WebSocket API the client uses (the browser's and `ws`'s both fit). */
+export interface WebSocketLike {
+  readonly readyState: number
+  send(data: string): void
+  close(code?: number, reason?: string): void
+  onopen: ((event: unknown) => void) | null
+  onclose: ((event: { code: number, reason: string }) => void) | null
+  onmessage: ((event: { data: unknown }) => void) | null
+  onerror: ((event: unknown) => void) | null
+}
+
+export type WebSocketConstructor = new (url: string) => WebSocketLike
+
+/** Where the secret is kept between visits; `localStorage` fits as it is. */
+export interface SecretStorage {
+  getItem(key: string): string | null
+  setItem(key: string, value: string): void
+  removeItem(key: string): void
+}
+
+/** Timer functions, injectable so tests can drive backoff and coalescing. */
+export interface Timers {
+  setTimeout(callback: () => void, ms: number): unknown
+  clearTimeout(handle: unknown): void
+  now(): number
+}
+
+export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed'
+
+export interface ShoalError {
+  code: ErrorCodeT | 'connection'
+  message: string
+  ref?: string
+}
+
+export interface ShoalClientEvents {
+  /** The socket opened (before `welcome`). */
+  open: []
+  welcome: [message: WelcomeMessageT]
+  /** The room copy was replaced by a `snapshot` (after `join`, `sync` or a detected gap). */
+  snapshot: [room: string, users: UserT[]]
+  join: [user: UserT]
+  leave: [user: UserT]
+  update: [user: UserT, changes: PresenceUpdateT]
+  positions: [moved: Array<{ user: UserT, position: PositionT }>, serverTime: number]
+  data: [from: string, payload: unknown]
+  error: [error: ShoalError]
+  state: [state: ConnectionState]
+  /** Round-trip time of a ping, in ms. */
+  rtt: [ms: number]
+}
+
+export interface RegisterFields {
+  name?: string
+  room?: string
+  state?: StateT
+  position?: { x: number, y: number, z?: number }
+}
+
+export interface ShoalClientOptions {
+  /** ws:// or wss:// URL of the server's WebSocket endpoint. */
+  url: string
+  /** WebSocket class: the global one in browsers; pass `ws`'s in Node.js. */
+  WebSocket?: WebSocketConstructor
+  /** Where the secret is kept; localStorage in browsers, memory elsewhere. */
+  storage?: SecretStorage
+  /** Storage key of the secret (default `shoal:secret`). */
+  storageKey?: string
+  /** Fields of the first `register` (a resumed session keeps its own). */
+  register?: RegisterFields
+  /** Outgoing updates per second when the server does not say (default 20). */
+  tickHz?: number
+  backoff?: BackoffOptions
+  /** Interval of RTT pings in ms (default 5000; 0 turns them off). */
+  pingIntervalMs?: number
+  timers?: Timers
+  random?: () => number
+  /** Connect at once (default true). */
+  autoConnect?: boolean
+}
+
+const OPEN = 1
+const CLOSE_LEFT = 1000
+const CLOSE_RESTARTING = 1012
+const CLOSE_REPLACED = 4001
+
+const defaultTimers: Timers = {
+  setTimeout: (callback, ms) => setTimeout(callback, ms),
+  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+  now: () => performance.now()
+}
+
+function memoryStorage (): SecretStorage {
+  const values = new Map<string, string>()
+  return {
+    getItem: (key) => values.get(key) ?? null,
+    setItem: (key, value) => { values.set(key, value) },
+    removeItem: (key) => { values.delete(key) }
+  }
+}
+
+function defaultStorage (): SecretStorage {
+  try {
+    const storage = (globalThis as { localStorage?: SecretStorage }).localStorage
+    if (storage !== undefined) return storage
+  } catch {
+    // Access to localStorage can throw (privacy settings, sandboxed frames).
+  }
+  return memoryStorage()
+}
+
+export class ShoalClient extends EventEmitter<ShoalClientEvents> {
+  state: ConnectionState = 'connecting'
+  /** Our own user as last confirmed by the server, with our latest local position. */
+  me: UserT | null = null
+  /** Round-trip time of the last ping, in ms. */
+  rtt: number | null = null
+
+  private readonly mirror = new RoomMirror()
+  private readonly options: ShoalClientOptions
+  private readonly storage: SecretStorage
+  private readonly storageKey: string
+  private readonly timers: Timers
+  private readonly random: () => number
+  private readonly WebSocketClass: WebSocketConstructor
+  private socket: WebSocketLike | null = null
+  private welcomed = false
+  private attempt = 0
+  private retryTimer: unknown = null
+  private pingTimer: unknown = null
+  private flushTimer: unknown = null
+  private lastUpdateAt = Number.NEGATIVE_INFINITY
+  private tickMs: number
+  private syncPending = false
+  /** Latest unsent outgoing values; only the newest survive an offline period. */
+  private pending: { position?: PositionT, state?: StateT, name?: string, listeningTo?: string[] } = {}
+
+  constructor (options: ShoalClientOptions) {
+    super()
+    this.options = options
+    this.storage = options.storage ?? defaultStorage()
+    this.storageKey = options.storageKey ?? 'shoal:secret'
+    this.timers = options.timers ?? defaultTimers
+    this.random = options.random ?? Math.random
+    this.tickMs = 1000 / (options.tickHz ?? 20)
+    const WebSocketClass = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket
+    if (WebSocketClass === undefined) throw new Error('shoal client: no WebSocket available; pass options.WebSocket')
+    this.WebSocketClass = WebSocketClass
+    if (options.autoConnect !== false) this.connect()
+  }
+
+  /** The other users of the room, by id. */
+  get users (): ReadonlyMap<string, UserT> { return this.mirror.users }
+  get room (): string { return this.mirror.room }
+  get id (): string | null { return this.me?.id ?? null }
+
+  connect (): void {
+    if (this.socket !== null) return
+    this.timers.clearTimeout(this.retryTimer)
+    this.retryTimer = null
+    const socket = new this.WebSocketClass(this.options.url)
+    this.socket = socket
+    socket.onopen = () => {
+      this.emit('open')
+      const secret = this.storage.getItem(this.storageKey)
+      this.sendNow(secret === null ? { type: 'register', ...this.options.register } : { type: 'reconnect', secret })
+    }
+    socket.onmessage = (event) => {
+      if (typeof event.data !== 'string') return
+      let message: ServerMessageT
+      try {
+        message = JSON.parse(event.data) as ServerMessageT
+      } catch {
+        return
+      }
+      this.receive(message)
+    }
+    socket.onerror = () => {}
+    socket.onclose = (event) => this.onSocketClosed(socket, event.code)
+  }
+
+  /** Moves our user; sent at most once per server tick, the latest position wins. */
+  move (position: { x: number, y: number, z?: number }): void {
+    const next = { x: position.x, y: position.y, z: position.z ?? 0 }
+    this.pending.position = next
+    if (this.me !== null) this.me.position = next
+    this.scheduleFlush()
+  }
+
+  /** Merges `patch` into our state (null removes a key); coalesced like `move`. */
+  setState (patch: StateT): void {
+    this.pending.state = { ...this.pending.state, ...patch }
+    this.scheduleFlush()
+  }
+
+  setName (name: string): void {
+    this.pending.name = name
+    this.scheduleFlush()
+  }
+
+  /** Replaces the set of users we listen to (their `data` reaches us). */
+  listenTo (ids: string[]): void {
+    this.pending.listeningTo = [...ids]
+    this.scheduleFlush()
+  }
+
+  /** Sends `payload` to our listeners; false when not connected (data is not queued). */
+  send (payload: unknown): boolean {
+    return this.welcomed && this.sendNow({ type: 'data', payload })
+  }
+
+  join (room: string): void {
+    if (this.welcomed) this.sendNow({ type: 'join', room })
+  }
+
+  sync (): void {
+    if (this.welcomed && !this.syncPending) {
+      this.syncPending = true
+      this.sendNow({ type: 'sync' })
+    }
+  }
+
+  /** Ends the session for good and forgets the secret. */
+  leave (): void {
+    this.storage.removeItem(this.storageKey)
+    if (this.welcomed) this.sendNow({ type: 'leave' })
+    this.shutDown()
+  }
+
+  /** Closes without ending the session: the secret stays and a later client resumes the user. */
+  close (): void {
+    this.shutDown()
+    this.socket?.close(CLOSE_LEFT)
+  }
+
+  private shutDown (): void {
+    this.transition('closed')
+    this.stopTimers()
+  }
+
+  private receive (message: ServerMessageT): void {
+    switch (message.type) {
+      case 'welcome': return this.onWelcome(message)
+      case 'snapshot':
+        this.syncPending = false
+        this.mirror.reset(message.room, message.users)
+        this.emit('snapshot', message.room, [...this.mirror.users.values()])
+        return
+      case 'presence': {
+        const changes = this.mirror.applyPresence(message)
+        for (const user of changes.left) this.emit('leave', user)
+        for (const user of changes.joined) this.emit('join', user)
+        for (const { user, changes: update } of changes.updated) this.emit('update', user, update)
+        if (changes.gap) this.sync()
+        return
+      }
+      case 'positions': {
+        if (this.mirror.applyPositions(message)) this.sync()
+        const moved = []
+        for (const [id, x, y, z] of message.p) {
+          const user = this.mirror.users.get(id)
+          if (user !== undefined) moved.push({ user, position: { x, y, z } })
+        }
+        if (moved.length > 0) this.emit('positions', moved, message.t)
+        return
+      }
+      case 'data':
+        this.emit('data', message.from, message.payload)
+        return
+      case 'pong':
+        if (message.t !== undefined) {
+          this.rtt = this.timers.now() - message.t
+          this.emit('rtt', this.rtt)
+        }
+        return
+      case 'error':
+        if (message.code === 'invalid_secret') {
+          // The session is gone (expired or ended): start a new one on this socket.
+          this.storage.removeItem(this.storageKey)
+          this.sendNow({ type: 'register', ...this.options.register })
+        }
+        this.emit('error', message.ref === undefined ? { code: message.code, message: message.message } : { code: message.code, message: message.message, ref: message.ref })
+    }
+  }
+
+  private onWelcome (message: WelcomeMessageT): void {
+    this.storage.setItem(this.storageKey, message.secret)
+    this.welcomed = true
+    this.attempt = 0
+    this.syncPending = false
+    // tickHz is a Shoal extension; a server without it leaves the configured pace.
+    if (typeof message.tickHz === 'number' && message.tickHz > 0) this.tickMs = 1000 / message.tickHz
+    this.me = { ...message.you, position: this.pending.position ?? message.you.position }
+    this.mirror.selfId = message.id
+    this.mirror.reset(message.room, message.users)
+    this.transition('open')
+    this.emit('welcome', message)
+    this.lastUpdateAt = Number.NEGATIVE_INFINITY
+    this.flush()
+    this.schedulePing()
+  }
+
+  private onSocketClosed (socket: WebSocketLike, code: number): void {
+    if (this.socket !== socket) return
+    this.socket = null
+    this.welcomed = false
+    this.syncPending = false
+    this.timers.clearTimeout(this.pingTimer)
+    this.timers.clearTimeout(this.flushTimer)
+    this.flushTimer = null
+    if (this.state === 'closed') return
+    if (code === CLOSE_REPLACED) {
+      this.emit('error', { code: 'connection', message: 'replaced: this user connected elsewhere' })
+      return this.shutDown()
+    }
+    this.transition('reconnecting')
+    const delay = code === CLOSE_RESTARTING ? 0 : backoffDelay(this.attempt, this.random, this.options.backoff)
+    this.attempt++
+    this.retryTimer = this.timers.setTimeout(() => this.connect(), delay)
+  }
+
+  private scheduleFlush (): void {
+    if (!this.welcomed || this.flushTimer !== null) return
+    const wait = this.lastUpdateAt + this.tickMs - this.timers.now()
+    if (wait <= 0) this.flush()
+    else this.flushTimer = this.timers.setTimeout(() => { this.flushTimer = null; this.flush() }, wait)
+  }
+
+  /** Sends everything pending: one `update` (at most one per tick) and the listening set. */
+  private flush (): void {
+    if (!this.welcomed) return
+    const { position, state, name, listeningTo } = this.pending
+    if (listeningTo !== undefined) {
+      if (!this.sendNow({ type: 'updatelisteningto', listeningTo })) return
+      delete this.pending.listeningTo
+    }
+    if (position === undefined && state === undefined && name === undefined) return
+    const update = { type: 'update', ...(position !== undefined && { position }), ...(state !== undefined && { state }), ...(name !== undefined && { name }) }
+    if (!this.sendNow(update)) return
+    this.pending = {}
+    this.lastUpdateAt = this.timers.now()
+  }
+
+  private schedulePing (): void {
+    const interval = this.options.pingIntervalMs ?? 5000
+    if (interval <= 0) return
+    const ping = (): void => {
+      this.sendNow({ type: 'ping', t: this.timers.now() })
+      this.pingTimer = this.timers.setTimeout(ping, interval)
+    }
+    ping()
+  }
+
+  private sendNow (message: object): boolean {
+    const socket = this.socket
+    if (socket === null || socket.readyState !== OPEN) return false
+    socket.send(JSON.stringify(message))
+    return true
+  }
+
+  private stopTimers (): void {
+    for (const timer of [this.retryTimer, this.pingTimer, this.flushTimer]) this.timers.clearTimeout(timer)
+    this.retryTimer = this.pingTimer = this.flushTimer = null
+  }
+
+  private transition (state: ConnectionState): void {
+    if (this.state === state) return
+    this.state = state
+    this.emit('state', state)
+  }
+}

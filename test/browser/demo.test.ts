@@ -1,0 +1,118 @@
+// The demo page in a real browser (Debian's chromium driven by playwright-core):
+// two pages in one room see each other move, a reload keeps the user, and page B
+// is photographed for people to look at.
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdirSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+import { chromium, type Browser, type Page } from 'playwright-core'
+import type {} from '../../public/src/demo-api.js'
+import { startServer } from '../helpers.js'
+
+const CHROMIUM = '/usr/bin/chromium'
+const root = fileURLToPath(new URL('../..', import.meta.url))
+const outputDir = fileURLToPath(new URL('../../test-output/', import.meta.url))
+
+interface DemoView {
+  state: string
+  id: string | null
+  users: Array<{ id: string, name: string, x: number, y: number, listeningTo: string[] }>
+  log: Array<{ event: string, id?: string }>
+}
+
+async function view (page: Page): Promise<DemoView> {
+  return await page.evaluate(() => {
+    const { client, log } = window.shoalDemo
+    return {
+      state: client.state,
+      id: client.id,
+      users: [...client.users.values()].map((u) => ({ id: u.id, name: u.name, x: u.position.x, y: u.position.y, listeningTo: u.listeningTo })),
+      log
+    }
+  })
+}
+
+async function waitFor (page: Page, test: (view: DemoView) => boolean, what: string): Promise<DemoView> {
+  const deadline = Date.now() + 10_000
+  for (;;) {
+    const current = await view(page).catch(() => null)
+    if (current !== null && test(current)) return current
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(current)}`)
+    await page.waitForTimeout(25)
+  }
+}
+
+if (!existsSync(CHROMIUM) && process.env.CI !== 'true') {
+  t.plan(0, `browser test needs ${CHROMIUM} (apt-get install -y chromium); .ci/run installs it`)
+} else {
+  t.test('two pages in one room, in chromium', async (t) => {
+    execFileSync('npm', ['run', '--silent', 'build:web'], { cwd: root, stdio: 'ignore' })
+    const server = await startServer({ tickHz: 20, graceMs: 5000 })
+    const browser: Browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
+    })
+    t.teardown(async () => {
+      await browser.close()
+      await server.close()
+    })
+    // Two browser contexts: two people, each with their own localStorage.
+    const pageA = await (await browser.newContext({ viewport: { width: 1100, height: 800 } })).newPage()
+    const pageB = await (await browser.newContext({ viewport: { width: 1100, height: 800 } })).newPage()
+    const roomUrl = `${server.url}/?room=browser-test`
+    await pageA.goto(roomUrl)
+    const a = await waitFor(pageA, (v) => v.state === 'open' && v.id !== null, 'page A to connect')
+    await pageB.goto(roomUrl)
+    const b = await waitFor(pageB, (v) => v.state === 'open' && v.users.some((u) => u.id === a.id), 'page B to see A')
+    await waitFor(pageA, (v) => v.users.some((u) => u.id === b.id), 'page A to see B')
+
+    // Moving the mouse on A moves A's dot on B: canvas pixels map to world units (1000 wide).
+    const canvas = await pageA.locator('#space').boundingBox()
+    if (canvas === null) throw new Error('no canvas on page A')
+    const world = (px: number, py: number) => ({ x: px / canvas.width * 1000, y: py / canvas.height * 640 })
+    await pageA.mouse.move(canvas.x + canvas.width * 0.25, canvas.y + canvas.height * 0.5)
+    const target = world(canvas.width * 0.25, canvas.height * 0.5)
+    const moved = await waitFor(pageB, (v) => {
+      const seen = v.users.find((u) => u.id === a.id)
+      return seen !== undefined && Math.abs(seen.x - target.x) < 1 && Math.abs(seen.y - target.y) < 1
+    }, "A's new position on page B")
+    t.ok(moved.users.some((u) => u.id === a.id), "B's mirror has A at the mouse position")
+
+    // Reloading A keeps its id (secret from localStorage) and B never sees A leave.
+    await pageA.reload()
+    const reloaded = await waitFor(pageA, (v) => v.state === 'open' && v.id !== null, 'page A to reconnect after reload')
+    t.equal(reloaded.id, a.id, 'A keeps its id across a reload')
+    const afterReload = await waitFor(pageB, (v) => v.users.some((u) => u.id === a.id), 'B still to have A')
+    t.notOk(afterReload.log.some((entry) => entry.event === 'leave' && entry.id === a.id), 'B never saw A leave')
+
+    // B listens to A by clicking A's dot; A says something; B shows it.
+    await pageA.mouse.move(canvas.x + canvas.width * 0.3, canvas.y + canvas.height * 0.4)
+    const spot = world(canvas.width * 0.3, canvas.height * 0.4)
+    await waitFor(pageB, (v) => v.users.some((u) => u.id === a.id && Math.abs(u.x - spot.x) < 1), 'A at its new spot on B')
+    await pageB.waitForFunction(([id, x, y]) => {
+      const drawn = window.shoalDemo.drawnAt(id as string)
+      return drawn !== undefined && Math.abs(drawn.x - (x as number)) < 1 && Math.abs(drawn.y - (y as number)) < 1
+    }, [a.id, spot.x, spot.y])
+    const canvasB = await pageB.locator('#space').boundingBox()
+    if (canvasB === null) throw new Error('no canvas on page B')
+    const aOnB = { x: canvasB.x + spot.x / 1000 * canvasB.width, y: canvasB.y + spot.y / 640 * canvasB.height }
+    // Approach from the right, as a person would: B's dot follows the pointer until it is over A's dot.
+    await pageB.mouse.move(aOnB.x + 80, aOnB.y, { steps: 4 })
+    await pageB.mouse.move(aOnB.x, aOnB.y, { steps: 8 })
+    await pageB.mouse.click(aOnB.x, aOnB.y)
+    await waitFor(pageA, (v) => v.users.some((u) => u.id === b.id && u.listeningTo.includes(a.id ?? '')), 'A to see that B listens to it')
+    await pageA.fill('#say-text', 'hello from A')
+    await pageA.press('#say-text', 'Enter')
+    await waitFor(pageB, (v) => v.log.some((entry) => entry.event === 'data' && entry.id === a.id), "B to receive A's message")
+    // B steps back, so the picture shows both dots, the listening line and the bubble.
+    await pageB.mouse.move(canvasB.x + canvasB.width * 0.6, canvasB.y + canvasB.height * 0.65, { steps: 5 })
+    // Two animation frames, so the bubble is on the canvas before the picture.
+    await pageB.evaluate(async () => await new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve))))
+    mkdirSync(outputDir, { recursive: true })
+    const path = `${outputDir}demo-page-b.png`
+    await pageB.screenshot({ path })
+    t.ok(existsSync(path), `screenshot written to ${path}`)
+    t.equal(await pageB.locator('#count').textContent(), '2', 'page B shows two users')
+    t.equal(await pageB.locator('#state').textContent(), 'open', 'page B shows its connection state')
+  })
+}

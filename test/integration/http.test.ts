@@ -1,0 +1,199 @@
+/** The HTTP side of an instance: /health, /metrics and the demo client. */
+import t from 'tap'
+import { joinedClient, startServer, TestClient } from '../helpers.js'
+
+interface Health { status: string, uptime?: number, connections?: number, users?: number, rooms?: number }
+
+async function getHealth (url: string): Promise<{ status: number, body: Health }> {
+  const res = await fetch(`${url}/health`)
+  return { status: res.status, body: await res.json() as Health }
+}
+
+async function getMetrics (url: string): Promise<string> {
+  const res = await fetch(`${url}/metrics`)
+  if (res.status !== 200) throw new Error(`/metrics answered ${res.status}`)
+  return await res.text()
+}
+
+/** Retries `check` until it returns true or `timeoutMs` passes; returns its last verdict. */
+async function eventually (check: () => Promise<boolean>, timeoutMs = 3000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (await check()) return true
+    if (Date.now() > deadline) return false
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+/** The `src` of every script element of a page. */
+function scriptSources (html: string): string[] {
+  return [...html.matchAll(/<script\b[^>]*\bsrc=["']([^"']+)["']/gi)].map((match) => match[1] ?? '')
+}
+
+/** The value of one sample line (`name{labels} value`), or undefined when absent. */
+function sample (text: string, series: string): number | undefined {
+  for (const line of text.split('\n')) {
+    if (line.startsWith(`${series} `)) return Number(line.slice(series.length + 1))
+  }
+  return undefined
+}
+
+t.test('GET /health', async (t) => {
+  const server = await startServer({ graceMs: 0 })
+  t.teardown(server.close)
+
+  t.test('answers ok with uptime and zero counts when idle', async (t) => {
+    const res = await fetch(`${server.url}/health`)
+    t.equal(res.status, 200)
+    t.match(res.headers.get('content-type'), /^application\/json/)
+    const body = await res.json() as Health
+    t.equal(body.status, 'ok')
+    t.type(body.uptime, 'number')
+    t.ok((body.uptime ?? -1) >= 0, 'uptime is not negative')
+    t.same({ connections: body.connections, users: body.users, rooms: body.rooms }, { connections: 0, users: 0, rooms: 0 })
+  })
+
+  t.test('counts follow real clients', async (t) => {
+    const a = await joinedClient(server, { name: 'Ann', room: 'h1' })
+    const b = await joinedClient(server, { name: 'Bob', room: 'h2' })
+    let health = await getHealth(server.url)
+    t.equal(health.status, 200)
+    t.match(health.body, { status: 'ok', connections: 2, users: 2, rooms: 2 })
+
+    // A guest connection counts as a connection, not as a user.
+    const guest = await TestClient.connect(server.wsUrl)
+    t.ok(await eventually(async () => (await getHealth(server.url)).body.connections === 3), 'guest counted as a connection')
+    health = await getHealth(server.url)
+    t.match(health.body, { connections: 3, users: 2, rooms: 2 })
+
+    // Bob joins Ann's room: one room left.
+    b.client.send({ type: 'join', room: 'h1' })
+    await b.client.next('snapshot')
+    health = await getHealth(server.url)
+    t.match(health.body, { connections: 3, users: 2, rooms: 1 })
+
+    // Ann leaves for good; the guest closes.
+    a.client.send({ type: 'leave' })
+    t.equal((await a.client.closed).code, 1000)
+    guest.close()
+    await guest.closed
+    t.ok(await eventually(async () => {
+      const { body } = await getHealth(server.url)
+      return body.connections === 1 && body.users === 1 && body.rooms === 1
+    }), 'counts drop after leave and close')
+
+    // Bob's socket drops without leave; with graceMs 0 he is removed at the next tick.
+    b.client.close()
+    await b.client.closed
+    t.ok(await eventually(async () => {
+      const { body } = await getHealth(server.url)
+      return body.connections === 0 && body.users === 0 && body.rooms === 0
+    }), 'counts return to zero')
+  })
+})
+
+t.test('GET /metrics', async (t) => {
+  const server = await startServer()
+  t.teardown(server.close)
+  const a = await joinedClient(server, { name: 'Ann', room: 'm1' })
+  const b = await joinedClient(server, { name: 'Bob', room: 'm2' })
+  t.teardown(() => { a.client.close(); b.client.close() })
+
+  a.client.send('{not json')
+  const error = await a.client.next('error')
+  t.equal(error.code, 'bad_json')
+  a.client.send('{"also": not json')
+  await a.client.next('error', (m) => m.code === 'bad_json')
+
+  const res = await fetch(`${server.url}/metrics`)
+  t.equal(res.status, 200)
+  t.match(res.headers.get('content-type'), /^text\/plain/)
+  t.match(res.headers.get('content-type'), /version=0\.0\.4/)
+
+  // Wait until at least one tick has been observed, so the histogram has a count.
+  let text = ''
+  t.ok(await eventually(async () => {
+    text = await getMetrics(server.url)
+    return (sample(text, 'shoal_tick_duration_seconds_count') ?? 0) > 0
+  }), 'ticks are observed')
+
+  for (const family of ['shoal_connections', 'shoal_users', 'shoal_rooms', 'shoal_messages_in_total', 'shoal_messages_out_total',
+    'shoal_errors_total', 'shoal_frames_skipped_total', 'shoal_tick_duration_seconds']) {
+    t.match(text, new RegExp(`^# HELP ${family} `, 'm'), `${family} has HELP`)
+    t.match(text, new RegExp(`^# TYPE ${family} `, 'm'), `${family} has TYPE`)
+  }
+  t.match(text, /^# TYPE shoal_connections gauge$/m)
+  t.match(text, /^# TYPE shoal_messages_in_total counter$/m)
+  t.match(text, /^# TYPE shoal_tick_duration_seconds histogram$/m)
+
+  t.equal(sample(text, 'shoal_connections'), 2, 'shoal_connections follows clients')
+  t.equal(sample(text, 'shoal_users'), 2, 'shoal_users follows clients')
+  t.equal(sample(text, 'shoal_rooms'), 2, 'shoal_rooms follows clients')
+  t.equal(sample(text, 'shoal_messages_in_total{type="register"}'), 2)
+  t.equal(sample(text, 'shoal_messages_out_total{type="welcome"}'), 2)
+  t.equal(sample(text, 'shoal_errors_total{code="bad_json"}'), 2)
+  t.equal(sample(text, 'shoal_frames_skipped_total'), 0)
+
+  // The histogram: every bucket, +Inf, sum and count.
+  for (const le of ['0.0001', '0.00025', '0.0005', '0.001', '0.0025', '0.005', '0.01', '0.025', '0.05', '0.1', '+Inf']) {
+    t.type(sample(text, `shoal_tick_duration_seconds_bucket{le="${le}"}`), 'number', `bucket le=${le}`)
+  }
+  const count = sample(text, 'shoal_tick_duration_seconds_count') ?? 0
+  t.equal(sample(text, 'shoal_tick_duration_seconds_bucket{le="+Inf"}'), count, '+Inf bucket equals count')
+  t.type(sample(text, 'shoal_tick_duration_seconds_sum'), 'number')
+
+  // Counters move with traffic.
+  a.client.send({ type: 'ping', t: 1 })
+  await a.client.next('pong')
+  b.client.send({ type: 'bogus' })
+  await b.client.next('error', (m) => m.code === 'unknown_type')
+  text = await getMetrics(server.url)
+  t.equal(sample(text, 'shoal_messages_in_total{type="ping"}'), 1)
+  t.equal(sample(text, 'shoal_messages_out_total{type="pong"}'), 1)
+  t.equal(sample(text, 'shoal_errors_total{code="unknown_type"}'), 1)
+  t.equal(sample(text, 'shoal_errors_total{code="bad_json"}'), 2)
+})
+
+t.test('the demo client is served at /', async (t) => {
+  const server = await startServer()
+  t.teardown(server.close)
+
+  const page = await fetch(`${server.url}/`)
+  t.equal(page.status, 200)
+  t.match(page.headers.get('content-type'), /^text\/html/)
+  const html = await page.text()
+  t.match(html, /<html/i)
+  t.equal((await fetch(`${server.url}/index.html`)).status, 200)
+
+  // The client script(s) the page loads (the demo's app.js, wherever the page points) are served too.
+  const scripts = scriptSources(html)
+  t.ok(scripts.length > 0, 'the page loads a script')
+  for (const src of scripts) {
+    const script = await fetch(new URL(src, `${server.url}/`))
+    t.equal(script.status, 200, `${src} is served`)
+    t.match(script.headers.get('content-type'), /javascript/, `${src} is JavaScript`)
+    t.ok((await script.text()).length > 0, `${src} is not empty`)
+  }
+
+  const missing = await fetch(`${server.url}/no-such-file.js`)
+  t.equal(missing.status, 404)
+})
+
+t.test('demo: false serves no demo, but health and the socket still work', async (t) => {
+  const server = await startServer({ demo: false })
+  t.teardown(server.close)
+  // The page's script names come from an instance that serves the demo.
+  const withDemo = await startServer()
+  t.teardown(withDemo.close)
+  const demoUrl = withDemo.url
+  t.equal((await fetch(`${server.url}/`)).status, 404)
+  t.equal((await fetch(`${server.url}/index.html`)).status, 404)
+  for (const src of scriptSources(await (await fetch(`${demoUrl}/`)).text())) {
+    t.equal((await fetch(new URL(src, `${server.url}/`))).status, 404, `${src} is not served`)
+  }
+  t.equal((await getHealth(server.url)).status, 200)
+  t.equal((await fetch(`${server.url}/metrics`)).status, 200)
+  const { client, welcome } = await joinedClient(server)
+  t.equal(welcome.protocol, 1)
+  client.close()
+})

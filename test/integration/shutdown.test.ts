@@ -1,0 +1,375 @@
+/**
+ * Shutdown: the drain of an embedded instance, and the standalone server's
+ * answer to SIGTERM and SIGINT as a real process (and to bad settings).
+ */
+import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import net from 'node:net'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+import Fastify from 'fastify'
+import shoal, { MemorySessionStore } from '../../index.js'
+import { FAST, joinedClient, startServer, TestClient } from '../helpers.js'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+
+async function health (url: string): Promise<{ status: number, body: unknown }> {
+  const res = await fetch(`${url}/health`)
+  return { status: res.status, body: await res.json() }
+}
+
+/** Retries `check` until it returns true or `timeoutMs` passes; returns its last verdict. */
+async function eventually (check: () => Promise<boolean>, timeoutMs = 3000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (await check().catch(() => false)) return true
+    if (Date.now() > deadline) return false
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+/** The HTTP status of a WebSocket upgrade attempt (101 when it succeeds). */
+async function upgradeStatus (wsUrl: string): Promise<number> {
+  try {
+    const client = await TestClient.connect(wsUrl)
+    client.close()
+    return 101
+  } catch (err) {
+    const match = /^HTTP (\d+)$/.exec((err as Error).message)
+    if (match === null) throw err
+    return Number(match[1])
+  }
+}
+
+interface SilentSocket {
+  /** Bytes received after the handshake (the server's frames, never answered). */
+  readonly received: () => Buffer
+  readonly closed: Promise<void>
+  destroy: () => void
+}
+
+/**
+ * A WebSocket client that completes the handshake and then never answers
+ * anything, not even a close frame: the drain has to give up on it.
+ */
+async function silentSocket (host: string, port: number, path: string): Promise<SilentSocket> {
+  const socket = net.connect(port, host)
+  await once(socket, 'connect')
+  socket.write([
+    `GET ${path} HTTP/1.1`, `Host: ${host}:${port}`, 'Upgrade: websocket', 'Connection: Upgrade',
+    `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`, 'Sec-WebSocket-Version: 13', '', ''
+  ].join('\r\n'))
+  let buffer = Buffer.alloc(0)
+  let headDone = false
+  const closed = new Promise<void>((resolve) => { socket.once('close', () => resolve()) })
+  socket.on('error', () => {})
+  await new Promise<void>((resolve, reject) => {
+    socket.on('data', (chunk: Buffer) => {
+      buffer = Buffer.concat([buffer, chunk])
+      if (headDone) return
+      const end = buffer.indexOf('\r\n\r\n')
+      if (end < 0) return
+      const head = buffer.subarray(0, end).toString()
+      buffer = buffer.subarray(end + 4)
+      headDone = true
+      if (head.startsWith('HTTP/1.1 101')) resolve()
+      else reject(new Error(`handshake refused: ${head.split('\r\n')[0] ?? ''}`))
+    })
+    socket.once('close', () => reject(new Error('closed during the handshake')))
+  })
+  return { received: () => buffer, closed, destroy: () => socket.destroy() }
+}
+
+/** The status code of the first close frame among unmasked server frames, if any. */
+function closeCode (frames: Buffer): number | undefined {
+  let at = 0
+  while (at + 2 <= frames.length) {
+    const opcode = (frames[at] ?? 0) & 0x0f
+    let length = (frames[at + 1] ?? 0) & 0x7f
+    let offset = at + 2
+    if (length === 126) { length = frames.readUInt16BE(offset); offset += 2 } else if (length === 127) { length = Number(frames.readBigUInt64BE(offset)); offset += 8 }
+    if (opcode === 0x8) return length >= 2 ? frames.readUInt16BE(offset) : 1005
+    at = offset + length
+  }
+  return undefined
+}
+
+t.test('in-process drain', async (t) => {
+  t.test('health 503 at once, clients closed with 1012, upgrades refused with 503, then close resolves', async (t) => {
+    const server = await startServer({ drainTimeoutMs: 2000 })
+    let closed = false
+    t.teardown(async () => { if (!closed) await server.close() })
+    const a = await joinedClient(server, { name: 'Ann', room: 'd1' })
+    const b = await joinedClient(server, { name: 'Bob', room: 'd2' })
+    const guest = await TestClient.connect(server.wsUrl)
+    t.match(await health(server.url), { status: 200, body: { status: 'ok' } })
+    t.equal(server.app.shoal.stats.draining, false)
+
+    const draining = server.app.shoal.drain()
+    t.equal(server.app.shoal.stats.draining, true, 'draining from the first moment')
+    t.equal(server.app.shoal.drain(), draining, 'drain is idempotent')
+    const during = await health(server.url)
+    t.equal(during.status, 503)
+    t.same(during.body, { status: 'draining' })
+
+    for (const client of [a.client, b.client, guest]) {
+      t.equal((await client.closed).code, 1012, 'closed with 1012 (service restart)')
+    }
+    t.equal(await upgradeStatus(server.wsUrl), 503, 'a new upgrade is refused with 503')
+    await draining
+    t.equal(server.app.shoal.stats.connections, 0)
+
+    // Still draining after the drain finished, until the server is gone.
+    t.same((await health(server.url)).body, { status: 'draining' })
+    t.equal(await upgradeStatus(server.wsUrl), 503)
+
+    await server.close()
+    closed = true
+    t.pass('app.close() resolved')
+  })
+
+  t.test('app.close() alone drains: clients get 1012 and close resolves', async (t) => {
+    const server = await startServer()
+    const a = await joinedClient(server, { name: 'Ann' })
+    const b = await joinedClient(server, { name: 'Bob' })
+    const closing = server.close().then(() => 'closed')
+    // Bounded wait: if close() hangs on the open sockets, let the clients go so the test ends.
+    const outcome = await Promise.race([closing, new Promise<string>((resolve) => setTimeout(() => resolve('pending'), 3000))])
+    const draining = server.app.shoal.stats.draining
+    if (outcome === 'pending') { a.client.close(); b.client.close(); await closing }
+    t.equal(outcome, 'closed', 'app.close() resolves while clients are connected')
+    t.equal(draining, true, 'app.close() started the drain')
+    t.equal((await a.client.closed).code, 1012, 'clients are closed with 1012')
+    t.equal((await b.client.closed).code, 1012, 'clients are closed with 1012')
+  })
+
+  t.test('a client that never answers the close is dropped after drainTimeoutMs', async (t) => {
+    const drainTimeoutMs = 300
+    const server = await startServer({ drainTimeoutMs })
+    t.teardown(server.close)
+    const { hostname, port, pathname } = new URL(server.wsUrl)
+    const silent = await silentSocket(hostname, Number(port), pathname)
+    t.teardown(silent.destroy)
+    const polite = await joinedClient(server, { name: 'Ann' })
+    t.ok(await eventually(async () => server.app.shoal.stats.connections === 2), 'both connected')
+
+    const started = Date.now()
+    await server.app.shoal.drain()
+    const took = Date.now() - started
+    t.equal((await polite.client.closed).code, 1012)
+    t.ok(took >= drainTimeoutMs - 30, `the drain waited for the silent client (${took} ms)`)
+    t.ok(took < drainTimeoutMs + 1500, `and gave up on it in time (${took} ms)`)
+    await silent.closed
+    t.equal(closeCode(silent.received()), 1012, 'the silent client was sent a 1012 close frame first')
+    t.ok(await eventually(async () => server.app.shoal.stats.connections === 0), 'no connection is left')
+  })
+
+  t.test('sessions are flushed to the store: a new instance resumes them', async (t) => {
+    const store = new MemorySessionStore()
+    // tickHz 1: a change made just before the drain is saved by the drain, not by a tick.
+    const first = await startServer({ sessionStore: store, tickHz: 1, graceMs: 60_000 })
+    const a = await joinedClient(first, { name: 'Ann', room: 'keep', state: { hat: 'red' } })
+    a.client.send({ type: 'update', state: { hat: 'blue', level: 3 }, name: 'Annie' })
+    a.client.send({ type: 'sync' })
+    await a.client.next('snapshot')
+    await first.app.shoal.drain()
+    await first.close()
+    t.equal(store.size, 1, 'the session is in the store')
+
+    // The store outlives the instance; closing it is a no-op for the memory store.
+    const second = await startServer({ sessionStore: store })
+    t.teardown(second.close)
+    const client = await TestClient.connect(second.wsUrl)
+    const welcome = await client.reconnect(a.welcome.secret)
+    t.equal(welcome.resumed, true)
+    t.equal(welcome.id, a.welcome.id)
+    t.match(welcome.you, { name: 'Annie', room: 'keep', state: { hat: 'blue', level: 3 } })
+    client.close()
+  })
+
+  t.test('two instances in one app drain independently', async (t) => {
+    const app = Fastify({ logger: false, return503OnClosing: false })
+    const apis: Record<string, typeof app.shoal> = {}
+    for (const prefix of ['/one', '/two']) {
+      await app.register(async (scope) => {
+        await scope.register(shoal, { ...FAST })
+        apis[prefix] = scope.shoal
+      }, { prefix })
+    }
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    t.teardown(() => app.close())
+    const address = app.server.address()
+    if (address === null || typeof address === 'string') throw new Error('no port')
+    const base = `127.0.0.1:${address.port}`
+    const one = await TestClient.connect(`ws://${base}/one/ws`)
+    const two = await TestClient.connect(`ws://${base}/two/ws`)
+    await one.register()
+    await two.register()
+
+    await apis['/one']?.drain()
+    t.equal((await one.closed).code, 1012)
+    t.equal((await health(`http://${base}/one`)).status, 503)
+    t.match(await health(`http://${base}/two`), { status: 200, body: { status: 'ok', connections: 1 } })
+    two.send({ type: 'ping', t: 7 })
+    t.equal((await two.next('pong')).t, 7, 'the other instance still serves')
+    t.equal(await upgradeStatus(`ws://${base}/two/ws`), 101)
+    t.equal(await upgradeStatus(`ws://${base}/one/ws`), 503)
+    two.close()
+  })
+})
+
+/** A free TCP port on 127.0.0.1 (bound and released). */
+async function freePort (): Promise<number> {
+  const probe = net.createServer()
+  probe.listen(0, '127.0.0.1')
+  await once(probe, 'listening')
+  const address = probe.address()
+  if (address === null || typeof address === 'string') throw new Error('no port')
+  probe.close()
+  await once(probe, 'close')
+  return address.port
+}
+
+interface ServerProcess {
+  output: () => { stdout: string, stderr: string }
+  exited: Promise<{ code: number | null, signal: NodeJS.Signals | null, at: number }>
+  kill: (signal: NodeJS.Signals) => void
+}
+
+/** Starts src/server.ts in its own process with only the given environment (plus PATH and HOME). */
+function startProcess (env: Record<string, string>): ServerProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    cwd: root,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk })
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+  const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null, at: number }>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal, at: Date.now() }))
+  })
+  return {
+    output: () => ({ stdout, stderr }),
+    exited,
+    kill: (signal) => { if (child.exitCode === null && child.signalCode === null) child.kill(signal) }
+  }
+}
+
+/** Waits until the process's /health answers 200 (or the process exits). */
+async function waitReady (t: { teardown: (fn: () => unknown) => void }, proc: ServerProcess, url: string): Promise<void> {
+  t.teardown(() => proc.kill('SIGKILL'))
+  let exited = false
+  proc.exited.then(() => { exited = true }, () => {})
+  const deadline = Date.now() + 20_000
+  for (;;) {
+    if (exited) throw new Error(`server exited before it was ready: ${JSON.stringify(proc.output())}`)
+    const ok = await fetch(`${url}/health`).then((res) => res.status === 200, () => false)
+    if (ok) return
+    if (Date.now() > deadline) throw new Error(`server not ready within 20 s: ${JSON.stringify(proc.output())}`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
+t.test('the standalone server process', async (t) => {
+  t.test('SIGTERM: drains, closes clients with 1012, exits 0 within 10 s, never logs the secret', async (t) => {
+    const port = await freePort()
+    const url = `http://127.0.0.1:${port}`
+    const wsUrl = `ws://127.0.0.1:${port}/ws`
+    const proc = startProcess({ PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', DRAIN_TIMEOUT_MS: '3000', TICK_HZ: '50' })
+    await waitReady(t, proc, url)
+
+    const a = await TestClient.connect(wsUrl)
+    const welcome = await a.register({ name: 'Ann', room: 'proc' })
+    const secret = welcome.secret
+    // Give the secret every chance to reach a log: a takeover, a schema error and an unknown secret around it.
+    const b = await TestClient.connect(wsUrl)
+    const resumed = await b.reconnect(secret)
+    t.equal(resumed.id, welcome.id)
+    t.equal((await a.closed).code, 4001, 'the old socket was replaced')
+    const c = await TestClient.connect(wsUrl)
+    c.send({ type: 'reconnect', secret, extra: secret })
+    t.equal((await c.next('error')).code, 'invalid_message')
+    c.send({ type: 'reconnect', secret: `${secret}x` })
+    t.equal((await c.next('error')).code, 'invalid_secret')
+    c.close()
+    // A client that never answers the close keeps the drain open for DRAIN_TIMEOUT_MS.
+    const silent = await silentSocket('127.0.0.1', port, '/ws')
+    t.teardown(silent.destroy)
+    t.match(await health(url), { status: 200, body: { status: 'ok', users: 1 } })
+
+    const signalled = Date.now()
+    proc.kill('SIGTERM')
+    t.ok(await eventually(async () => (await health(url)).status === 503, 2500), '/health answers 503 during the drain')
+    t.same((await health(url).catch(() => ({ body: 'gone' }))).body, { status: 'draining' })
+    const refused = await upgradeStatus(wsUrl).catch((err: Error) => err.message)
+    t.equal(refused, 503, 'new upgrades are refused with 503 during the drain')
+    t.equal((await b.closed).code, 1012, 'the client is closed with 1012')
+
+    const exit = await proc.exited
+    t.equal(exit.code, 0, 'exit code 0')
+    t.ok(exit.at - signalled < 10_000, `exited within 10 s (${exit.at - signalled} ms)`)
+    await silent.closed
+    t.equal(closeCode(silent.received()), 1012)
+
+    const { stdout, stderr } = proc.output()
+    const lines = stdout.split('\n').filter((line) => line.trim() !== '')
+    t.ok(lines.length > 0, 'the server logged')
+    t.ok(lines.every((line) => { try { JSON.parse(line); return true } catch { return false } }), 'stdout is pino JSON lines')
+    t.match(stdout, /shutting down/)
+    t.match(stdout, /SIGTERM/)
+    t.notOk(stdout.includes(secret), 'stdout never contains the secret')
+    t.notOk(stderr.includes(secret), 'stderr never contains the secret')
+  })
+
+  t.test('SIGINT with LOG_LEVEL=trace: exits 0, still never logs the secret', async (t) => {
+    const port = await freePort()
+    const url = `http://127.0.0.1:${port}`
+    const proc = startProcess({ PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'trace' })
+    await waitReady(t, proc, url)
+    const client = await TestClient.connect(`ws://127.0.0.1:${port}/ws`)
+    const { secret } = await client.register({ name: 'Ann' })
+    client.close()
+    await client.closed
+    const again = await TestClient.connect(`ws://127.0.0.1:${port}/ws`)
+    t.equal((await again.reconnect(secret)).resumed, true)
+    again.send({ type: 'leave' })
+    t.equal((await again.closed).code, 1000)
+
+    const signalled = Date.now()
+    proc.kill('SIGINT')
+    const exit = await proc.exited
+    t.equal(exit.code, 0)
+    t.ok(exit.at - signalled < 10_000, `exited within 10 s (${exit.at - signalled} ms)`)
+    const { stdout, stderr } = proc.output()
+    t.match(stdout, /SIGINT/)
+    t.notOk(stdout.includes(secret), 'stdout never contains the secret')
+    t.notOk(stderr.includes(secret), 'stderr never contains the secret')
+  })
+
+  t.test('bad environment variables: exit non-zero naming the variable', async (t) => {
+    const cases: Array<[Record<string, string>, RegExp]> = [
+      [{ TICK_HZ: 'abc' }, /TICK_HZ/],
+      [{ GRACE_MS: '-1' }, /GRACE_MS/],
+      [{ WS_PATH: 'ws' }, /WS_PATH/],
+      [{ DEMO: 'maybe' }, /DEMO/],
+      [{ PORT: 'eighty' }, /PORT/],
+      [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL/]
+    ]
+    await Promise.all(cases.map(async ([env, expected]) => {
+      const proc = startProcess({ PORT: '0', HOST: '127.0.0.1', ...env })
+      t.teardown(() => proc.kill('SIGKILL'))
+      const exit = await Promise.race([
+        proc.exited,
+        new Promise<null>((resolve) => setTimeout(() => resolve(null), 20_000))
+      ])
+      const label = JSON.stringify(env)
+      t.ok(exit !== null, `${label}: the process exits`)
+      t.not(exit?.code, 0, `${label}: exit code is not 0`)
+      t.match(proc.output().stderr, expected, `${label}: stderr names the variable`)
+    }))
+  })
+})
