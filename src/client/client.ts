@@ -10,15 +10,19 @@ import type {
 import { backoffDelay, type BackoffOptions } from './backoff.js'
 import { RoomMirror } from './mirror.js'
 
-/** The subset of the WebSocket API the client uses (the browser's and `ws`'s both fit). */
+/**
+ * The subset of the WebSocket API the client uses; the browser's WebSocket and
+ * `ws`'s both fit. Handlers are only ever assigned, so their event parameter is
+ * `never` here: any handler type is accepted, and the client states what it reads.
+ */
 export interface WebSocketLike {
   readonly readyState: number
   send(data: string): void
   close(code?: number, reason?: string): void
-  onopen: ((event: unknown) => void) | null
-  onclose: ((event: { code: number, reason: string }) => void) | null
-  onmessage: ((event: { data: unknown }) => void) | null
-  onerror: ((event: unknown) => void) | null
+  onopen: ((event: never) => void) | null
+  onclose: ((event: never) => void) | null
+  onmessage: ((event: never) => void) | null
+  onerror: ((event: never) => void) | null
 }
 
 export type WebSocketConstructor = new (url: string) => WebSocketLike
@@ -92,9 +96,12 @@ export interface ShoalClientOptions {
 }
 
 const OPEN = 1
-const CLOSE_LEFT = 1000
+/** From the server: the session ended (`leave`, or the server application disconnected us). */
+const CLOSE_ENDED = 1000
 const CLOSE_RESTARTING = 1012
 const CLOSE_REPLACED = 4001
+/** Ours: the server refused register/reconnect for now (rate_limited); retry after a backoff. */
+const CLOSE_RETRY = 4000
 
 const defaultTimers: Timers = {
   setTimeout: (callback, ms) => setTimeout(callback, ms),
@@ -137,6 +144,8 @@ export class ShoalClient extends EventEmitter<ShoalClientEvents> {
   private readonly WebSocketClass: WebSocketConstructor
   private socket: WebSocketLike | null = null
   private welcomed = false
+  /** leave() was called: a welcome that still arrives ends that session at once. */
+  private ended = false
   private attempt = 0
   private retryTimer: unknown = null
   private pingTimer: unknown = null
@@ -177,7 +186,7 @@ export class ShoalClient extends EventEmitter<ShoalClientEvents> {
       const secret = this.storage.getItem(this.storageKey)
       this.sendNow(secret === null ? { type: 'register', ...this.options.register } : { type: 'reconnect', secret })
     }
-    socket.onmessage = (event) => {
+    socket.onmessage = (event: { data: unknown }) => {
       if (typeof event.data !== 'string') return
       let message: ServerMessageT
       try {
@@ -188,7 +197,7 @@ export class ShoalClient extends EventEmitter<ShoalClientEvents> {
       this.receive(message)
     }
     socket.onerror = () => {}
-    socket.onclose = (event) => this.onSocketClosed(socket, event.code)
+    socket.onclose = (event: { code: number }) => this.onSocketClosed(socket, event.code)
   }
 
   /** Moves our user; sent at most once per server tick, the latest position wins. */
@@ -202,11 +211,20 @@ export class ShoalClient extends EventEmitter<ShoalClientEvents> {
   /** Merges `patch` into our state (null removes a key); coalesced like `move`. */
   setState (patch: StateT): void {
     this.pending.state = { ...this.pending.state, ...patch }
+    if (this.me !== null) {
+      const state = { ...this.me.state }
+      for (const [key, value] of Object.entries(patch)) {
+        if (value === null) delete state[key]
+        else state[key] = value
+      }
+      this.me.state = state
+    }
     this.scheduleFlush()
   }
 
   setName (name: string): void {
     this.pending.name = name
+    if (this.me !== null) this.me.name = name.trim()
     this.scheduleFlush()
   }
 
@@ -234,15 +252,18 @@ export class ShoalClient extends EventEmitter<ShoalClientEvents> {
 
   /** Ends the session for good and forgets the secret. */
   leave (): void {
+    this.ended = true
     this.storage.removeItem(this.storageKey)
     if (this.welcomed) this.sendNow({ type: 'leave' })
+    // Not yet welcomed: the socket stays open until the welcome, which is then ended too.
+    else if (this.socket?.readyState !== OPEN) this.socket?.close(CLOSE_ENDED)
     this.shutDown()
   }
 
   /** Closes without ending the session: the secret stays and a later client resumes the user. */
   close (): void {
     this.shutDown()
-    this.socket?.close(CLOSE_LEFT)
+    this.socket?.close(CLOSE_ENDED)
   }
 
   private shutDown (): void {
@@ -251,6 +272,8 @@ export class ShoalClient extends EventEmitter<ShoalClientEvents> {
   }
 
   private receive (message: ServerMessageT): void {
+    // After leave() or close() only a late welcome still matters (to end that session).
+    if (this.state === 'closed' && message.type !== 'welcome') return
     switch (message.type) {
       case 'welcome': return this.onWelcome(message)
       case 'snapshot':
@@ -290,12 +313,21 @@ export class ShoalClient extends EventEmitter<ShoalClientEvents> {
           // The session is gone (expired or ended): start a new one on this socket.
           this.storage.removeItem(this.storageKey)
           this.sendNow({ type: 'register', ...this.options.register })
+        } else if (message.code === 'rate_limited' && !this.welcomed && (message.ref === 'register' || message.ref === 'reconnect')) {
+          // Too many attempts from our address: keep the secret and come back after a backoff.
+          this.socket?.close(CLOSE_RETRY)
         }
         this.emit('error', message.ref === undefined ? { code: message.code, message: message.message } : { code: message.code, message: message.message, ref: message.ref })
     }
   }
 
   private onWelcome (message: WelcomeMessageT): void {
+    if (this.state === 'closed') {
+      // leave() or close() came before the welcome: end that session, or just go.
+      if (this.ended) this.sendNow({ type: 'leave' })
+      else this.socket?.close(CLOSE_ENDED)
+      return
+    }
     this.storage.setItem(this.storageKey, message.secret)
     this.welcomed = true
     this.attempt = 0
@@ -325,9 +357,15 @@ export class ShoalClient extends EventEmitter<ShoalClientEvents> {
       this.emit('error', { code: 'connection', message: 'replaced: this user connected elsewhere' })
       return this.shutDown()
     }
+    if (code === CLOSE_ENDED) {
+      // The server ended the session: its secret is dead, and coming back would be a new user.
+      this.storage.removeItem(this.storageKey)
+      this.emit('error', { code: 'connection', message: 'the server ended this session' })
+      return this.shutDown()
+    }
     this.transition('reconnecting')
-    const delay = code === CLOSE_RESTARTING ? 0 : backoffDelay(this.attempt, this.random, this.options.backoff)
-    this.attempt++
+    // A restarting server asks for an immediate retry, which does not count as a failed attempt.
+    const delay = code === CLOSE_RESTARTING ? 0 : backoffDelay(this.attempt++, this.random, this.options.backoff)
     this.retryTimer = this.timers.setTimeout(() => this.connect(), delay)
   }
 

@@ -39,9 +39,17 @@ export class RoomMirror {
     }
     for (const joined of message.joined ?? []) {
       if (joined.id === this.selfId) continue
-      const user = copy(joined)
-      this.users.set(user.id, user)
-      changes.joined.push(user)
+      const known = this.users.get(joined.id)
+      if (known === undefined) {
+        const user = copy(joined)
+        this.users.set(user.id, user)
+        changes.joined.push(user)
+      } else {
+        // A repeat of someone our welcome or snapshot already had: news only if it changed.
+        const { id, ...fields } = copy(joined)
+        Object.assign(known, fields)
+        changes.updated.push({ user: known, changes: { id, ...fields } })
+      }
     }
     for (const update of message.updated ?? []) {
       if (update.id === this.selfId) continue

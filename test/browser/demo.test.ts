@@ -2,12 +2,12 @@
 // two pages in one room see each other move, a reload keeps the user, and page B
 // is photographed for people to look at.
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdirSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import type {} from '../../public/src/demo-api.js'
-import { startServer } from '../helpers.js'
+import { joinedClient, startServer } from '../helpers.js'
 
 const CHROMIUM = '/usr/bin/chromium'
 const root = fileURLToPath(new URL('../..', import.meta.url))
@@ -42,16 +42,24 @@ async function waitFor (page: Page, test: (view: DemoView) => boolean, what: str
   }
 }
 
+const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
+
+/** The README's ten-line browser client, exactly as printed there. */
+function readmeClient (): string {
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
+  const section = readme.slice(readme.indexOf('### A browser client in ten lines'))
+  const match = /```html\n([\s\S]*?)```/.exec(section)
+  if (match === null) throw new Error('README has no html block under "A browser client in ten lines"')
+  return match[1] as string
+}
+
 if (!existsSync(CHROMIUM) && process.env.CI !== 'true') {
   t.plan(0, `browser test needs ${CHROMIUM} (apt-get install -y chromium); .ci/run installs it`)
 } else {
   t.test('two pages in one room, in chromium', async (t) => {
     execFileSync('npm', ['run', '--silent', 'build:web'], { cwd: root, stdio: 'ignore' })
     const server = await startServer({ tickHz: 20, graceMs: 5000 })
-    const browser: Browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
-    })
+    const browser: Browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })
     t.teardown(async () => {
       await browser.close()
       await server.close()
@@ -114,5 +122,28 @@ if (!existsSync(CHROMIUM) && process.env.CI !== 'true') {
     t.ok(existsSync(path), `screenshot written to ${path}`)
     t.equal(await pageB.locator('#count').textContent(), '2', 'page B shows two users')
     t.equal(await pageB.locator('#state').textContent(), 'open', 'page B shows its connection state')
+  })
+
+  t.test("the README's ten-line browser client works as printed", async (t) => {
+    execFileSync('npm', ['run', '--silent', 'build:web'], { cwd: root, stdio: 'ignore' })
+    const server = await startServer({ tickHz: 20 })
+    const browser: Browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })
+    const bob = await joinedClient(server, { name: 'Bob', room: 'atrium' })
+    t.teardown(async () => {
+      bob.client.close()
+      await browser.close()
+      await server.close()
+    })
+    const page = await browser.newPage()
+    await page.goto(`${server.url}/health`)
+    // The snippet as a page of the same origin, so its module import and WebSocket URL resolve.
+    await page.setContent(readmeClient())
+    await page.waitForFunction(() => document.title === 'Shoal: open')
+    await page.waitForFunction(() => document.querySelector('#people')?.textContent === 'Bob at 0,0')
+    bob.client.send({ type: 'update', position: { x: 12.4, y: 34.6 } })
+    await page.waitForFunction(() => document.querySelector('#people')?.textContent === 'Bob at 12,35')
+    const ada = await bob.client.next('presence', (m) => (m.joined ?? []).some((u) => u.name === 'Ada'))
+    t.equal(ada.room, 'atrium', 'Bob sees Ada join the room the snippet asked for')
+    t.equal(await page.locator('#people li').count(), 1, 'the page lists the other user')
   })
 }

@@ -159,8 +159,8 @@ export function seeded (seed: number): () => number {
   }
 }
 
-/** `ws`'s WebSocket class as the client's constructor type. */
-export const NodeWebSocket = WebSocket as unknown as WebSocketConstructor
+/** `ws`'s WebSocket class fits the client's constructor type as it is. */
+export const NodeWebSocket: WebSocketConstructor = WebSocket
 
 /** The client's current socket (a private field): tests reach it to simulate network failures. */
 export function socketOf (client: ShoalClient): WebSocket | null {
