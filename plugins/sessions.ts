@@ -35,6 +35,7 @@ export default fp(async function sessions (app) {
   app.addHook('onClose', async () => {
     clearInterval(sweepTimer)
     await manager.flush()
-    await store.close()
+    // A store passed in belongs to the host, which may share it (e.g. across a restart).
+    if (config.sessionStore === undefined) await store.close()
   })
 }, { name: 'shoal-sessions', fastify: '5.x', dependencies: ['shoal-config', 'shoal-user-store', 'shoal-ticker'] })
