@@ -11,8 +11,7 @@ import websocket from '@fastify/websocket'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import type { ShoalSettingsT } from './schemas/options.js'
 import type { UserT } from './schemas/protocol.js'
-import { systemClock, type Clock } from './src/clock.js'
-import type { SessionStore } from './src/session-store.js'
+import { systemClock } from './src/clock.js'
 import type { LiveUser } from './src/user.js'
 import { resolveSettings } from './src/settings.js'
 import config, { type ShoalConfig } from './plugins/config.js'
@@ -25,6 +24,7 @@ import connections from './plugins/connections.js'
 import heartbeat from './plugins/heartbeat.js'
 import limits from './plugins/limits.js'
 import wsRoute from './routes/ws.js'
+import { CLOSE_NORMAL } from './routes/handlers.js'
 import healthRoute from './routes/health.js'
 import metricsRoute from './routes/metrics.js'
 import demoRoute from './routes/demo.js'
@@ -40,14 +40,10 @@ export type { Clock } from './src/clock.js'
 export type { AuthorizeResult } from './plugins/config.js'
 export { SettingsError, settingsFromEnv } from './src/settings.js'
 
-export type ShoalOptions = Partial<ShoalSettingsT> & {
+/** Settings (all optional, the protocol's defaults), collaborators, and the route prefix. */
+export type ShoalOptions = Partial<ShoalSettingsT> & Partial<Pick<ShoalConfig, 'authorize' | 'sessionStore' | 'clock'>> & {
   /** Route prefix of every Shoal route (`/ws`, `/health`, `/metrics`, the demo). */
   prefix?: string
-  authorize?: ShoalConfig['authorize']
-  /** Where sessions are kept; defaults to a new in-memory store. */
-  sessionStore?: SessionStore
-  /** Time source; tests inject a manual clock. */
-  clock?: Clock
 }
 
 /** The server-side API of one Shoal instance, as `app.shoal`. */
@@ -103,8 +99,8 @@ function createApi (instance: FastifyInstance): ShoalApi {
       const user = users.get(id)
       if (user === undefined) return false
       const peer = user.peer
-      sessions.leave(user)
-      peer?.close(1000, 'disconnected by the server')
+      sessions.leave(user).catch((err: unknown) => instance.log.error({ err, user: id }, 'deleting a session failed'))
+      peer?.close(CLOSE_NORMAL, 'disconnected by the server')
       return true
     },
     drain: () => connections.drain(),

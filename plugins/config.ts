@@ -11,7 +11,9 @@ export type AuthorizeResult = boolean | { statusCode: 401 | 403, message?: strin
 export interface ShoalConfig extends ShoalSettingsT {
   /** Decides whether a WebSocket upgrade may proceed, before the socket opens. */
   authorize?: (request: FastifyRequest) => AuthorizeResult | Promise<AuthorizeResult>
+  /** Where sessions are kept; without one, the instance makes an in-memory store. */
   sessionStore?: SessionStore
+  /** Time source of the core; tests inject a manual clock. */
   clock: Clock
 }
 

@@ -79,14 +79,14 @@ export const handlers: HandlerTable = {
       const { connection, app } = ctx
       const resumed = await app.shoalSessions.reconnect(connection, message.secret)
       if (resumed === null) return ctx.fail({ code: 'invalid_secret', message: 'secret: not a live session secret', ref: 'reconnect' })
-      const { user, replaced } = resumed
+      const { user, replaced, rejoined } = resumed
       replaced?.close(CLOSE_REPLACED, 'replaced by a newer connection')
       if (connection.closed) {
         // The socket went away while the store answered: the user is back, but in grace.
         app.shoalSessions.disconnect(user)
         return
       }
-      app.log.debug({ user: user.id, takeover: replaced !== null }, 'user resumed')
+      app.log.debug({ user: user.id, takeover: replaced !== null, fromStore: rejoined }, 'user resumed')
       welcome(ctx, user, message.secret, true)
     }
   },
@@ -152,7 +152,7 @@ export const handlers: HandlerTable = {
   leave: {
     audience: 'user',
     handle (ctx, _message, user) {
-      ctx.app.shoalSessions.leave(user)
+      ctx.app.shoalSessions.leave(user).catch((err: unknown) => ctx.app.log.error({ err, user: user.id }, 'deleting a session failed'))
       ctx.app.log.debug({ user: user.id }, 'user left')
       ctx.connection.close(CLOSE_NORMAL, 'left')
     }

@@ -87,14 +87,17 @@ export class SessionManager {
     this.unsaved.add(user)
   }
 
-  /** Ends the session for good: the secret stops working at once. */
-  leave (user: LiveUser): void {
+  /**
+   * Ends the session for good: the secret stops working at once (the user leaves
+   * the live maps now); the promise is the store's delete.
+   */
+  leave (user: LiveUser): Promise<void> {
     if (user.peer !== null) user.peer.user = null
     user.peer = null
     this.inGrace.delete(user.id)
     this.unsaved.delete(user)
     this.users.remove(user)
-    this.store.delete(user.secretHash).catch(() => {})
+    return this.store.delete(user.secretHash)
   }
 
   /** The user's stored record is stale (called after every change worth keeping). */
