@@ -37,11 +37,12 @@ export type { SessionRecordT as SessionRecord } from './schemas/session.js'
 export type { SessionStore } from './src/session-store.js'
 export { MemorySessionStore } from './src/session-store.js'
 export type { Clock } from './src/clock.js'
+export type { RoomOptions } from './src/room.js'
 export type { AuthorizeResult } from './plugins/config.js'
 export { SettingsError, settingsFromEnv } from './src/settings.js'
 
 /** Settings (all optional, the protocol's defaults), collaborators, and the route prefix. */
-export type ShoalOptions = Partial<ShoalSettingsT> & Partial<Pick<ShoalConfig, 'authorize' | 'sessionStore' | 'clock'>> & {
+export type ShoalOptions = Partial<ShoalSettingsT> & Partial<Pick<ShoalConfig, 'authorize' | 'sessionStore' | 'clock' | 'roomOptions'>> & {
   /** Route prefix of every Shoal route (`/ws`, `/health`, `/metrics`, the demo). */
   prefix?: string
 }
@@ -143,7 +144,8 @@ const shoal: FastifyPluginAsync<ShoalOptions> = async function shoal (app, optio
     ...settings,
     clock: options.clock ?? systemClock,
     ...(options.authorize !== undefined && { authorize: options.authorize }),
-    ...(options.sessionStore !== undefined && { sessionStore: options.sessionStore })
+    ...(options.sessionStore !== undefined && { sessionStore: options.sessionStore }),
+    ...(options.roomOptions !== undefined && { roomOptions: options.roomOptions })
   }
 
   let api: ShoalApi | undefined

@@ -14,22 +14,25 @@
  * server's RSS, and the load generator's own CPU (a figure over ~80% of a core means
  * the generator, not the server, may be the bottleneck).
  *
- * Run: `npm run bench` (defaults: 100 users, 10 Hz, 10 s), or
- *      `npm run bench -- --users 100 --hz 10 --seconds 10`
+ * Run: `npm run bench -- update-cpu` (defaults: 100 users, 10 Hz, 10 s), or
+ *      `npm run bench -- update-cpu --users 100 --hz 10 --seconds 10`
+ *      (or directly: `npx tsx bench/update-cpu.ts --users 100`).
+ * The shared helpers (/proc readings, server build, health wait) are in bench/lib/proc.ts.
  * A human-readable summary goes to stdout and the JSON to
  * bench/results/update-cpu-<timestamp>.json. Everything listens on 127.0.0.1 only.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
+import { spawn } from 'node:child_process'
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import WebSocket from 'ws'
+import {
+  clockTicks, commandExists, freePort, percentile, pinProcess, processTicks, RESULTS_DIR, ROOT, round, rssKiB,
+  shoalServerCommand as serverCommand, sleep, stopChild as stopServer, waitForHealth
+} from './lib/proc.js'
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const ROOM = 'bench'
 const WARMUP_MS = 2000
 const OBSERVERS = 2
@@ -55,96 +58,6 @@ function options (): Options {
   if (!(seconds > 0)) throw new Error('--seconds: expected a number above 0')
   return { users, hz, seconds }
 }
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
-
-function commandExists (command: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' })
-    return true
-  } catch {
-    return false
-  }
-}
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      const port = typeof address === 'object' && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
-}
-
-function clockTicks (): number {
-  try {
-    const value = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim())
-    return value > 0 ? value : 100
-  } catch {
-    return 100
-  }
-}
-
-/** utime + stime of a process, in clock ticks. */
-function processTicks (pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  // The command name (field 2) may hold spaces: count the fields after its closing parenthesis.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return Number(fields[11]) + Number(fields[12]) // fields 14 and 15 of proc(5)
-}
-
-function rssKiB (pid: number): number {
-  const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-  return match === null ? 0 : Number(match[1])
-}
-
-/** Compiles the server to dist/; returns the command that runs it (source via tsx if the build fails). */
-function serverCommand (): { args: string[], compiled: boolean } {
-  const tsc = join(ROOT, 'node_modules', '.bin', 'tsc')
-  try {
-    execFileSync(tsc, ['-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-  } catch (err) {
-    const output = String((err as { stdout?: Buffer }).stdout ?? '')
-    process.stderr.write(`warning: build failed, measuring the TypeScript source through tsx instead\n${output.slice(0, 2000)}\n`)
-    return { args: ['--import', 'tsx', join(ROOT, 'src', 'server.ts')], compiled: false }
-  }
-  return { args: [join(ROOT, 'dist', 'src', 'server.js')], compiled: true }
-}
-
-async function waitForHealth (url: string, child: ChildProcess): Promise<void> {
-  const deadline = Date.now() + 20_000
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`server exited before answering /health (code ${String(child.exitCode)}, signal ${String(child.signalCode)})`)
-    }
-    try {
-      const response = await fetch(url)
-      if (response.ok) return
-    } catch {}
-    await sleep(100)
-  }
-  throw new Error('server did not answer /health within 20 s')
-}
-
-async function stopServer (child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  child.kill('SIGTERM')
-  const timer = setTimeout(() => child.kill('SIGKILL'), 12_000)
-  await exited
-  clearTimeout(timer)
-}
-
-function percentile (sorted: number[], p: number): number | null {
-  if (sorted.length === 0) return null
-  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))
-  return sorted[index] ?? null
-}
-
-const round = (value: number, digits = 2) => Math.round(value * 10 ** digits) / 10 ** digits
 
 /** Counters of the measured window; the clients add to them only while `measuring` is set. */
 const counters = { measuring: false, sent: 0, frames: 0, bytes: 0, errors: 0, latencies: [] as number[] }
@@ -200,12 +113,8 @@ async function main (): Promise<void> {
   const cores = availableParallelism()
   const pin = cores >= 2 && commandExists('taskset')
   if (pin) {
-    try {
-      // -a: every thread of this process (the generator), including libuv's.
-      execFileSync('taskset', ['-a', '-p', '-c', '1', String(process.pid)], { stdio: 'ignore' })
-    } catch {
-      process.stderr.write('warning: could not pin the load generator to core 1\n')
-    }
+    // Every thread of this process (the generator), including libuv's.
+    if (!pinProcess(process.pid, 1)) process.stderr.write('warning: could not pin the load generator to core 1\n')
   } else {
     process.stderr.write('warning: fewer than 2 cores or no taskset: server and generator are not pinned\n')
   }
@@ -334,7 +243,7 @@ async function main (): Promise<void> {
       ...warnings.map((warning) => `  WARNING: ${warning}`)
     ]
 
-    const dir = join(ROOT, 'bench', 'results')
+    const dir = RESULTS_DIR
     if (!existsSync(dir)) mkdirSync(dir, { recursive: true })
     const file = join(dir, `update-cpu-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
     writeFileSync(file, JSON.stringify({ ...result, warnings }, null, 2) + '\n')
@@ -342,7 +251,7 @@ async function main (): Promise<void> {
   } finally {
     for (const timer of timers) clearTimeout(timer)
     for (const client of clients) client.socket.terminate()
-    await stopServer(server)
+    await stopServer(server, 12_000)
     process.off('exit', cleanup)
   }
 }

@@ -3,6 +3,7 @@ import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
 import type { ShoalSettingsT } from '../schemas/options.js'
 import type { Clock } from '../src/clock.js'
+import type { RoomOptions } from '../src/room.js'
 import type { SessionStore } from '../src/session-store.js'
 
 /** What `authorize` may answer: allow, refuse with 403, or refuse with a status and reason. */
@@ -15,6 +16,8 @@ export interface ShoalConfig extends ShoalSettingsT {
   sessionStore?: SessionStore
   /** Time source of the core; tests inject a manual clock. */
   clock: Clock
+  /** Options of one room, decided when it is created; what it leaves out comes from the settings. */
+  roomOptions?: (room: string) => Partial<RoomOptions>
 }
 
 declare module 'fastify' {

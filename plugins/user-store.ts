@@ -1,5 +1,7 @@
 /** The live users, rooms and listening graph of this instance. */
 import fp from 'fastify-plugin'
+import { Value } from '@sinclair/typebox/value'
+import { ShoalSettings } from '../schemas/options.js'
 import { UserStore } from '../src/user-store.js'
 
 declare module 'fastify' {
@@ -9,8 +11,15 @@ declare module 'fastify' {
 }
 
 export default fp(async function userStore (app) {
-  const users = new UserStore()
+  const { interestRadius, roomOptions } = app.shoalConfig
+  const users = new UserStore((room) => {
+    const radius = roomOptions?.(room).interestRadius ?? interestRadius
+    if (Value.Check(ShoalSettings.properties.interestRadius, radius)) return { interestRadius: radius }
+    // The host's function gave a bad value: say so, and keep the room working with the setting.
+    app.log.error({ room, interestRadius: radius }, 'roomOptions: interestRadius must be a number from 0 to 1e9; using the interestRadius setting')
+    return { interestRadius }
+  })
   app.shoalMetrics.gauge('shoal_users', 'Users in rooms, connected or within their grace period.', () => users.userCount)
   app.shoalMetrics.gauge('shoal_rooms', 'Rooms with at least one user.', () => users.roomCount)
   app.decorate('shoalUsers', users)
-}, { name: 'shoal-user-store', fastify: '5.x', dependencies: ['shoal-metrics'] })
+}, { name: 'shoal-user-store', fastify: '5.x', dependencies: ['shoal-config', 'shoal-metrics'] })

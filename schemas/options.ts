@@ -21,6 +21,7 @@ export const ShoalSettings = Type.Object({
   registerWindowMs: ms(60_000, 'Sliding window of registerLimit.'),
   slowReaderSkipBytes: Type.Integer({ default: 1_048_576, minimum: 0, description: 'A client with more buffered output than this is skipped for positions frames until it drains.' }),
   slowReaderCloseBytes: Type.Integer({ default: 8_388_608, minimum: 1, description: 'A client with more buffered output than this is closed with 1013.' }),
+  interestRadius: Type.Number({ default: 0, minimum: 0, maximum: 1e9, description: 'Interest management for every room: each client gets positions only of users within this distance (plus those it listens to); 0 turns it off.' }),
   drainTimeoutMs: ms(3_000, 'At shutdown, how long clients get to answer the 1012 close before their sockets are dropped.', 0),
   demo: Type.Boolean({ default: true, description: 'Serve the demo page from public/ at the prefix root.' })
 }, { additionalProperties: false })

@@ -47,7 +47,9 @@ export class Broadcaster {
     for (const room of this.users.takeChangedRooms()) {
       const presence = room.takePresence()
       if (presence !== null) this.sendPresence(room, presence)
-      if (room.hasPendingPositions) this.sendPositions(room, room.takePositions(), now)
+      if (!room.hasPendingPositions) continue
+      if (room.hasInterest) this.sendPositionsInView(room, now)
+      else this.sendPositions(room, room.takePositions(), now)
     }
   }
 
@@ -107,7 +109,26 @@ export class Broadcaster {
     if (skipped > 0) this.meter.skipped(skipped)
   }
 
-  /** Users who were skipped get every position of their room as soon as they drain. */
+  /** With interest management each member gets its own frame, built from entries serialized once per tick. */
+  private sendPositionsInView (room: Room, now: number): void {
+    let sent = 0
+    let skipped = 0
+    const head = `{"type":"positions","t":${now},"p":[`
+    room.takePositionsInView((member, entries) => {
+      const peer = member.peer
+      if (peer === null) return
+      if (this.isBehind(peer)) {
+        this.behind.add(member)
+        skipped++
+      } else if (this.deliver(peer, `${head}${entries.join(',')}]}`)) {
+        sent++
+      }
+    })
+    this.meter.sent('positions', sent)
+    if (skipped > 0) this.meter.skipped(skipped)
+  }
+
+  /** Users who were skipped get every position they can see as soon as they drain. */
   private catchUp (now: number): void {
     for (const user of this.behind) {
       const peer = user.peer
@@ -116,7 +137,7 @@ export class Broadcaster {
         this.behind.delete(user)
       } else if (!this.isBehind(peer)) {
         this.behind.delete(user)
-        this.send(peer, positionsFrame(now, room.allPositions()), 'positions')
+        this.send(peer, positionsFrame(now, room.positionsInViewOf(user)), 'positions')
       }
     }
   }

@@ -7,8 +7,20 @@
  * that changes nothing sends nothing.
  */
 import type { PresenceUpdateT, UserT } from '../schemas/protocol.js'
+import { SpatialGrid } from './spatial-grid.js'
 import { sameMembers, sameState } from './state.js'
 import type { LiveUser } from './user.js'
+
+export interface RoomOptions {
+  /**
+   * With a radius, each member's `positions` carry only the users within it (plus
+   * those it listens to); 0 turns interest management off. Presence stays room-wide.
+   */
+  interestRadius: number
+}
+
+/** A user in view stays in view until this factor beyond the radius, so users at the edge do not flap. */
+export const INTEREST_HYSTERESIS = 1.1
 
 export interface PresenceDiff {
   joined: UserT[]
@@ -17,6 +29,9 @@ export interface PresenceDiff {
 }
 
 export type PositionEntry = [id: string, x: number, y: number, z: number]
+
+/** Called once per connected member with the serialized entries it should get this tick. */
+export type ViewVisitor = (member: LiveUser, entries: readonly string[]) => void
 
 export class Room {
   readonly members = new Map<string, LiveUser>()
@@ -27,13 +42,25 @@ export class Room {
   /** Members that entered during this tick: announced whole, since a newcomer's welcome may predate their earlier exit. */
   private readonly entered = new Set<string>()
   private readonly moved = new Set<LiveUser>()
+  /** Members by position, when the room has an interest radius. */
+  private readonly grid: SpatialGrid<LiveUser> | null
+  /** With interest management: the ids each member was last sent positions of. */
+  private readonly inView = new Map<string, Set<string>>()
+  /** With interest management: someone came, went or changed whom they listen to, so views may change without a move. */
+  private viewsStale = false
 
-  constructor (readonly name: string) {}
+  constructor (readonly name: string, readonly options: RoomOptions = { interestRadius: 0 }) {
+    this.grid = options.interestRadius > 0 ? new SpatialGrid(options.interestRadius) : null
+  }
+
+  get hasInterest (): boolean { return this.grid !== null }
 
   add (user: LiveUser): void {
     this.members.set(user.id, user)
     this.changed.add(user.id)
     this.entered.add(user.id)
+    this.grid?.set(user, user.position.x, user.position.y)
+    this.viewsStale = this.grid !== null
   }
 
   remove (user: LiveUser): void {
@@ -41,19 +68,24 @@ export class Room {
     this.changed.add(user.id)
     this.entered.delete(user.id)
     this.moved.delete(user)
+    this.grid?.delete(user)
+    this.inView.delete(user.id)
+    this.viewsStale = this.grid !== null
   }
 
   /** The member's name, state, listening set or connection changed. */
   touch (user: LiveUser): void {
     this.changed.add(user.id)
+    this.viewsStale = this.grid !== null
   }
 
   move (user: LiveUser): void {
     this.moved.add(user)
+    this.grid?.set(user, user.position.x, user.position.y)
   }
 
   get hasPendingPresence (): boolean { return this.changed.size > 0 }
-  get hasPendingPositions (): boolean { return this.moved.size > 0 }
+  get hasPendingPositions (): boolean { return this.moved.size > 0 || this.viewsStale }
 
   /** Nothing left to send and nobody here: the room can be dropped. */
   get isIdle (): boolean {
@@ -111,6 +143,69 @@ export class Room {
     const entries: PositionEntry[] = []
     for (const user of this.members.values()) {
       entries.push([user.id, user.position.x, user.position.y, user.position.z])
+    }
+    return entries
+  }
+
+  /**
+   * One tick of interest management: works out what each connected member sees
+   * now and visits it with the entries it needs (users in view that moved, and
+   * users that came into view, with their current position). Each entry is
+   * serialized once per tick, however many members see it.
+   */
+  takePositionsInView (visit: ViewVisitor): void {
+    const grid = this.grid
+    if (grid === null) throw new Error(`room ${this.name} has no interest radius`)
+    const radius = this.options.interestRadius
+    const keep = radius * INTEREST_HYSTERESIS
+    const radiusSquared = radius * radius
+    const keepSquared = keep * keep
+    const serialized = new Map<LiveUser, string>()
+    const entryOf = (user: LiveUser): string => {
+      let entry = serialized.get(user)
+      if (entry === undefined) {
+        entry = JSON.stringify([user.id, user.position.x, user.position.y, user.position.z])
+        serialized.set(user, entry)
+      }
+      return entry
+    }
+    for (const member of this.members.values()) {
+      if (member.peer === null) continue
+      const before = this.inView.get(member.id)
+      const now = new Set<string>()
+      const entries: string[] = []
+      const see = (other: LiveUser): void => {
+        if (now.has(other.id)) return
+        now.add(other.id)
+        if (this.moved.has(other) || before?.has(other.id) !== true) entries.push(entryOf(other))
+      }
+      const { x, y, z } = member.position
+      for (const other of grid.near(x, y, keep)) {
+        if (other === member) continue
+        const dx = other.position.x - x
+        const dy = other.position.y - y
+        const dz = other.position.z - z
+        const squared = dx * dx + dy * dy + dz * dz
+        if (squared <= radiusSquared || (squared <= keepSquared && before?.has(other.id) === true)) see(other)
+      }
+      for (const id of member.listeningTo) {
+        const other = this.members.get(id)
+        if (other !== undefined) see(other)
+      }
+      this.inView.set(member.id, now)
+      if (entries.length > 0) visit(member, entries)
+    }
+    this.moved.clear()
+    this.viewsStale = false
+  }
+
+  /** The positions of everyone `member` currently sees (all members without interest management). */
+  positionsInViewOf (member: LiveUser): PositionEntry[] {
+    if (this.grid === null) return this.allPositions()
+    const entries: PositionEntry[] = []
+    for (const id of this.inView.get(member.id) ?? []) {
+      const user = this.members.get(id)
+      if (user !== undefined) entries.push([user.id, user.position.x, user.position.y, user.position.z])
     }
     return entries
   }

@@ -5,7 +5,7 @@
  */
 import type { PositionT, UserT } from '../schemas/protocol.js'
 import { ListeningGraph } from './listening-graph.js'
-import { Room } from './room.js'
+import { Room, type RoomOptions } from './room.js'
 import type { State } from './state.js'
 import type { LiveUser } from './user.js'
 
@@ -15,6 +15,9 @@ export class UserStore {
   private readonly rooms = new Map<string, Room>()
   private readonly changedRooms = new Set<Room>()
   private readonly listening = new ListeningGraph()
+
+  /** `roomOptions` decides each room's options when the room is created. */
+  constructor (private readonly roomOptions: (room: string) => RoomOptions = () => ({ interestRadius: 0 })) {}
 
   get userCount (): number { return this.users.size }
   get roomCount (): number { return this.roomNames().length }
@@ -102,7 +105,7 @@ export class UserStore {
   private enter (user: LiveUser): void {
     let room = this.rooms.get(user.room)
     if (room === undefined) {
-      room = new Room(user.room)
+      room = new Room(user.room, this.roomOptions(user.room))
       this.rooms.set(user.room, room)
     }
     room.add(user)

@@ -140,19 +140,27 @@ export async function harness (t: { teardown: (fn: () => unknown) => void }, opt
     const client = await connect()
     return { client, welcome: await client.reconnect(secret) }
   }
-  let ticker: Joined | undefined
+  let pair: { watcher: Joined, mover: Joined } | undefined
   let x = 0
   /**
-   * Resolves after one whole broadcast tick has run after the call: a client alone
-   * in a room of its own moves and waits for its own positions entry, so every frame
-   * that tick sent to other clients is on their sockets before any later reply.
+   * Resolves after one whole broadcast tick has run after the call: in a room of
+   * their own, a watcher listens to a mover (listened users are in view at any
+   * distance, so this also works with interest management) and waits for the
+   * mover's entry; by then every frame of that tick is on every socket, before any
+   * later reply.
    */
   const tick = async (): Promise<void> => {
-    ticker ??= await join({ name: 'ticker', room: 'ticker-room' })
-    const { client, welcome } = ticker
-    const at = ++x
-    client.send({ type: 'update', position: { x: at, y: 0 } })
-    await client.next('positions', (m) => m.p.some(([id, px]) => id === welcome.id && px === at))
+    if (pair === undefined) {
+      const watcher = await join({ name: 'watcher', room: 'ticker-room', position: { x: -1e6, y: 0 } })
+      const mover = await join({ name: 'mover', room: 'ticker-room', position: { x: 1e6, y: 0 } })
+      watcher.client.send({ type: 'updatelisteningto', listeningTo: [mover.welcome.id] })
+      await watcher.client.drainType('pong')
+      pair = { watcher, mover }
+    }
+    const { watcher, mover } = pair
+    const at = 1e6 + ++x
+    mover.client.send({ type: 'update', position: { x: at, y: 0 } })
+    await watcher.client.next('positions', (m) => m.p.some(([id, px]) => id === mover.welcome.id && px === at))
   }
   /** Lets what the clients sent take effect and be broadcast, then forgets their presence frames. */
   const settle = async (...joined: Joined[]): Promise<void> => {

@@ -225,7 +225,7 @@ t.test('already_registered for register and reconnect on a connection that has a
   t.same(await b.client.drainType('presence'), [], 'the room saw nothing')
   t.equal(b.client.socket.readyState, b.client.socket.OPEN, 'B was not taken over')
   t.same(server.app.shoal.users('r').map((u) => u.name).sort(), ['A', 'B'])
-  t.equal(server.app.shoal.stats.users, 3, 'no user was created (A, B and the ticker)')
+  t.equal(server.app.shoal.stats.users, 4, 'no user was created (A, B and the two tick clients)')
 })
 
 t.test('invalid_secret for empty, garbage, huge and near-miss secrets; the connection stays open and may register', async (t) => {

@@ -1,0 +1,134 @@
+/**
+ * What the fan-out runner (bench/fanout/run.ts) and its load generator
+ * (bench/fanout/generator.ts) say to each other over the child-process IPC
+ * channel, and the shapes of their results. Both sides import this file, so the
+ * two processes cannot disagree about a field.
+ *
+ * Sequence: runner → `setup` (connect and register every client) → generator
+ * `ready`; runner → `start` (senders or churn begin; warm-up) → `window-start`
+ * (counting begins; the runner reads the server's CPU at the same moment) →
+ * `window-end` (counting of new updates stops; the generator keeps the load on
+ * for the 1 s delivery deadline, then answers `result`) → `stop` (close
+ * everything and exit).
+ */
+
+export const SCENARIOS = ['room', 'crowd', 'idle', 'churn'] as const
+export type Scenario = typeof SCENARIOS[number]
+export const TARGETS = ['shoal', 'naive', 'socketio'] as const
+export type TargetName = typeof TARGETS[number]
+
+/** How the generator speaks to the target: Shoal's JSON protocol over ws (Shoal and the naive baseline), or Socket.IO 4. */
+export type WireKind = 'json' | 'socketio'
+
+export interface GeneratorConfig {
+  scenario: Scenario
+  target: TargetName
+  wire: WireKind
+  /** `ws://127.0.0.1:PORT`; the generator appends `/ws` or `/socket.io/...`. */
+  baseUrl: string
+  /** Movers (room, crowd), idle connections (idle), or the churn rate per second (churn). */
+  users: number
+  /** Movers that parse every frame and measure latency and delivery. */
+  observers: number
+  /** Updates per second per mover. */
+  hz: number
+  /** Absolute epoch (ms since the Unix epoch): every `z` is milliseconds since this moment. */
+  epochMs: number
+  /** Side of the square the movers walk in. */
+  area: number
+  /** Interest radius used for the delivery expectation; 0: everyone sees everyone. */
+  radius: number
+  /** Hysteresis: an update is expected at an observer only within radius × (1 − margin). */
+  margin: number
+  /** Speed of the random walk, units per second. */
+  speed: number
+  /** Room name for room and crowd (omitted in Socket.IO: namespace-wide `socket.broadcast.emit`). */
+  room: string
+  /** Idle: users per room. */
+  roomSize: number
+  /** Churn: connected users that stay through the run, spread over `churnRooms` rooms. */
+  background: number
+  churnRooms: number
+  /** How many 127.0.0.x source addresses the clients are spread over (ephemeral ports). */
+  sourceAddresses: number
+  /** Connections being opened at once during setup. */
+  connectConcurrency: number
+  /** Setup gives up after this long; the run is then reported as failed. */
+  setupTimeoutMs: number
+  /** The delivery deadline. */
+  deliveryMs: number
+}
+
+export type RunnerMessage =
+  | { cmd: 'setup', config: GeneratorConfig }
+  | { cmd: 'start' }
+  | { cmd: 'window-start' }
+  | { cmd: 'window-end' }
+  | { cmd: 'stop' }
+
+export interface SetupReport {
+  target: number
+  registered: number
+  failed: number
+  complete: boolean
+  ms: number
+  errors: Record<string, number>
+}
+
+export interface LatencySummary {
+  samples: number
+  p50: number | null
+  p95: number | null
+  p99: number | null
+  max: number | null
+  mean: number | null
+}
+
+export interface GeneratorResult {
+  windowMs: number
+  updates: { sent: number, expected: number, achievedShare: number | null }
+  latencyMs: LatencySummary
+  delivery: { expected: number, delivered: number, late: number, missed: number, ratio: number | null }
+  traffic: {
+    frames: number
+    bytes: number
+    framesPerSecond: number
+    bytesPerSecond: number
+    errorFrames: number
+    /** WebSocket ping frames received (the heartbeat), all clients. */
+    pings: number
+    /** Closes the generator did not ask for, by close code or reason. */
+    closes: Record<string, number>
+    stillOpen: number
+  }
+  cpu: { ms: number, shareOfOneCore: number, saturated: boolean }
+  loopDelayMs: { p99: number, max: number }
+  rssMiB: number
+  interest: {
+    /** Distinct senders an observer received during the window, averaged over observers. */
+    receivedSendersPerObserver: number
+    /** Distinct senders within radius × (1 − margin) of an observer at some send, averaged. */
+    expectedSendersPerObserver: number
+    entriesPerPositionsFrame: number
+    positionsFrames: number
+  } | null
+  churn: {
+    started: number
+    completed: number
+    failed: number
+    errors: Record<string, number>
+    /** Per second over the window. */
+    achievedRate: number
+    targetRate: number
+    welcomeMs: LatencySummary
+    capped: number
+  } | null
+}
+
+export type GeneratorMessage =
+  | { ev: 'ready', setup: SetupReport }
+  | { ev: 'result', result: GeneratorResult }
+  | { ev: 'error', message: string }
+
+/** The generator is flagged as saturated (its figures unreliable) above this share of its core. */
+export const SATURATION = 0.85
