@@ -36,10 +36,12 @@ export default async function wsRoute (app: FastifyInstance): Promise<void> {
     await reply.code(statusCode).send({ error: message ?? (statusCode === 401 ? 'unauthorized' : 'forbidden') })
   }
 
+  // Handlers must not capture `request`: a closure kept by the socket would keep the
+  // request, its reply and headers alive for the connection's lifetime.
+  const onTaskError = (err: unknown): void => { app.log.error({ err }, 'message handler failed') }
+
   app.get(config.path, { websocket: true, preValidation: admit }, (socket: WebSocket, request: FastifyRequest) => {
-    const connection = new Connection(socket, request.ip, app.shoalLimits.forConnection(), (err) => {
-      request.log.error({ err }, 'message handler failed')
-    })
+    const connection = new Connection(socket, request.ip, app.shoalLimits.forConnection(), onTaskError)
     connections.add(connection)
 
     const send = (message: ServerMessageT): void => {

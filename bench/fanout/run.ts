@@ -189,7 +189,7 @@ class Generator {
   private waiting: ((message: GeneratorMessage | Error) => void) | null = null
 
   constructor () {
-    const args = [...guard, '--import', 'tsx', join(ROOT, 'bench', 'fanout', 'generator.ts')]
+    const args = [...guard, ...(process.env.BENCH_GENERATOR_PROFILE === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_GENERATOR_PROFILE}`]), '--import', 'tsx', join(ROOT, 'bench', 'fanout', 'generator.ts')]
     const [command, argv] = pinned ? ['taskset', ['-c', '1', process.execPath, ...args]] : [process.execPath, args]
     this.child = track(spawn(command, argv, { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }))
     this.child.on('message', (message: GeneratorMessage) => this.deliver(message))
