@@ -1,47 +1,51 @@
 /**
- * The fan-out load generator: a child process of bench/fanout/run.ts (started
- * through `taskset -c 1`, so it never competes with the server on core 0), driven
- * over the IPC channel (messages in ./protocol.ts). It drives real WebSocket clients
- * against 127.0.0.1, each bound to one of several 127.0.0.x source addresses so that
- * ephemeral ports never run out.
+ * The fan-out load generator: child processes of bench/fanout/run.ts (started
+ * through `taskset -c 1`, so they never compete with the server on core 0), driven
+ * over the IPC channel (messages and roles in ./protocol.ts). They drive real
+ * WebSocket clients against 127.0.0.1, each bound to one of several 127.0.0.x
+ * source addresses so that ephemeral ports never run out.
  *
  * Clients:
  * - movers (room, crowd): register, then send their position at `hz` with `z` = the
  *   send time in ms since the run's shared epoch (an absolute epoch agreed with the
  *   runner, subtracted, so |z| stays far below 1e9). Phases are spread evenly over
- *   one period by a single pump timer; a pump that falls a whole period behind drops
- *   the backlog rather than bursting (the achieved share is reported).
- * - observers: the first `observers` movers. They parse every frame; for each
- *   `positions` entry `[id, x, y, z]` from another user whose `z` is newer than the
- *   last seen from that sender, latency = now − z (same clock: one process). For
- *   delivery, every update sent during the window records which observers should see
- *   it (room: all; crowd: observers within radius × (1 − margin) at send time, the
- *   margin being hysteresis); an observer's copy counts as delivered when that value
- *   or a newer one from the same sender arrived within `deliveryMs` (1 s), late when
- *   it arrived later, missed when it never did. The load continues for that second
- *   after the window so the last updates get their chance.
- * - every other client only counts frames and bytes (no JSON.parse, no UTF-8
- *   validation) so that the generator does not become the bottleneck; its own CPU
- *   (process.cpuUsage) and event-loop delay are reported, and a run above
- *   SATURATION of a core is flagged.
- * - idle: connections that register and do nothing (ws answers the heartbeat pings).
+ *   one period across both processes by one pump timer each; a pump that falls a
+ *   whole period behind drops the backlog rather than bursting (the achieved share
+ *   is reported).
+ * - observers (the `observe` process): the first `observers` movers. They parse
+ *   every frame; for each `positions` entry `[id, x, y, z]` from another user whose
+ *   `z` is newer than the last seen from that sender, latency = now − z (same clock:
+ *   one machine, one epoch), and the arrival is logged. After the window, with the
+ *   `load` process's log of every update it sent (time and position), delivery is
+ *   computed: an update is owed to an observer in `room` always, in `crowd` when the
+ *   observer was within radius × (1 − margin) of it at send time (the margin is
+ *   hysteresis); it counts as delivered when that value or a newer one from the same
+ *   sender arrived within `deliveryMs` (1 s), late when it arrived later, missed when
+ *   it never did. The load continues for that second after the window.
+ * - every other client (the `load` process) only counts frames and bytes: no
+ *   JSON.parse, no UTF-8 decoding, not even a copy (the minimal RFC 6455 client of
+ *   ./raw-ws.ts, reading into one shared buffer), so that the generator does not
+ *   become the bottleneck. Each process reports its own CPU (process.cpuUsage) and
+ *   event-loop delay; the runner adds them up and flags a run above SATURATION.
+ * - idle: connections that register and do nothing (they answer the heartbeat pings).
  * - churn: `users` per second connect, register, wait for `welcome`, and close,
  *   among `background` users who stay; achieved rate, errors and time to welcome.
  *
- * Wire kinds: `json` is Shoal's protocol (Shoal and the naive baseline, path /ws).
- * `socketio` is Socket.IO 4 over the websocket transport: the observers use the real
- * `socket.io-client` (transports: ['websocket']); the counting clients speak the
- * Engine.IO v4 framing directly over `ws` (`0` open → `40` connect → `42[...]`
- * events, answering the server's `2` pings with `3`), which costs the generator far
- * less than a full client per socket and changes nothing on the server's side.
+ * Wire kinds: `json` is Shoal's protocol (Shoal and the naive baseline, path /ws);
+ * its observers and churn clients use `ws`. `socketio` is Socket.IO 4 over the
+ * websocket transport: the observers use the real `socket.io-client` (transports:
+ * ['websocket']); the other clients speak the Engine.IO v4 framing over the minimal
+ * client (`0` open → `40` connect → `42[...]` events, answering the server's `2`
+ * pings with `3`), which changes nothing on the server's side.
  */
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import { io as sioConnect, type Socket as SioSocket } from 'socket.io-client'
 import WebSocket from 'ws'
 import { percentile, round } from '../lib/proc.js'
+import { RawWebSocket } from './raw-ws.js'
 import {
   SATURATION, type GeneratorConfig, type GeneratorMessage, type GeneratorResult, type LatencySummary,
-  type RunnerMessage, type SetupReport
+  type RunnerMessage, type SentLog, type SetupReport
 } from './protocol.js'
 
 const CONNECT_TIMEOUT_MS = 10_000
@@ -180,19 +184,33 @@ function openJson (index: number, slot: number, fields: RegisterFields, sink: Fr
   })
 }
 
-/** Opens one Socket.IO client over raw Engine.IO framing; resolves on the `welcome` event. */
-function openSioRaw (index: number, fields: RegisterFields, sink: FrameSink | null): Promise<Client> {
-  return new Promise((resolve, reject) => {
-    const socket = new WebSocket(`${config.baseUrl}/socket.io/?EIO=4&transport=websocket`, wsOptions(index))
+/**
+ * Opens one counting client on the minimal WebSocket client (./raw-ws.ts): Shoal's
+ * JSON protocol, or Socket.IO's Engine.IO v4 framing. It reads text until its
+ * `welcome`, then only counts frames and bytes (and answers Engine.IO pings).
+ */
+function openRaw (index: number, fields: RegisterFields): Promise<Client> {
+  const sio = config.wire === 'socketio'
+  const url = new URL(config.baseUrl)
+  const connecting = RawWebSocket.connect({
+    host: url.hostname,
+    port: Number(url.port),
+    path: sio ? '/socket.io/?EIO=4&transport=websocket' : '/ws',
+    localAddress: sourceAddress(index),
+    timeoutMs: CONNECT_TIMEOUT_MS
+  })
+  return connecting.then((socket) => new Promise<Client>((resolve, reject) => {
     let settled = false
     const client: Client = {
       index,
       id: '',
       slot: -1,
-      open: false,
+      open: true,
       closing: false,
       mover: { x: fields.position.x, y: fields.position.y, heading: random() * 2 * Math.PI },
-      sendPosition: (x, y, z) => socket.send(`42["update",{"position":{"x":${x},"y":${y},"z":${z}}}]`),
+      sendPosition: sio
+        ? (x, y, z) => socket.send(`42["update",{"position":{"x":${x},"y":${y},"z":${z}}}]`)
+        : (x, y, z) => socket.send(`{"type":"update","position":{"x":${x},"y":${y},"z":${z}}}`),
       close: () => { client.closing = true; socket.close(1000) }
     }
     const fail = (why: string): void => {
@@ -204,44 +222,65 @@ function openSioRaw (index: number, fields: RegisterFields, sink: FrameSink | nu
       reject(new Error(why))
     }
     const timer = setTimeout(() => fail('timeout'), CONNECT_TIMEOUT_MS)
-    socket.on('error', (err) => fail(reason(err)))
-    socket.on('unexpected-response', (_request, response) => fail(`http ${String(response.statusCode)}`))
-    socket.on('open', () => { client.open = true })
-    socket.on('close', (code) => {
-      client.open = false
-      if (!settled) fail(`closed ${code}`)
-      else if (!client.closing) bump(traffic.closes, String(code))
-    })
-    const onHandshake = (data: Buffer): void => {
-      const text = data.toString()
-      if (text === '2') {
-        socket.send('3')
-      } else if (text.startsWith('0')) {
-        socket.send('40') // Engine.IO open → Socket.IO connect to the main namespace
-      } else if (text.startsWith('40')) {
-        socket.send(`42${JSON.stringify(['register', fields])}`)
-      } else if (text.startsWith('44')) {
-        fail('connect_error')
-      } else if (text.startsWith('42["welcome"')) {
-        const [, welcome] = JSON.parse(text.slice(2)) as [string, { id: string }]
-        settled = true
-        clearTimeout(timer)
-        client.id = welcome.id
-        socket.off('message', onHandshake)
-        const count = sink?.(client)
-        socket.on('message', (frame: Buffer) => {
-          if (frame.length === 1 && frame[0] === 0x32) { // '2': Engine.IO ping, the heartbeat
-            socket.send('3')
-            if (measuring) traffic.pings++
-            return
-          }
-          count?.(frame)
-        })
-        resolve(client)
-      }
+    const welcomed = (id: string): void => {
+      settled = true
+      clearTimeout(timer)
+      client.id = id
+      socket.collect = false
+      socket.handlers.text = undefined
+      socket.handlers.frame = sio ? countSioFrame(socket) : countJsonFrame
+      resolve(client)
     }
-    socket.on('message', onHandshake)
-  })
+    socket.handlers = {
+      ping: () => { if (measuring) traffic.pings++ },
+      close: (code) => {
+        client.open = false
+        if (!settled) fail(`closed ${code}`)
+        else if (!client.closing) bump(traffic.closes, String(code))
+      },
+      text: sio
+        ? (text) => {
+            if (text === '2') socket.send('3')
+            else if (text.startsWith('0')) socket.send('40') // Engine.IO open → Socket.IO connect to the main namespace
+            else if (text.startsWith('40')) socket.send(`42${JSON.stringify(['register', fields])}`)
+            else if (text.startsWith('44')) fail('connect_error')
+            else if (text.startsWith('42["welcome"')) welcomed((JSON.parse(text.slice(2)) as [string, { id: string }])[1].id)
+          }
+        : (text) => {
+            let message: { type?: string, id?: string, code?: string }
+            try {
+              message = JSON.parse(text) as typeof message
+            } catch {
+              return fail('bad welcome')
+            }
+            if (message.type === 'welcome' && typeof message.id === 'string') welcomed(message.id)
+            else if (message.type === 'error') fail(`register: ${message.code ?? 'error'}`)
+          }
+    }
+    socket.start()
+    if (!sio) socket.send(JSON.stringify({ type: 'register', ...fields }))
+  }))
+}
+
+function countJsonFrame (bytes: number, prefix: Buffer): void {
+  if (!measuring) return
+  traffic.frames++
+  traffic.bytes += bytes
+  if (startsWith(prefix, ERROR_PREFIX)) traffic.errorFrames++
+}
+
+/** Socket.IO's heartbeat is an Engine.IO `2` message that must be answered with `3`. */
+function countSioFrame (socket: RawWebSocket) {
+  return (bytes: number, prefix: Buffer): void => {
+    if (bytes === 1 && prefix[0] === 0x32) {
+      socket.send('3')
+      if (measuring) traffic.pings++
+      return
+    }
+    if (!measuring) return
+    traffic.frames++
+    traffic.bytes += bytes
+  }
 }
 
 /** Opens one observer with the real socket.io-client; resolves on the `welcome` event. */
@@ -305,14 +344,7 @@ function openSioObserver (index: number, slot: number, fields: RegisterFields): 
   })
 }
 
-// ---- counting and observing ---------------------------------------------------
-const countFrames: FrameSink = () => (data) => {
-  if (!measuring) return
-  traffic.frames++
-  traffic.bytes += data.length
-  if (startsWith(data, ERROR_PREFIX)) traffic.errorFrames++
-}
-
+// ---- observing ------------------------------------------------------------------
 const observeJson: FrameSink = (client) => (data) => {
   const now = nowRel()
   if (measuring) {
@@ -329,58 +361,56 @@ const observeJson: FrameSink = (client) => (data) => {
   else if (message.type === 'error' && measuring) traffic.errorFrames++
 }
 
-/** Per-sender log of the updates sent during the window: send time and the observers that should see it. */
-let sentZ: number[][] = []
-let sentMask: number[][] = []
-/** Per observer: next unchecked entry of each sender's log, last z seen from each sender, senders seen / expected. */
-let pointer: Int32Array[] = []
-let lastZ: Float64Array[] = []
-let seen: Uint8Array[] = []
-let expectedSeen: Uint8Array[] = []
+/** Every client's id by global index (the observe process learns them all through `ids`). */
 const idIndex = new Map<string, number>()
+/** Per observer slot: last z seen from each sender, and the arrivals of new values (z ≥ window start). */
+let lastZ: Float64Array[] = []
+let receivedAt: Array<Array<number[] | undefined>> = []
+let receivedZ: Array<Array<number[] | undefined>> = []
+let seen: Uint8Array[] = []
 const latencies: number[] = []
-const delivery = { delivered: 0, late: 0, missed: 0 }
 const positions = { frames: 0, entries: 0 }
 
 function onPositions (client: Client, entries: PositionEntry[], now: number): void {
   const slot = client.slot
-  const ptr = pointer[slot]
   const last = lastZ[slot]
   const seenBy = seen[slot]
-  if (ptr === undefined || last === undefined || seenBy === undefined) return
+  const at = receivedAt[slot]
+  const values = receivedZ[slot]
+  if (last === undefined || seenBy === undefined || at === undefined || values === undefined) return
   if (measuring) {
     positions.frames++
     positions.entries += entries.length
   }
-  const bit = 1 << slot
   for (const entry of entries) {
     const sender = idIndex.get(entry[0])
     if (sender === undefined || sender === client.index) continue
     const z = entry[3]
     if (!(z > (last[sender] ?? Infinity))) continue // an old or repeated value: not a new arrival
     last[sender] = z
-    if (z >= windowStart && z < windowEnd) {
+    if (z < windowStart) continue
+    if (z < windowEnd) {
       latencies.push(now - z)
       seenBy[sender] = 1
     }
-    const log = sentZ[sender]
-    const masks = sentMask[sender]
-    if (log === undefined || masks === undefined) continue
-    let p = ptr[sender] ?? 0
-    while (p < log.length && (log[p] ?? Infinity) <= z) {
-      if (((masks[p] ?? 0) & bit) !== 0) {
-        if (now - (log[p] ?? 0) <= config.deliveryMs) delivery.delivered++
-        else delivery.late++
-      }
-      p++
+    let times = at[sender]
+    let zs = values[sender]
+    if (times === undefined || zs === undefined) {
+      times = at[sender] = []
+      zs = values[sender] = []
     }
-    ptr[sender] = p
+    times.push(now)
+    zs.push(z)
   }
 }
 
 // ---- setup --------------------------------------------------------------------
 let clients: Client[] = []
 let observerClients: Client[] = []
+const moving = (): boolean => config.scenario === 'room' || config.scenario === 'crowd'
+/** Movers in the whole run, both processes. */
+const totalMovers = (): number => moving() ? config.users : 0
+const observerCount = (): number => moving() ? Math.min(config.observers, config.users, MAX_OBSERVERS) : 0
 
 function registerFields (index: number): RegisterFields {
   const position = { x: round(random() * config.area), y: round(random() * config.area), z: 0 }
@@ -392,29 +422,36 @@ function registerFields (index: number): RegisterFields {
   }
 }
 
-function openClient (index: number, slot: number, fields: RegisterFields, sink: FrameSink | null): Promise<Client> {
-  if (config.wire === 'json') return openJson(index, slot, fields, slot >= 0 ? observeJson : sink)
-  if (slot >= 0) return openSioObserver(index, slot, fields)
-  return openSioRaw(index, fields, sink)
+/** Observers: `ws` (parsing every frame) or socket.io-client; counting clients: the minimal client; churn: `ws` or the minimal one. */
+function openClient (index: number, slot: number, fields: RegisterFields, counting: boolean): Promise<Client> {
+  if (slot >= 0) return config.wire === 'json' ? openJson(index, slot, fields, observeJson) : openSioObserver(index, slot, fields)
+  if (counting || config.wire === 'socketio') return openRaw(index, fields)
+  return openJson(index, slot, fields, null)
+}
+
+/** The global indexes this process hosts: the observers, or everyone else. */
+function hostedRange (): [number, number] {
+  if (config.role === 'observe') return [0, observerCount()]
+  if (config.scenario === 'churn') return [0, config.background]
+  return [observerCount(), config.users]
 }
 
 async function setup (): Promise<SetupReport> {
-  const moving = config.scenario === 'room' || config.scenario === 'crowd'
-  const total = config.scenario === 'churn' ? config.background : config.users
-  const observers = moving ? Math.min(config.observers, total, MAX_OBSERVERS) : 0
+  const [first, end] = hostedRange()
+  const total = end - first
+  const observe = config.role === 'observe'
   const started = Date.now()
   const deadline = started + config.setupTimeoutMs
   const errors: Record<string, number> = {}
   let failed = 0
-  let next = 0
-  const opened: Array<Client | undefined> = new Array<Client | undefined>(total)
+  let next = first
+  const opened: Client[] = []
   const tooManyFailures = (): boolean => failed > Math.max(20, total * 0.05)
   const worker = async (): Promise<void> => {
-    while (next < total && Date.now() < deadline && !tooManyFailures()) {
+    while (next < end && Date.now() < deadline && !tooManyFailures()) {
       const index = next++
-      const slot = index < observers ? index : -1
       try {
-        opened[index] = await openClient(index, slot, registerFields(index), countFrames)
+        opened.push(await openClient(index, observe ? index : -1, registerFields(index), true))
       } catch (err) {
         failed++
         bump(errors, reason(err))
@@ -422,24 +459,28 @@ async function setup (): Promise<SetupReport> {
     }
   }
   await Promise.all(Array.from({ length: Math.min(config.connectConcurrency, Math.max(1, total)) }, worker))
-  clients = opened.filter((client): client is Client => client !== undefined)
+  clients = opened.sort((a, b) => a.index - b.index)
   observerClients = clients.filter((client) => client.slot >= 0)
-  if (next < total) bump(errors, tooManyFailures() ? 'gave up after too many failures' : 'setup deadline')
-
-  // Delivery bookkeeping, indexed by client index.
-  for (const client of clients) idIndex.set(client.id, client.index)
-  sentZ = Array.from({ length: total }, () => [])
-  sentMask = Array.from({ length: total }, () => [])
-  pointer = Array.from({ length: observers }, () => new Int32Array(total))
-  lastZ = Array.from({ length: observers }, () => new Float64Array(total).fill(-Infinity))
-  seen = Array.from({ length: observers }, () => new Uint8Array(total))
-  expectedSeen = Array.from({ length: observers }, () => new Uint8Array(total))
+  if (next < end) bump(errors, tooManyFailures() ? 'gave up after too many failures' : 'setup deadline')
   return { target: total, registered: clients.length, failed, complete: clients.length === total, ms: Date.now() - started, errors }
+}
+
+function learnIds (ids: string[]): void {
+  ids.forEach((id, index) => { if (id !== '') idIndex.set(id, index) })
+  const slots = observerClients.length
+  const size = ids.length
+  lastZ = Array.from({ length: slots }, () => new Float64Array(size).fill(-Infinity))
+  receivedAt = Array.from({ length: slots }, () => new Array<number[] | undefined>(size))
+  receivedZ = Array.from({ length: slots }, () => new Array<number[] | undefined>(size))
+  seen = Array.from({ length: slots }, () => new Uint8Array(size))
 }
 
 // ---- load: movers ---------------------------------------------------------------
 const timers: NodeJS.Timeout[] = []
 const updates = { sent: 0, droppedCycles: 0 }
+/** This process's updates sent during the window (per local mover), and every observer's track since the start. */
+const sentLog = new Map<number, { z: number[], x: number[], y: number[] }>()
+const tracks = new Map<number, { z: number[], x: number[], y: number[] }>()
 
 function step (mover: Mover): void {
   const distance = config.speed / config.hz
@@ -457,6 +498,14 @@ function step (mover: Mover): void {
   }
 }
 
+function push (log: Map<number, { z: number[], x: number[], y: number[] }>, index: number, z: number, x: number, y: number): void {
+  let entry = log.get(index)
+  if (entry === undefined) log.set(index, entry = { z: [], x: [], y: [] })
+  entry.z.push(z)
+  entry.x.push(x)
+  entry.y.push(y)
+}
+
 function sendUpdate (client: Client): void {
   if (!client.open) return
   step(client.mover)
@@ -464,45 +513,33 @@ function sendUpdate (client: Client): void {
   const y = round(client.mover.y)
   const z = round(nowRel())
   client.sendPosition(x, y, z)
+  if (client.slot >= 0) push(tracks, client.index, z, x, y)
   if (z < windowStart || z >= windowEnd) return
-  // Which observers should see this update: all (room), or those within the radius less the margin (crowd).
-  let mask = 0
-  const reach = config.radius > 0 ? config.radius * (1 - config.margin) : Infinity
-  for (const observer of observerClients) {
-    if (observer === client) continue
-    if (reach !== Infinity) {
-      const dx = observer.mover.x - x
-      const dy = observer.mover.y - y
-      if (dx * dx + dy * dy > reach * reach) continue
-    }
-    mask |= 1 << observer.slot
-    const expected = expectedSeen[observer.slot]
-    if (expected !== undefined) expected[client.index] = 1
-  }
-  sentZ[client.index]?.push(z)
-  sentMask[client.index]?.push(mask)
+  push(sentLog, client.index, z, x, y)
   updates.sent++
 }
 
+/** One pump for this process's movers; phases spread over every mover of the run, aligned on the shared epoch. */
 function startMovers (): void {
   const movers = clients
   if (movers.length === 0) return
   const period = 1000 / config.hz
+  const phase = (client: Client): number => (client.index * period) / totalMovers()
   let k = 0
-  let cycleStart = nowRel()
+  let cycleStart = Math.ceil(nowRel() / period) * period
   const pump = (): void => {
     const now = nowRel()
     for (let budget = movers.length; budget > 0; budget--) {
-      if (cycleStart + (k * period) / movers.length > now) break
       const client = movers[k]
-      if (client !== undefined) sendUpdate(client)
+      if (client === undefined || cycleStart + phase(client) > now) break
+      sendUpdate(client)
       k++
       if (k === movers.length) {
         k = 0
         cycleStart += period
         if (now - cycleStart > period) { // a whole period behind: drop the backlog instead of bursting
           updates.droppedCycles++
-          cycleStart = now
+          cycleStart = Math.ceil(now / period) * period
         }
       }
     }
@@ -520,7 +557,7 @@ function churnCycle (): void {
   if (inWindow) churn.started++
   const index = config.background + churnIndex++
   churn.inflight++
-  openClient(index, -1, { name: `c${index}`, room: `churn-${index % config.churnRooms}`, position: { x: 0, y: 0, z: 0 } }, null).then((client) => {
+  openClient(index, -1, { name: `c${index}`, room: `churn-${index % config.churnRooms}`, position: { x: 0, y: 0, z: 0 } }, false).then((client) => {
     if (inWindow) {
       churn.completed++
       churn.welcomeMs.push(nowRel() - t0)
@@ -552,11 +589,63 @@ function startChurn (): void {
   }, 5))
 }
 
+// ---- delivery (observe process, once every sent update is known) ----------------------
+/** Where an observer was at time z: its last sent position at or before z (its register position before that). */
+function positionAt (observer: Client, z: number): [number, number] {
+  const track = tracks.get(observer.index)
+  if (track === undefined || track.z.length === 0 || (track.z[0] ?? Infinity) > z) return [observer.mover.x, observer.mover.y]
+  let lo = 0
+  let hi = track.z.length - 1
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1
+    if ((track.z[mid] ?? Infinity) <= z) lo = mid
+    else hi = mid - 1
+  }
+  return [track.x[lo] ?? 0, track.y[lo] ?? 0]
+}
+
+/**
+ * For every update sent in the window and every observer that should see it (room:
+ * all; crowd: within radius × (1 − margin) of where the observer was at that time),
+ * the first arrival of that value or a newer one from the same sender: delivered
+ * within `deliveryMs`, late, or missed.
+ */
+function computeDelivery (log: SentLog) {
+  const result = { expected: 0, delivered: 0, late: 0, missed: 0 }
+  const expectedSeen = observerClients.map(() => new Set<number>())
+  const reach = config.radius > 0 ? config.radius * (1 - config.margin) : Infinity
+  for (const sender of log.senders) {
+    for (const observer of observerClients) {
+      if (observer.index === sender.index) continue
+      const times = receivedAt[observer.slot]?.[sender.index] ?? []
+      const values = receivedZ[observer.slot]?.[sender.index] ?? []
+      let p = 0
+      for (let u = 0; u < sender.z.length; u++) {
+        const z = sender.z[u] ?? 0
+        if (reach !== Infinity) {
+          const [ox, oy] = positionAt(observer, z)
+          const dx = ox - (sender.x[u] ?? 0)
+          const dy = oy - (sender.y[u] ?? 0)
+          if (dx * dx + dy * dy > reach * reach) continue
+        }
+        result.expected++
+        expectedSeen[observer.slot]?.add(sender.index)
+        while (p < values.length && (values[p] ?? 0) < z) p++ // arrivals are in order of arrival and of z
+        if (p === values.length) result.missed++
+        else if ((times[p] ?? Infinity) - z <= config.deliveryMs) result.delivered++
+        else result.late++
+      }
+    }
+  }
+  return { ...result, expectedSeen }
+}
+
 // ---- window and result ---------------------------------------------------------
 const loopDelay = monitorEventLoopDelay({ resolution: 5 })
 let cpuAtStart = process.cpuUsage()
 let wallAtStart = 0
 let cpuMs = 0
+let cpuUserMs = 0
 let wallMs = 0
 
 function summary (values: number[]): LatencySummary {
@@ -574,43 +663,45 @@ function summary (values: number[]): LatencySummary {
   }
 }
 
-function result (): GeneratorResult {
-  // Updates owed to an observer that never arrived (or only older values did).
-  for (const observer of observerClients) {
-    const ptr = pointer[observer.slot]
-    if (ptr === undefined) continue
-    const bit = 1 << observer.slot
-    for (let sender = 0; sender < sentZ.length; sender++) {
-      const masks = sentMask[sender] ?? []
-      for (let p = ptr[sender] ?? 0; p < masks.length; p++) {
-        if (((masks[p] ?? 0) & bit) !== 0) delivery.missed++
-      }
-    }
-  }
+function ownLog (): SentLog {
+  return { senders: [...sentLog.entries()].map(([index, entry]) => ({ index, ...entry })) }
+}
+
+function result (others: SentLog | null): GeneratorResult {
   const seconds = wallMs / 1000
-  const moving = config.scenario === 'room' || config.scenario === 'crowd'
-  const expectedUpdates = moving ? Math.round(clients.length * config.hz * seconds) : 0
-  const owed = delivery.delivered + delivery.late + delivery.missed
-  const average = (arrays: Uint8Array[]): number => arrays.length === 0 ? 0 : arrays.reduce((sum, array) => sum + array.reduce((a, b) => a + b, 0), 0) / arrays.length
+  const expectedUpdates = moving() ? Math.round(clients.length * config.hz * seconds) : 0
+  const observing = config.role === 'observe' && observerClients.length > 0
+  const delivery = observing ? computeDelivery({ senders: [...ownLog().senders, ...(others?.senders ?? [])] }) : null
+  const owed = delivery === null ? 0 : delivery.expected
   const share = wallMs > 0 ? cpuMs / wallMs : 0
+  const average = (counts: number[]): number => counts.length === 0 ? 0 : counts.reduce((a, b) => a + b, 0) / counts.length
+  const loop = { p99: round(loopDelay.percentile(99) / 1e6, 2), max: round(loopDelay.max / 1e6, 2) }
+  const rssMiB = round(process.memoryUsage.rss() / 2 ** 20, 1)
   return {
     windowMs: round(wallMs, 1),
     updates: { sent: updates.sent, expected: expectedUpdates, achievedShare: expectedUpdates === 0 ? null : round(updates.sent / expectedUpdates, 4) },
     latencyMs: summary(latencies),
-    delivery: { expected: owed, ...delivery, ratio: owed === 0 ? null : round(delivery.delivered / owed, 5) },
+    delivery: {
+      expected: owed,
+      delivered: delivery?.delivered ?? 0,
+      late: delivery?.late ?? 0,
+      missed: delivery?.missed ?? 0,
+      ratio: owed === 0 ? null : round((delivery?.delivered ?? 0) / owed, 5)
+    },
     traffic: {
       ...traffic,
       framesPerSecond: round(traffic.frames / seconds, 1),
       bytesPerSecond: Math.round(traffic.bytes / seconds),
       stillOpen: clients.filter((client) => client.open).length
     },
-    cpu: { ms: round(cpuMs, 1), shareOfOneCore: round(share, 4), saturated: share > SATURATION },
-    loopDelayMs: { p99: round(loopDelay.percentile(99) / 1e6, 2), max: round(loopDelay.max / 1e6, 2) },
-    rssMiB: round(process.memoryUsage.rss() / 2 ** 20, 1),
-    interest: moving && observerClients.length > 0
+    cpu: { ms: round(cpuMs, 1), userMs: round(cpuUserMs, 1), shareOfOneCore: round(share, 4), saturated: share > SATURATION },
+    loopDelayMs: observing ? { ...loop, observerP99: loop.p99 } : loop,
+    rssMiB,
+    processes: [{ role: config.role, cpuShareOfOneCore: round(share, 4), loopDelayP99Ms: loop.p99, rssMiB, clients: clients.length }],
+    interest: observing && delivery !== null
       ? {
-          receivedSendersPerObserver: round(average(seen), 1),
-          expectedSendersPerObserver: round(average(expectedSeen), 1),
+          receivedSendersPerObserver: round(average(seen.map((array) => array.reduce((a, b) => a + b, 0))), 1),
+          expectedSendersPerObserver: round(average(delivery.expectedSeen.map((set) => set.size)), 1),
           entriesPerPositionsFrame: positions.frames === 0 ? 0 : round(positions.entries / positions.frames, 1),
           positionsFrames: positions.frames
         }
@@ -630,8 +721,8 @@ function result (): GeneratorResult {
   }
 }
 
+/** After the window: the load goes on until every update of the window has had its delivery deadline. */
 async function finish (): Promise<void> {
-  // The load goes on until every update of the window has had its delivery deadline.
   await new Promise((resolve) => setTimeout(resolve, config.deliveryMs + 250))
   if (config.scenario === 'churn') {
     const deadline = Date.now() + CONNECT_TIMEOUT_MS + 1000
@@ -639,8 +730,13 @@ async function finish (): Promise<void> {
       await new Promise((resolve) => setTimeout(resolve, 50))
     }
   }
-  post({ ev: 'result', result: result() })
+  // The observe process answers once the load process's log arrives (`sent-log`).
+  finished = true
+  if (config.role === 'load') post({ ev: 'result', result: result(null), sentLog: moving() ? ownLog() : null })
+  else if (pendingLog !== null) post({ ev: 'result', result: result(pendingLog), sentLog: null })
 }
+let finished = false
+let pendingLog: SentLog | null = null
 
 function stop (): void {
   for (const timer of timers) clearInterval(timer)
@@ -657,11 +753,15 @@ process.on('message', (message: RunnerMessage) => {
     switch (message.cmd) {
       case 'setup':
         config = message.config
+        seed = config.role === 'observe' ? 0x2545f491 : 0x9e3779b9
         if (config.observers > MAX_OBSERVERS) throw new Error(`at most ${MAX_OBSERVERS} observers`)
-        setup().then((report) => post({ ev: 'ready', setup: report }), (err: unknown) => post({ ev: 'error', message: String(err) }))
+        setup().then((report) => post({ ev: 'ready', setup: report, ids: clients.map((client) => [client.index, client.id]) }), (err: unknown) => post({ ev: 'error', message: String(err) }))
+        return
+      case 'ids':
+        learnIds(message.ids)
         return
       case 'start':
-        if (config.scenario === 'room' || config.scenario === 'crowd') startMovers()
+        if (moving()) startMovers()
         else if (config.scenario === 'churn') startChurn()
         return
       case 'window-start':
@@ -677,10 +777,15 @@ process.on('message', (message: RunnerMessage) => {
         loopDelay.disable()
         const cpu = process.cpuUsage(cpuAtStart)
         cpuMs = (cpu.user + cpu.system) / 1000
+        cpuUserMs = cpu.user / 1000
         wallMs = performance.now() - wallAtStart
         finish().catch((err: unknown) => post({ ev: 'error', message: String(err) }))
         return
       }
+      case 'sent-log':
+        pendingLog = message.log
+        if (finished) post({ ev: 'result', result: result(pendingLog), sentLog: null })
+        return
       case 'stop':
         stop()
     }

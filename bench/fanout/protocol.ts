@@ -1,15 +1,23 @@
 /**
- * What the fan-out runner (bench/fanout/run.ts) and its load generator
+ * What the fan-out runner (bench/fanout/run.ts) and its load generator processes
  * (bench/fanout/generator.ts) say to each other over the child-process IPC
- * channel, and the shapes of their results. Both sides import this file, so the
- * two processes cannot disagree about a field.
+ * channel, and the shapes of their results. All sides import this file, so the
+ * processes cannot disagree about a field.
  *
- * Sequence: runner → `setup` (connect and register every client) → generator
- * `ready`; runner → `start` (senders or churn begin; warm-up) → `window-start`
+ * Roles: in `room` and `crowd` there are two generator processes, both on core 1:
+ * `observe` hosts the few observers (movers that parse every frame), `load` hosts
+ * every other client (movers that only count). Apart, the observers are read as
+ * soon as their frames arrive instead of waiting behind thousands of counting
+ * sockets in one event loop, so latency is the server's, not the generator's.
+ * In `idle` and `churn` there is only `load`.
+ *
+ * Sequence: runner → `setup` (connect and register the process's clients) →
+ * each process `ready` (with its clients' ids); runner → `ids` (every id, to the
+ * observe process) → `start` (senders or churn begin; warm-up) → `window-start`
  * (counting begins; the runner reads the server's CPU at the same moment) →
- * `window-end` (counting of new updates stops; the generator keeps the load on
- * for the 1 s delivery deadline, then answers `result`) → `stop` (close
- * everything and exit).
+ * `window-end` (counting stops; the load stays on for the 1 s delivery deadline)
+ * → load `result` with its log of sent updates → runner → `sent-log` to the
+ * observe process, which computes delivery → observe `result` → `stop`.
  */
 
 export const SCENARIOS = ['room', 'crowd', 'idle', 'churn'] as const
@@ -20,7 +28,10 @@ export type TargetName = typeof TARGETS[number]
 /** How the generator speaks to the target: Shoal's JSON protocol over ws (Shoal and the naive baseline), or Socket.IO 4. */
 export type WireKind = 'json' | 'socketio'
 
+export type GeneratorRole = 'load' | 'observe'
+
 export interface GeneratorConfig {
+  role: GeneratorRole
   scenario: Scenario
   target: TargetName
   wire: WireKind
@@ -61,10 +72,17 @@ export interface GeneratorConfig {
 
 export type RunnerMessage =
   | { cmd: 'setup', config: GeneratorConfig }
+  | { cmd: 'ids', ids: string[] }
+  | { cmd: 'sent-log', log: SentLog }
   | { cmd: 'start' }
   | { cmd: 'window-start' }
   | { cmd: 'window-end' }
   | { cmd: 'stop' }
+
+/** The updates a process's movers sent during the window: per sender, send time (z) and position. */
+export interface SentLog {
+  senders: Array<{ index: number, z: number[], x: number[], y: number[] }>
+}
 
 export interface SetupReport {
   target: number
@@ -101,9 +119,12 @@ export interface GeneratorResult {
     closes: Record<string, number>
     stillOpen: number
   }
-  cpu: { ms: number, shareOfOneCore: number, saturated: boolean }
-  loopDelayMs: { p99: number, max: number }
+  /** All generator processes together (they share one core). */
+  cpu: { ms: number, userMs: number, shareOfOneCore: number, saturated: boolean }
+  /** The worst of the processes; `observerP99` is the observers' own event loop (their latency error). */
+  loopDelayMs: { p99: number, max: number, observerP99?: number }
   rssMiB: number
+  processes?: Array<{ role: GeneratorRole, cpuShareOfOneCore: number, loopDelayP99Ms: number, rssMiB: number, clients: number }>
   interest: {
     /** Distinct senders an observer received during the window, averaged over observers. */
     receivedSendersPerObserver: number
@@ -126,8 +147,8 @@ export interface GeneratorResult {
 }
 
 export type GeneratorMessage =
-  | { ev: 'ready', setup: SetupReport }
-  | { ev: 'result', result: GeneratorResult }
+  | { ev: 'ready', setup: SetupReport, ids: Array<[number, string]> }
+  | { ev: 'result', result: GeneratorResult, sentLog: SentLog | null }
   | { ev: 'error', message: string }
 
 /** The generator is flagged as saturated (its figures unreliable) above this share of its core. */

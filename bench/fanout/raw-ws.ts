@@ -4,8 +4,9 @@
  * masked text frames out, and an incremental frame parser in. Server frames are
  * counted (frames and payload bytes) without being copied, joined or decoded,
  * unless the client asks for the next messages as text (during the handshake of
- * the application protocol, e.g. until Shoal's `welcome`). Pings get their pong,
- * a close frame gets its close reply.
+ * the application protocol, e.g. until Shoal's `welcome`). Reads go through
+ * `onread` into one buffer shared by all sockets (no allocation per read, no
+ * stream machinery). Pings get their pong, a close frame gets its close reply.
  *
  * Why not `ws` for these: on this 2-core machine the generator has one core for
  * thousands of clients; `ws`'s receiver (a Writable stream per socket, a Buffer per
@@ -20,6 +21,21 @@ import { connect, type Socket } from 'node:net'
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
 
+/** Every socket's reads land here, one read at a time (the callbacks are synchronous). */
+const readBuffer = Buffer.allocUnsafe(256 * 1024)
+
+/** Masking keys come from a pool of random bytes refilled 4 KiB at a time. */
+let pool = randomBytes(4096)
+let poolOffset = 0
+function maskKey (): Buffer {
+  if (poolOffset + 4 > pool.length) {
+    pool = randomBytes(4096)
+    poolOffset = 0
+  }
+  poolOffset += 4
+  return pool.subarray(poolOffset - 4, poolOffset)
+}
+
 export interface RawWsOptions {
   host: string
   port: number
@@ -31,8 +47,8 @@ export interface RawWsOptions {
 export interface RawWsHandlers {
   /** A text message, delivered whole, while `collect` is on. */
   text?: (text: string) => void
-  /** Every complete data message: its payload length (counted whether collected or not). */
-  frame?: (bytes: number, firstByte: number) => void
+  /** Every complete data message: its payload length and its first (up to 16) bytes, collected or not. */
+  frame?: (bytes: number, prefix: Buffer) => void
   ping?: () => void
   close?: (code: number) => void
 }
@@ -50,10 +66,13 @@ export class RawWebSocket {
   private fin = false
   private remaining = 0
   private messageBytes = 0
-  private firstByte = -1
+  private readonly prefix = Buffer.alloc(16)
+  private prefixLength = 0
   private parts: Buffer[] = []
   private control: Buffer[] = []
   private closed = false
+  /** Data that arrived before `start()`: the handlers are not set yet. */
+  private pending: Buffer[] | null = []
 
   private constructor (socket: Socket) {
     this.socket = socket
@@ -62,11 +81,18 @@ export class RawWebSocket {
   /** Connects and completes the upgrade; rejects on any failure or after `timeoutMs`. */
   static async connect (options: RawWsOptions): Promise<RawWebSocket> {
     return await new Promise((resolve, reject) => {
-      const socket = connect({ host: options.host, port: options.port, localAddress: options.localAddress })
+      // Reads land in one buffer shared by every socket (`onread`): no allocation, no stream, no 'data' event per read.
+      let sink: (chunk: Buffer) => void = () => {}
+      const socket = connect({
+        host: options.host,
+        port: options.port,
+        localAddress: options.localAddress,
+        onread: { buffer: readBuffer, callback: (bytes) => { sink(readBuffer.subarray(0, bytes)); return true } }
+      })
       socket.setNoDelay(true)
       const key = randomBytes(16).toString('base64')
       const accept = createHash('sha1').update(key + GUID).digest('base64')
-      let head = Buffer.alloc(0)
+      let head: Buffer = Buffer.alloc(0)
       let done = false
       const fail = (why: string): void => {
         if (done) return
@@ -83,7 +109,7 @@ export class RawWebSocket {
           `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`)
       })
       const onHead = (chunk: Buffer): void => {
-        head = head.length === 0 ? chunk : Buffer.concat([head, chunk])
+        head = Buffer.concat([head, chunk]) // a copy: `chunk` is the shared read buffer
         const end = head.indexOf('\r\n\r\n')
         if (end === -1) {
           if (head.length > 16_384) fail('upgrade response too long')
@@ -95,20 +121,29 @@ export class RawWebSocket {
         if (!new RegExp(`^sec-websocket-accept:\\s*${accept.replace(/[+/=]/g, '\\$&')}\\s*$`, 'im').test(response)) return fail('bad Sec-WebSocket-Accept')
         done = true
         clearTimeout(timer)
-        socket.off('data', onHead)
         socket.removeAllListeners('close')
         socket.removeAllListeners('error')
         const ws = new RawWebSocket(socket)
         ws.open = true
-        socket.on('data', (data: Buffer) => ws.onData(data))
+        const rest = head.subarray(end + 4)
+        if (rest.length > 0) ws.pending?.push(rest)
+        sink = (data) => {
+          if (ws.pending === null) ws.onData(data)
+          else ws.pending.push(Buffer.from(data))
+        }
         socket.on('error', () => {})
         socket.on('close', () => ws.onSocketClose())
         resolve(ws)
-        const rest = head.subarray(end + 4)
-        if (rest.length > 0) ws.onData(rest)
       }
-      socket.on('data', onHead)
+      sink = onHead
     })
+  }
+
+  /** Starts reading frames; call it once `handlers` are set (data that came earlier is replayed). */
+  start (): void {
+    const pending = this.pending ?? []
+    this.pending = null
+    for (const data of pending) this.onData(data)
   }
 
   /** Sends one masked text frame. */
@@ -148,7 +183,7 @@ export class RawWebSocket {
   }
 
   private writeMasked (frame: Buffer, headerLength: number, payload: Buffer): void {
-    const mask = randomBytes(4)
+    const mask = maskKey()
     mask.copy(frame, headerLength - 4)
     for (let i = 0; i < payload.length; i++) frame[headerLength + i] = (payload[i] ?? 0) ^ (mask[i & 3] ?? 0)
     this.socket.write(frame)
@@ -173,9 +208,11 @@ export class RawWebSocket {
     while (i < data.length) {
       if (this.remaining > 0) {
         const take = Math.min(this.remaining, data.length - i)
-        if (this.opcode >= 0x8) this.control.push(data.subarray(i, i + take))
+        // Copies where a part is kept: `data` is the shared read buffer, overwritten by the next read.
+        if (this.opcode >= 0x8) this.control.push(Buffer.from(data.subarray(i, i + take)))
         else {
-          if (this.collect) this.parts.push(data.subarray(i, i + take))
+          if (this.collect) this.parts.push(Buffer.from(data.subarray(i, i + take)))
+          if (this.prefixLength < 16) this.prefixLength += data.copy(this.prefix, this.prefixLength, i, i + Math.min(take, 16 - this.prefixLength))
           this.messageBytes += take
         }
         this.remaining -= take
@@ -195,7 +232,6 @@ export class RawWebSocket {
       if (opcode !== 0) this.opcode = opcode
       this.remaining = short === 126 ? this.header.readUInt16BE(2) : short === 127 ? Number(this.header.readBigUInt64BE(2)) : short
       this.headerLength = 0
-      if (this.opcode < 0x8 && this.firstByte === -1) this.firstByte = this.remaining > 0 && i < data.length ? (data[i] ?? -1) : -1
       if (this.remaining === 0) this.endFrame()
     }
   }
@@ -223,10 +259,10 @@ export class RawWebSocket {
     }
     if (!this.fin) return // a fragmented message continues
     const bytes = this.messageBytes
-    const firstByte = this.firstByte
+    const prefixLength = this.prefixLength
     this.messageBytes = 0
-    this.firstByte = -1
-    this.handlers.frame?.(bytes, firstByte)
+    this.prefixLength = 0
+    this.handlers.frame?.(bytes, this.prefix.subarray(0, prefixLength))
     if (this.collect) {
       const parts = this.parts
       this.parts = []

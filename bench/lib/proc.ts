@@ -8,7 +8,7 @@
 import { execFileSync, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
-import { availableParallelism, totalmem, release } from 'node:os'
+import { availableParallelism, cpus, totalmem, release } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -31,7 +31,7 @@ export function commandExists (command: string): boolean {
 
 /** True when there are two cores or more and taskset exists: server on core 0, load on core 1. */
 export function canPin (): boolean {
-  return availableParallelism() >= 2 && commandExists('taskset')
+  return Math.max(availableParallelism(), cpus().length) >= 2 && commandExists('taskset')
 }
 
 /** Pins every thread of a running process to one core; false when that failed. */
@@ -161,7 +161,8 @@ export function machineInfo (): MachineInfo {
   } catch {}
   return {
     cpuModel,
-    cores: availableParallelism(),
+    // Not availableParallelism(): that follows this process's CPU affinity, and the runner is pinned to one core.
+    cores: cpus().length,
     memoryGiB: round(totalmem() / 2 ** 30, 1),
     node: process.version,
     kernel: release(),
