@@ -16,42 +16,11 @@ import { basename, join } from 'node:path'
 import * as vega from 'vega'
 import { compile, type TopLevelSpec } from 'vega-lite'
 import { RESULTS_DIR, ROOT, round } from './lib/proc.js'
-import { SCENARIOS, TARGETS, type GeneratorResult, type Scenario, type TargetName } from './fanout/protocol.js'
+import { SCENARIOS, TARGETS, type Scenario, type TargetName } from './fanout/protocol.js'
+import type { RunRecord as Run, SweepRecord as Sweep } from './fanout/records.js'
 import { interestVerdict } from './fanout/verdicts.js'
 
 const DOCS = join(ROOT, 'docs')
-
-/** The parts of a run record (bench/fanout/run.ts, RunRecord) the report reads. */
-interface Run {
-  kind: 'fanout-run'
-  scenario: Scenario
-  target: TargetName
-  users: number
-  date: string
-  command: string
-  sweep: { id: string, step: number } | null
-  pass: boolean
-  failReasons: string[]
-  warnings: string[]
-  error: string | null
-  config: { hz?: number, seconds?: number, warmup?: number, observers?: number, tickHz?: number, heartbeatMs?: number, radius?: number, serverEnv?: Record<string, string>, compiled?: boolean, pinned?: boolean }
-  machine: { cpuModel: string, cores: number, memoryGiB: number, node: string, kernel: string, openFilesLimit: number | null }
-  setup: { registered: number, target: number, complete: boolean } | null
-  server: { cpuShareOfOneCore: number | null, rssMiB: number | null, rssPerConnectionKiB: number | null }
-  generator: GeneratorResult | null
-  environment: { quietBeforeRun: boolean, otherLoadOnServerCore: number | null } | null
-  interest: { honoured: boolean | null, note: string } | null
-  file: string
-}
-
-interface Sweep {
-  kind: 'fanout-sweep'
-  id: string
-  scenario: Scenario
-  command: string
-  date: string
-  targets: Record<string, { capacity: number | null, firstFail: number | null, limitedBy: string, runs: string[] }>
-}
 
 function load (): { runs: Run[], sweeps: Sweep[] } {
   const runs: Run[] = []

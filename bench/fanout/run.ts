@@ -29,13 +29,14 @@ import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import {
   canPin, clockTicks, cpuBusyShares, cpuJiffies, exited, freePort, machineInfo, ORPHAN_GUARD, peakRssKiB, pinProcess, processTicks,
-  RESULTS_DIR, ROOT, round, rssKiB, shoalServerCommand, sleep, stopChild, waitForHealth, waitForQuiet, type MachineInfo, type ShoalCommand
+  RESULTS_DIR, ROOT, round, rssKiB, shoalServerCommand, sleep, stopChild, waitForHealth, waitForQuiet, type ShoalCommand
 } from '../lib/proc.js'
 import {
   SATURATION, SCENARIOS, TARGETS, type GeneratorConfig, type GeneratorMessage, type GeneratorResult,
   type GeneratorRole, type RunnerMessage, type Scenario, type SetupReport, type TargetName
 } from './protocol.js'
-import { interestVerdict, type InterestVerdict } from './verdicts.js'
+import type { RunRecord, SweepRecord, SweepTarget } from './records.js'
+import { interestVerdict } from './verdicts.js'
 
 const usage = `Shoal fan-out benchmark (bench/fanout/). Everything runs on 127.0.0.1; the server is
 pinned to core 0 and the load generator to core 1.
@@ -248,48 +249,6 @@ class Generator {
  * kernel threads, the services it keeps running).
  */
 const OTHER_LOAD_LIMIT = 0.2
-
-export interface RunRecord {
-  kind: 'fanout-run'
-  version: 1
-  scenario: Scenario
-  target: TargetName
-  users: number
-  date: string
-  command: string
-  sweep: { id: string, step: number } | null
-  pass: boolean
-  failReasons: string[]
-  warnings: string[]
-  error: string | null
-  config: Record<string, unknown>
-  machine: MachineInfo
-  setup: SetupReport | null
-  server: {
-    cpuMs: number | null
-    cpuShareOfOneCore: number | null
-    rssMiB: number | null
-    rssPeakMiB: number | null
-    rssBaselineMiB: number | null
-    rssPerConnectionKiB: number | null
-    health: unknown
-    exitedDuringRun: boolean
-    logTail: string | null
-  }
-  generator: GeneratorResult | null
-  /** The machine is shared: how busy it was before the run, and each core's busy share during the window. */
-  environment: {
-    quietBeforeRun: boolean
-    busyBeforeRun: number[]
-    waitedForQuietMs: number
-    loadAverage: number[]
-    coreBusyDuringWindow: number[]
-    /** Core 0's busy share beyond the server's own CPU (other processes, kernel network work). */
-    otherLoadOnServerCore: number | null
-  } | null
-  interest: InterestVerdict | null
-  file: string
-}
 
 function crowdArea (options: RunOptions): number {
   return round(options.radius * Math.sqrt((Math.PI * options.users) / options.neighbours), 1)
@@ -588,15 +547,14 @@ function disturbed (record: RunRecord): boolean {
   return environment !== null && (!environment.quietBeforeRun || (environment.otherLoadOnServerCore ?? 0) > OTHER_LOAD_LIMIT)
 }
 
-interface SweepTarget { capacity: number | null, firstFail: number | null, limitedBy: string, runs: string[] }
-
 async function sweep (base: Omit<RunOptions, 'target' | 'users'>, targets: TargetName[], from: number, max: number, factor: number, bisect: boolean): Promise<void> {
   const id = new Date().toISOString().replace(/[:.]/g, '-')
   const summary: Record<string, SweepTarget> = {}
   const file = join(RESULTS_DIR, `sweep-${base.scenario}-${id}.json`)
   const save = (): void => {
     mkdirSync(RESULTS_DIR, { recursive: true })
-    writeFileSync(file, JSON.stringify({ kind: 'fanout-sweep', version: 1, id, scenario: base.scenario, command: base.command, date: new Date().toISOString(), from, max, factor, bisect, machine: machineInfo(), targets: summary }, null, 2) + '\n')
+    const sweep: SweepRecord = { kind: 'fanout-sweep', version: 1, id, scenario: base.scenario, command: base.command, date: new Date().toISOString(), from, max, factor, bisect, machine: machineInfo(), targets: summary }
+    writeFileSync(file, JSON.stringify(sweep, null, 2) + '\n')
   }
   let step = 0
   for (const target of targets) {
