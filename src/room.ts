@@ -73,8 +73,13 @@ export class Room {
     this.viewsStale = this.grid !== null
   }
 
-  /** The member's name, state, listening set or connection changed. */
+  /** The member's name or state changed: what clients know, not what anyone sees. */
   touch (user: LiveUser): void {
+    this.changed.add(user.id)
+  }
+
+  /** The member's listening set or connection changed: with interest management, views change even if nobody moves. */
+  touchView (user: LiveUser): void {
     this.changed.add(user.id)
     this.viewsStale = this.grid !== null
   }
@@ -132,7 +137,7 @@ export class Room {
   takePositions (): PositionEntry[] {
     const entries: PositionEntry[] = []
     for (const user of this.moved) {
-      entries.push([user.id, user.position.x, user.position.y, user.position.z])
+      entries.push(entryOf(user))
     }
     this.moved.clear()
     return entries
@@ -142,7 +147,7 @@ export class Room {
   allPositions (): PositionEntry[] {
     const entries: PositionEntry[] = []
     for (const user of this.members.values()) {
-      entries.push([user.id, user.position.x, user.position.y, user.position.z])
+      entries.push(entryOf(user))
     }
     return entries
   }
@@ -161,10 +166,10 @@ export class Room {
     const radiusSquared = radius * radius
     const keepSquared = keep * keep
     const serialized = new Map<LiveUser, string>()
-    const entryOf = (user: LiveUser): string => {
+    const serializedEntryOf = (user: LiveUser): string => {
       let entry = serialized.get(user)
       if (entry === undefined) {
-        entry = JSON.stringify([user.id, user.position.x, user.position.y, user.position.z])
+        entry = JSON.stringify(entryOf(user))
         serialized.set(user, entry)
       }
       return entry
@@ -177,7 +182,7 @@ export class Room {
       const see = (other: LiveUser): void => {
         if (now.has(other.id)) return
         now.add(other.id)
-        if (this.moved.has(other) || before?.has(other.id) !== true) entries.push(entryOf(other))
+        if (this.moved.has(other) || before?.has(other.id) !== true) entries.push(serializedEntryOf(other))
       }
       const { x, y, z } = member.position
       for (const other of grid.near(x, y, keep)) {
@@ -205,10 +210,14 @@ export class Room {
     const entries: PositionEntry[] = []
     for (const id of this.inView.get(member.id) ?? []) {
       const user = this.members.get(id)
-      if (user !== undefined) entries.push([user.id, user.position.x, user.position.y, user.position.z])
+      if (user !== undefined) entries.push(entryOf(user))
     }
     return entries
   }
+}
+
+function entryOf (user: LiveUser): PositionEntry {
+  return [user.id, user.position.x, user.position.y, user.position.z]
 }
 
 function changedFields (before: UserT, after: UserT): PresenceUpdateT | null {

@@ -62,7 +62,9 @@ export class UserStore {
   setProfile (user: LiveUser, name: string, state: State): void {
     user.name = name
     user.state = state
-    this.touch(user)
+    const room = this.roomOf(user)
+    room.touch(user)
+    this.changedRooms.add(room)
   }
 
   setListening (user: LiveUser, listeningTo: string[]): void {
@@ -79,10 +81,10 @@ export class UserStore {
     }
   }
 
-  /** Something clients see about `user` (name, state, listening set, connection) changed. */
+  /** `user`'s listening set or connection changed: clients hear of it, and views may change. */
   touch (user: LiveUser): void {
     const room = this.roomOf(user)
-    room.touch(user)
+    room.touchView(user)
     this.changedRooms.add(room)
   }
 

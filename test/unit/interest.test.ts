@@ -574,7 +574,7 @@ t.test('room bookkeeping: pending positions and positionsInViewOf', async (t) =>
   t.strictSame(room.positionsInViewOf(c), [], 'nobody near c')
 
   a.listeningTo = [c.id]
-  room.touch(a)
+  room.touchView(a)
   t.ok(room.hasPendingPositions, 'a listening change may change views without a move')
   room.takePositionsInView(() => {})
   t.strictSame(room.positionsInViewOf(a).sort(byId), ([[b.id, 30, 40, 0], [c.id, 300, 0, 0]] as Entry[]).sort(byId))
