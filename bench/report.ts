@@ -10,17 +10,22 @@
  * `sweep-*.json` file lists them), and the latest single run of each N that sweep
  * did not cover (marked "single run"). The update-cpu results are left out (they
  * have their own format).
+ *
+ * `--out DIR` writes the page and its charts to DIR instead of docs/ (to look at a
+ * report without touching the committed one).
  */
 import { readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs'
-import { basename, join } from 'node:path'
+import { basename, join, resolve } from 'node:path'
+import { parseArgs } from 'node:util'
 import * as vega from 'vega'
 import { compile, type TopLevelSpec } from 'vega-lite'
 import { RESULTS_DIR, ROOT, round } from './lib/proc.js'
-import { SCENARIOS, TARGETS, type Scenario, type TargetName } from './fanout/protocol.js'
+import { isShoal, SCENARIOS, TARGETS, type Scenario, type TargetName } from './fanout/protocol.js'
 import type { RunRecord as Run, SweepRecord as Sweep } from './fanout/records.js'
 import { interestVerdict } from './fanout/verdicts.js'
 
-const DOCS = join(ROOT, 'docs')
+const { values: cli } = parseArgs({ options: { out: { type: 'string' } } })
+const DOCS = cli.out === undefined ? join(ROOT, 'docs') : resolve(cli.out)
 
 function load (): { runs: Run[], sweeps: Sweep[] } {
   const runs: Run[] = []
@@ -82,7 +87,7 @@ function notes (run: Run): string {
   const parts: string[] = []
   if (run.sweep === null) parts.push('single run')
   if (run.error !== null && (run.setup?.complete ?? true)) parts.push(run.error)
-  if (run.scenario === 'crowd' && run.target === 'shoal') {
+  if (run.scenario === 'crowd' && isShoal(run.target)) {
     // Judged again from the figures, with the current rule.
     const interest = interestVerdict(run.target, run.users, run.config.radius ?? 100, run.generator)
     parts.push(`INTEREST_RADIUS ${interest.honoured === true ? 'honoured' : interest.honoured === false ? 'NOT honoured' : 'honoured? cannot tell at this N'}`)
@@ -144,7 +149,8 @@ async function chart (scenario: Scenario, runs: Run[]): Promise<string | null> {
     }))
   // A chart needs a line: at least one target measured at two N or more.
   if (!TARGETS.some((target) => new Set(values.filter((value) => value.target === target).map((value) => value.N)).size >= 2)) return null
-  const color = { field: 'target', type: 'nominal', title: 'target', scale: { domain: [...TARGETS], range: ['#1f77b4', '#d62728', '#2ca02c'] } } as const
+  // One colour per target, in the order of TARGETS: shoal, shoal-compact, naive, socketio.
+  const color = { field: 'target', type: 'nominal', title: 'target', scale: { domain: [...TARGETS], range: ['#1f77b4', '#9467bd', '#d62728', '#2ca02c'] } } as const
   const x = { field: 'N', type: 'quantitative', title: scenario === 'room' || scenario === 'crowd' ? 'users (N)' : 'N', scale: { type: 'log' } } as const
   const spec: TopLevelSpec = {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
@@ -220,19 +226,26 @@ async function main (): Promise<void> {
     'Socket.IO 4 (`socket.broadcast.emit` per update, websocket transport: `bench/targets/socketio.ts`), in the same ' +
     'harness, on the same machine, in the same session.',
     '',
+    'Shoal appears twice. `shoal` is Shoal as every client gets it by default, `positions` as JSON text. ' +
+    '`shoal-compact` is Shoal with the opt-in compact encoding of positions (binary frames, short ids, 32-bit floats), ' +
+    'negotiated by the client at register: the same server process with the same settings, but every client of the ' +
+    'generator registers with `"encoding": "compact"`, and the observers decode the binary frames, mapping short ids to ' +
+    'users through the User objects they received.',
+    '',
     '## Machine',
     '',
     `- CPU: ${m.cpuModel}, ${m.cores} cores; ${m.memoryGiB} GiB of memory; Linux ${m.kernel}; Node.js ${m.node}; open files limit ${m.openFilesLimit ?? 'unknown'}.`,
     '- Everything on 127.0.0.1 (loopback). The server under test is pinned to core 0 (`taskset -c 0`); the load generator and the runner to core 1 (`taskset -c 1`).',
-    `- Shoal: the compiled standalone server (\`node dist/src/server.js\`, built with \`npx tsc -p tsconfig.build.json\`), ${latest.config.serverEnv?.TICK_HZ !== undefined ? `TICK_HZ=${latest.config.serverEnv.TICK_HZ}` : 'TICK_HZ=20'}, LOG_LEVEL=warn, rate limits raised so that they are not what is measured (\`MESSAGES_PER_SECOND\`, \`MESSAGE_BURST\`, \`REGISTER_LIMIT\`). The baselines run from TypeScript through tsx.`,
+    `- Shoal (\`shoal\` and \`shoal-compact\` alike): the compiled standalone server (\`node dist/src/server.js\`, built with \`npx tsc -p tsconfig.build.json\`), ${latest.config.serverEnv?.TICK_HZ !== undefined ? `TICK_HZ=${latest.config.serverEnv.TICK_HZ}` : 'TICK_HZ=20'}, LOG_LEVEL=warn, rate limits raised so that they are not what is measured (\`MESSAGES_PER_SECOND\`, \`MESSAGE_BURST\`, \`REGISTER_LIMIT\`). The baselines run from TypeScript through tsx.`,
     '- The machine is shared with other work: each run first waits (up to 60 s) for both cores to be under 15% busy, and records how busy core 0 was beyond the server during the window; rows marked "machine busy" may be pessimistic.',
     '',
     '## How it measures',
     '',
     '- The load generator (`bench/fanout/generator.ts`) runs as separate processes driving real WebSocket clients. Movers send their position at 10 Hz with `z` = send time (ms since an epoch shared with the runner). ' +
-    'Five observers (also movers, in a process of their own so that they are read as soon as their frames arrive) parse every frame and take `now − z` for each new value from another user; every other client only counts frames and bytes (a minimal RFC 6455 client that neither copies nor decodes).',
+    'Five observers (also movers, in a process of their own so that they are read as soon as their frames arrive) parse every frame and take `now − z` for each new value from another user; every other client only counts frames and bytes (a minimal RFC 6455 client that neither copies nor decodes). ' +
+    'With `shoal-compact`, z arrives as a 32-bit float: the movers send it already rounded to one, so the observers decode exactly the value sent, within 1/64 ms of the send time in runs shorter than about 4 minutes.',
     '- Latency percentiles are over all (observer, update) pairs of the window (warm-up 3 s, window 10 s). Delivery is the share of updates whose value, or a newer one from the same sender, reached each observer within 1 s; the load continues for that second after the window.',
-    '- Server CPU is utime+stime from /proc/<pid>/stat over the window, as a share of one core; RSS is read at the end of the window, and RSS/conn is (that RSS − the RSS before the first connection) / N: a per-connection figure in `idle`, while under traffic it mostly shows buffers and garbage-collection timing (it can even come out negative). Frames/s and bytes/s are WebSocket payloads received by all clients. The generator\'s own CPU is reported, and flagged as saturated above 85% of its core: then the figures may show the generator, not the server.',
+    '- Server CPU is utime+stime from /proc/<pid>/stat over the window, as a share of one core; RSS is read at the end of the window, and RSS/conn is (that RSS − the RSS before the first connection) / N: a per-connection figure in `idle`, while under traffic it mostly shows buffers and garbage-collection timing (it can even come out negative). Frames/s and bytes/s are WebSocket payloads (text and binary) received by all clients. The generator\'s own CPU is reported, and flagged as saturated above 85% of its core: then the figures may show the generator, not the server.',
     '- Capacity: the largest N with p99 < 100 ms and delivery ≥ 0.99. The sweep grows N ×1.5 from its start, stops a target at its first failing N and bisects once between the last pass and that failure.',
     '- On loopback the kernel work of receiving a frame costs the generator about as much as sending it costs the server, so near the baselines\' limit the generator is close to saturation too; its CPU column says when that is the case.',
     '')
@@ -270,10 +283,10 @@ async function main (): Promise<void> {
     ...[...commands].sort(),
     'npm run bench:report',
     '```', '',
-    'One run of any scenario: `npm run bench -- <room|crowd|idle|churn> --target shoal|naive|socketio --users N [--seconds S]`; ' +
+    'One run of any scenario: `npm run bench -- <room|crowd|idle|churn> --target shoal|shoal-compact|naive|socketio --users N [--seconds S]`; ' +
     '`npm run bench` alone prints every option. The older single-scenario bench (CPU per 1,000 updates) is `npm run bench -- update-cpu`.', '')
   writeFileSync(join(DOCS, 'performance.md'), out.join('\n'))
-  process.stdout.write(`wrote docs/performance.md (${runs.length} runs, ${sweeps.length} sweeps read)\n`)
+  process.stdout.write(`wrote ${join(DOCS, 'performance.md')} (${runs.length} runs, ${sweeps.length} sweeps read)\n`)
 }
 
 await main()

@@ -20,8 +20,8 @@ export const CLOSE_REPLACED = 4001
 export interface HandlerContext {
   app: FastifyInstance
   connection: Connection
-  reply: (message: ServerMessageT) => void
-  fail: (error: ProtocolError) => void
+  reply(message: ServerMessageT): void
+  fail(error: ProtocolError): void
 }
 
 /** Which connections a message type is for: `user` needs a user, `guest` needs none. */
@@ -37,6 +37,7 @@ type HandlerTable = { [K in ClientMessageType]: HandlerEntry<K> }
 const toPosition = (input: PositionInputT): PositionT => ({ x: input.x, y: input.y, z: input.z ?? 0 })
 
 function welcome (ctx: HandlerContext, user: LiveUser, secret: string, resumed: boolean): void {
+  const compact = ctx.connection.encoding === 'compact'
   ctx.reply({
     type: 'welcome',
     protocol: PROTOCOL_VERSION,
@@ -44,16 +45,17 @@ function welcome (ctx: HandlerContext, user: LiveUser, secret: string, resumed: 
     secret,
     room: user.room,
     resumed,
-    you: user.toWire(),
-    users: ctx.app.shoalUsers.othersInRoom(user),
+    you: user.toWire(compact),
+    users: ctx.app.shoalUsers.othersInRoom(user, compact),
     heartbeatMs: ctx.app.shoalConfig.heartbeatMs,
     serverTime: ctx.app.shoalConfig.clock.now(),
-    tickHz: ctx.app.shoalConfig.tickHz
+    tickHz: ctx.app.shoalConfig.tickHz,
+    encoding: compact ? 'compact' : undefined
   })
 }
 
 function snapshot (ctx: HandlerContext, user: LiveUser): void {
-  ctx.reply({ type: 'snapshot', room: user.room, users: ctx.app.shoalUsers.othersInRoom(user) })
+  ctx.reply({ type: 'snapshot', room: user.room, users: ctx.app.shoalUsers.othersInRoom(user, ctx.connection.encoding === 'compact') })
 }
 
 export const handlers: HandlerTable = {
@@ -62,6 +64,7 @@ export const handlers: HandlerTable = {
     handle (ctx, message) {
       const state = mergeState(emptyState(), message.state ?? {})
       if ('error' in state) return ctx.fail(invalid(state.error, 'register'))
+      ctx.connection.encoding = message.encoding ?? 'json'
       const { user, secret } = ctx.app.shoalSessions.register(ctx.connection, {
         name: message.name?.trim() ?? `guest-${randomBytes(2).toString('hex')}`,
         room: message.room ?? DEFAULT_ROOM,
@@ -86,6 +89,7 @@ export const handlers: HandlerTable = {
         app.shoalSessions.disconnect(user)
         return
       }
+      connection.encoding = message.encoding ?? 'json'
       app.log.debug({ user: user.id, takeover: replaced !== null, fromStore: rejoined }, 'user resumed')
       welcome(ctx, user, message.secret, true)
     }

@@ -75,8 +75,13 @@ export const User = Type.Object({
   position: Position,
   state: StoredState,
   listeningTo: Type.Array(Type.String()),
-  connected: Type.Boolean()
+  connected: Type.Boolean(),
+  /** Shoal extension, sent only to clients that chose the compact encoding: the user's short id in compact `positions`. */
+  sid: Type.Optional(Type.Integer())
 })
+
+/** Shoal extension: how a client wants `positions`; JSON unless it asks. */
+export const Encoding = Type.Union([Type.Literal('json'), Type.Literal('compact')], { expected: '"json" or "compact"' })
 
 // ---- client to server -------------------------------------------------------
 
@@ -87,11 +92,12 @@ export const RegisterMessage = message('register', {
   name: Type.Optional(UserName),
   room: Type.Optional(RoomName),
   state: Type.Optional(State),
-  position: Type.Optional(PositionInput)
+  position: Type.Optional(PositionInput),
+  encoding: Type.Optional(Encoding)
 })
 
 /** Any string is schema-valid: every non-live secret gets `invalid_secret`, not `invalid_message`. */
-export const ReconnectMessage = message('reconnect', { secret: Type.String({ expected: 'a string' }) })
+export const ReconnectMessage = message('reconnect', { secret: Type.String({ expected: 'a string' }), encoding: Type.Optional(Encoding) })
 
 export const UpdateMessage = message('update', {
   position: Type.Optional(PositionInput),
@@ -153,7 +159,9 @@ export const WelcomeMessage = Type.Object({
   heartbeatMs: Type.Number(),
   serverTime: Type.Number(),
   /** Shoal extension: the server's tick rate, so clients can pace their updates to it. */
-  tickHz: Type.Number()
+  tickHz: Type.Number(),
+  /** Shoal extension: present when the client asked for the compact encoding, which it then gets. */
+  encoding: Type.Optional(Type.Literal('compact'))
 })
 
 export const SnapshotMessage = Type.Object({
@@ -211,6 +219,7 @@ export type PositionT = Static<typeof Position>
 export type StateT = Static<typeof State>
 export type StoredStateT = Static<typeof StoredState>
 export type UserT = Static<typeof User>
+export type EncodingT = Static<typeof Encoding>
 export type PresenceUpdateT = Static<typeof PresenceUpdate>
 export type ErrorCodeT = Static<typeof ErrorCode>
 export type WelcomeMessageT = Static<typeof WelcomeMessage>

@@ -1,13 +1,15 @@
 /**
  * Outbound traffic. Once per tick, each changed room's presence diff and moved
- * positions are serialized once and the same string goes to every member; only a
- * member that entered during the tick gets its own presence variant (without
- * itself in `joined`). Slow readers are skipped for positions and closed when
- * hopelessly behind.
+ * positions are serialized once per encoding and the same frame goes to every
+ * member; only a member that entered during the tick gets its own presence variant
+ * (without itself in `joined`). With interest management each member gets its own
+ * `positions`, built from entries serialized once per tick. Slow readers are
+ * skipped for positions and closed when hopelessly behind.
  */
 import type { ServerMessageType } from '../schemas/protocol.js'
 import type { Clock } from './clock.js'
-import type { PositionEntry, PresenceDiff, Room } from './room.js'
+import { encodeCompactPositions } from './compact.js'
+import type { PresenceDiff, Room } from './room.js'
 import type { UserStore } from './user-store.js'
 import type { LiveUser, Peer } from './user.js'
 
@@ -32,6 +34,8 @@ export class Broadcaster {
   private readonly behind = new Set<LiveUser>()
   /** Peers closed for reading too slowly: their close handshake waits behind the backlog, and they get nothing more. */
   private readonly closedSlow = new WeakSet<Peer>()
+  /** This tick's JSON entry of each user sent so far: serialized once, however many members see it. */
+  private readonly jsonEntries = new Map<LiveUser, string>()
 
   constructor (
     private readonly users: UserStore,
@@ -49,12 +53,13 @@ export class Broadcaster {
       if (presence !== null) this.sendPresence(room, presence)
       if (!room.hasPendingPositions) continue
       if (room.hasInterest) this.sendPositionsInView(room, now)
-      else this.sendPositions(room, room.takePositions(), now)
+      else this.sendPositions(room, room.takeMoved(), now)
     }
+    this.jsonEntries.clear()
   }
 
   /** Sends one frame to one client, unless it is too far behind to ever catch up. */
-  send (peer: Peer, frame: string, type: ServerMessageType): void {
+  send (peer: Peer, frame: string | Uint8Array, type: ServerMessageType): void {
     if (this.deliver(peer, frame)) this.meter.sent(type, 1)
   }
 
@@ -79,20 +84,32 @@ export class Broadcaster {
   }
 
   private sendPresence (room: Room, diff: PresenceDiff): void {
-    const shared = presenceFrame(room.name, diff)
-    if (shared === null) return
     const newcomers = diff.joined.length > 0 ? new Set(diff.joined.map((user) => user.id)) : null
+    const shared = new Map<boolean, string | null>()
     let sent = 0
     for (const member of room.members.values()) {
-      if (member.peer === null) continue
-      const frame = newcomers?.has(member.id) === true ? presenceFrame(room.name, diff, member.id) : shared
-      if (frame !== null && this.deliver(member.peer, frame)) sent++
+      const peer = member.peer
+      if (peer === null) continue
+      const withSids = peer.encoding === 'compact'
+      let frame: string | null
+      if (newcomers?.has(member.id) === true) {
+        frame = presenceFrame(room, diff, withSids, member.id)
+      } else {
+        frame = shared.get(withSids) ?? null
+        if (!shared.has(withSids)) {
+          frame = presenceFrame(room, diff, withSids)
+          shared.set(withSids, frame)
+        }
+      }
+      if (frame !== null && this.deliver(peer, frame)) sent++
     }
     this.meter.sent('presence', sent)
   }
 
-  private sendPositions (room: Room, entries: PositionEntry[], now: number): void {
-    const frame = positionsFrame(now, entries)
+  /** Without interest management everyone gets the same movers: one frame per encoding. */
+  private sendPositions (room: Room, movers: LiveUser[], now: number): void {
+    let json: string | null = null
+    let compact: Uint8Array | null = null
     let sent = 0
     let skipped = 0
     for (const member of room.members.values()) {
@@ -101,28 +118,30 @@ export class Broadcaster {
       if (this.isBehind(peer)) {
         this.behind.add(member)
         skipped++
-      } else if (this.deliver(peer, frame)) {
-        sent++
+        continue
       }
+      const frame = peer.encoding === 'compact'
+        ? (compact ??= encodeCompactPositions(now, movers))
+        : (json ??= this.jsonPositions(now, movers))
+      if (this.deliver(peer, frame)) sent++
     }
     this.meter.sent('positions', sent)
     if (skipped > 0) this.meter.skipped(skipped)
   }
 
-  /** With interest management each member gets its own frame, built from entries serialized once per tick. */
   private sendPositionsInView (room: Room, now: number): void {
     let sent = 0
     let skipped = 0
-    const head = `{"type":"positions","t":${now},"p":[`
-    room.takePositionsInView((member, entries) => {
+    room.takePositionsInView((member, users) => {
       const peer = member.peer
       if (peer === null) return
       if (this.isBehind(peer)) {
         this.behind.add(member)
         skipped++
-      } else if (this.deliver(peer, `${head}${entries.join(',')}]}`)) {
-        sent++
+        return
       }
+      const frame = peer.encoding === 'compact' ? encodeCompactPositions(now, users) : this.jsonPositions(now, users)
+      if (this.deliver(peer, frame)) sent++
     })
     this.meter.sent('positions', sent)
     if (skipped > 0) this.meter.skipped(skipped)
@@ -137,9 +156,25 @@ export class Broadcaster {
         this.behind.delete(user)
       } else if (!this.isBehind(peer)) {
         this.behind.delete(user)
-        this.send(peer, positionsFrame(now, room.positionsInViewOf(user)), 'positions')
+        const users = room.usersInViewOf(user)
+        this.send(peer, peer.encoding === 'compact' ? encodeCompactPositions(now, users) : this.jsonPositions(now, users), 'positions')
       }
     }
+  }
+
+  private jsonPositions (t: number, users: readonly LiveUser[]): string {
+    let frame = `{"type":"positions","t":${t},"p":[`
+    for (let i = 0; i < users.length; i++) {
+      const user = users[i] as LiveUser
+      let entry = this.jsonEntries.get(user)
+      if (entry === undefined) {
+        const { x, y, z } = user.position
+        entry = JSON.stringify([user.id, x, y, z])
+        this.jsonEntries.set(user, entry)
+      }
+      frame += i === 0 ? entry : `,${entry}`
+    }
+    return `${frame}]}`
   }
 
   /** Over the skip threshold but not (yet) over the close one; past that, `deliver` closes it. */
@@ -148,7 +183,7 @@ export class Broadcaster {
     return buffered > this.limits.slowReaderSkipBytes && buffered <= this.limits.slowReaderCloseBytes
   }
 
-  private deliver (peer: Peer, frame: string): boolean {
+  private deliver (peer: Peer, frame: string | Uint8Array): boolean {
     if (this.closedSlow.has(peer)) return false
     if (peer.bufferedAmount > this.limits.slowReaderCloseBytes) {
       peer.close(CLOSE_TOO_SLOW, 'client reads too slowly')
@@ -161,21 +196,18 @@ export class Broadcaster {
   }
 }
 
-/** The diff as a frame; without `withoutJoined`'s own entry, and null when that leaves nothing. */
-function presenceFrame (room: string, diff: PresenceDiff, withoutJoined?: string): string | null {
-  const joined = withoutJoined === undefined ? diff.joined : diff.joined.filter((user) => user.id !== withoutJoined)
+/** The diff as a frame, with short ids in `joined` for compact clients; without `withoutJoined`'s own entry, and null when that leaves nothing. */
+function presenceFrame (room: Room, diff: PresenceDiff, withSids: boolean, withoutJoined?: string): string | null {
+  let joined = withoutJoined === undefined ? diff.joined : diff.joined.filter((user) => user.id !== withoutJoined)
   if (joined.length + diff.left.length + diff.updated.length === 0) return null
+  if (withSids) joined = joined.map((user) => ({ ...user, sid: room.members.get(user.id)?.sid }))
   return JSON.stringify({
     type: 'presence',
-    room,
+    room: room.name,
     joined: joined.length > 0 ? joined : undefined,
     left: diff.left.length > 0 ? diff.left : undefined,
     updated: diff.updated.length > 0 ? diff.updated : undefined
   })
-}
-
-function positionsFrame (t: number, p: PositionEntry[]): string {
-  return JSON.stringify({ type: 'positions', t, p })
 }
 
 function dataFrame (from: string, payloadJson: string): string {

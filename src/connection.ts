@@ -2,6 +2,7 @@
  * One client connection as the core sees it: the peer a user speaks through,
  * its message limiter, and an ordered queue for its inbound messages.
  */
+import type { EncodingT } from '../schemas/protocol.js'
 import type { MessageLimiter } from './rate-limit.js'
 import type { LiveUser, Peer } from './user.js'
 
@@ -9,7 +10,7 @@ import type { LiveUser, Peer } from './user.js'
 export interface Socket {
   readonly readyState: number
   readonly bufferedAmount: number
-  send(data: string): void
+  send(data: string | Uint8Array): void
   close(code: number, reason: string): void
   terminate(): void
   ping(): void
@@ -23,6 +24,7 @@ export class Connection implements Peer {
   alive = true
   /** Set once the socket has closed; late results of async handlers are then dropped. */
   closed = false
+  encoding: EncodingT = 'json'
 
   /** Open for traffic: a socket that is closing takes no more messages either way. */
   get isOpen (): boolean { return this.socket.readyState === OPEN }
@@ -38,7 +40,7 @@ export class Connection implements Peer {
 
   get bufferedAmount (): number { return this.socket.bufferedAmount }
 
-  send (frame: string): void {
+  send (frame: string | Uint8Array): void {
     if (this.socket.readyState === OPEN) this.socket.send(frame)
   }
 

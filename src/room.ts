@@ -30,8 +30,17 @@ export interface PresenceDiff {
 
 export type PositionEntry = [id: string, x: number, y: number, z: number]
 
-/** Called once per connected member with the serialized entries it should get this tick. */
-export type ViewVisitor = (member: LiveUser, entries: readonly string[]) => void
+/**
+ * Called once per connected member with the users whose positions it should get
+ * this tick. The array is reused for the next member: read it, do not keep it.
+ */
+export type ViewVisitor = (member: LiveUser, users: readonly LiveUser[]) => void
+
+/** What a member saw last tick, and a spare set to fill this tick (swapped, so no set is allocated per tick). */
+interface View {
+  current: Set<LiveUser>
+  next: Set<LiveUser>
+}
 
 export class Room {
   readonly members = new Map<string, LiveUser>()
@@ -44,8 +53,8 @@ export class Room {
   private readonly moved = new Set<LiveUser>()
   /** Members by position, when the room has an interest radius. */
   private readonly grid: SpatialGrid<LiveUser> | null
-  /** With interest management: the ids each member was last sent positions of. */
-  private readonly inView = new Map<string, Set<string>>()
+  /** With interest management: whom each member was last sent positions of. */
+  private readonly views = new Map<LiveUser, View>()
   /** With interest management: someone came, went or changed whom they listen to, so views may change without a move. */
   private viewsStale = false
 
@@ -69,7 +78,7 @@ export class Room {
     this.entered.delete(user.id)
     this.moved.delete(user)
     this.grid?.delete(user)
-    this.inView.delete(user.id)
+    this.views.delete(user)
     this.viewsStale = this.grid !== null
   }
 
@@ -98,10 +107,10 @@ export class Room {
   }
 
   /** Every member but `exceptId`, as they are now (for `welcome` and `snapshot`). */
-  others (exceptId: string): UserT[] {
+  others (exceptId: string, withSids = false): UserT[] {
     const users: UserT[] = []
     for (const member of this.members.values()) {
-      if (member.id !== exceptId) users.push(member.toWire())
+      if (member.id !== exceptId) users.push(member.toWire(withSids))
     }
     return users
   }
@@ -133,30 +142,27 @@ export class Room {
     return diff.joined.length + diff.left.length + diff.updated.length > 0 ? diff : null
   }
 
+  /** Every member that moved since the last call. */
+  takeMoved (): LiveUser[] {
+    const movers = [...this.moved]
+    this.moved.clear()
+    return movers
+  }
+
   /** Latest position of every member that moved since the last call. */
   takePositions (): PositionEntry[] {
-    const entries: PositionEntry[] = []
-    for (const user of this.moved) {
-      entries.push(entryOf(user))
-    }
-    this.moved.clear()
-    return entries
+    return this.takeMoved().map(entryOf)
   }
 
   /** Every member's position, for a client that missed frames. */
   allPositions (): PositionEntry[] {
-    const entries: PositionEntry[] = []
-    for (const user of this.members.values()) {
-      entries.push(entryOf(user))
-    }
-    return entries
+    return [...this.members.values()].map(entryOf)
   }
 
   /**
    * One tick of interest management: works out what each connected member sees
-   * now and visits it with the entries it needs (users in view that moved, and
-   * users that came into view, with their current position). Each entry is
-   * serialized once per tick, however many members see it.
+   * now and visits it with the users it needs positions of (users in view that
+   * moved, and users that came into view, with their current position).
    */
   takePositionsInView (visit: ViewVisitor): void {
     const grid = this.grid
@@ -165,58 +171,67 @@ export class Room {
     const keep = radius * INTEREST_HYSTERESIS
     const radiusSquared = radius * radius
     const keepSquared = keep * keep
-    const serialized = new Map<LiveUser, string>()
-    const serializedEntryOf = (user: LiveUser): string => {
-      let entry = serialized.get(user)
-      if (entry === undefined) {
-        entry = JSON.stringify(entryOf(user))
-        serialized.set(user, entry)
-      }
-      return entry
-    }
+    const moved = this.moved
+    const cells: Array<Set<LiveUser>> = []
+    const needed: LiveUser[] = []
     for (const member of this.members.values()) {
       if (member.peer === null) continue
-      const before = this.inView.get(member.id)
-      const now = new Set<string>()
-      const entries: string[] = []
-      const see = (other: LiveUser): void => {
-        if (now.has(other.id)) return
-        now.add(other.id)
-        if (this.moved.has(other) || before?.has(other.id) !== true) entries.push(serializedEntryOf(other))
+      let view = this.views.get(member)
+      if (view === undefined) {
+        view = { current: new Set(), next: new Set() }
+        this.views.set(member, view)
       }
+      const before = view.current
+      const now = view.next
+      now.clear()
+      needed.length = 0
       const { x, y, z } = member.position
-      for (const other of grid.near(x, y, keep)) {
-        if (other === member) continue
-        const dx = other.position.x - x
-        const dy = other.position.y - y
-        const dz = other.position.z - z
-        const squared = dx * dx + dy * dy + dz * dz
-        if (squared <= radiusSquared || (squared <= keepSquared && before?.has(other.id) === true)) see(other)
+      grid.cellsNear(x, y, keep, cells)
+      // Each user is in one cell, so nobody is met twice in this loop.
+      for (const cell of cells) {
+        for (const other of cell) {
+          if (other === member) continue
+          const position = other.position
+          const dx = position.x - x
+          const dy = position.y - y
+          const dz = position.z - z
+          const squared = dx * dx + dy * dy + dz * dz
+          if (squared > keepSquared || (squared > radiusSquared && !before.has(other))) continue
+          now.add(other)
+          if (moved.has(other) || !before.has(other)) needed.push(other)
+        }
       }
       for (const id of member.listeningTo) {
         const other = this.members.get(id)
-        if (other !== undefined) see(other)
+        if (other === undefined || now.has(other)) continue
+        now.add(other)
+        if (moved.has(other) || !before.has(other)) needed.push(other)
       }
-      this.inView.set(member.id, now)
-      if (entries.length > 0) visit(member, entries)
+      view.current = now
+      view.next = before
+      if (needed.length > 0) visit(member, needed)
     }
-    this.moved.clear()
+    moved.clear()
     this.viewsStale = false
   }
 
-  /** The positions of everyone `member` currently sees (all members without interest management). */
-  positionsInViewOf (member: LiveUser): PositionEntry[] {
-    if (this.grid === null) return this.allPositions()
-    const entries: PositionEntry[] = []
-    for (const id of this.inView.get(member.id) ?? []) {
-      const user = this.members.get(id)
-      if (user !== undefined) entries.push(entryOf(user))
+  /** Everyone `member` currently sees (all members without interest management). */
+  usersInViewOf (member: LiveUser): LiveUser[] {
+    if (this.grid === null) return [...this.members.values()]
+    const users: LiveUser[] = []
+    for (const user of this.views.get(member)?.current ?? []) {
+      if (this.members.get(user.id) === user) users.push(user)
     }
-    return entries
+    return users
+  }
+
+  /** The positions of everyone `member` currently sees. */
+  positionsInViewOf (member: LiveUser): PositionEntry[] {
+    return this.usersInViewOf(member).map(entryOf)
   }
 }
 
-function entryOf (user: LiveUser): PositionEntry {
+export function entryOf (user: LiveUser): PositionEntry {
   return [user.id, user.position.x, user.position.y, user.position.z]
 }
 

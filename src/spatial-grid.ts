@@ -3,61 +3,80 @@
  * looks only at the cells a circle overlaps, so finding neighbours costs the
  * number of nearby items, not the number of items in the room.
  */
+interface Place<T> {
+  cx: number
+  cy: number
+  cell: Set<T>
+}
+
 export class SpatialGrid<T> {
-  private readonly cells = new Map<string, Set<T>>()
-  private readonly cellOf = new Map<T, string>()
+  /** Cells by column, then row: number keys, so a query builds no strings. */
+  private readonly columns = new Map<number, Map<number, Set<T>>>()
+  private readonly places = new Map<T, Place<T>>()
 
   constructor (private readonly cellSize: number) {
     if (!(cellSize > 0)) throw new RangeError('cell size must be positive')
   }
 
-  get size (): number { return this.cellOf.size }
+  get size (): number { return this.places.size }
 
   /** Puts `item` at (x, y), moving it if it was elsewhere. */
   set (item: T, x: number, y: number): void {
-    const key = this.key(Math.floor(x / this.cellSize), Math.floor(y / this.cellSize))
-    const current = this.cellOf.get(item)
-    if (current === key) return
-    if (current !== undefined) this.leave(item, current)
-    let cell = this.cells.get(key)
+    const cx = Math.floor(x / this.cellSize)
+    const cy = Math.floor(y / this.cellSize)
+    const place = this.places.get(item)
+    if (place !== undefined) {
+      if (place.cx === cx && place.cy === cy) return
+      this.leave(item, place)
+    }
+    let column = this.columns.get(cx)
+    if (column === undefined) {
+      column = new Map()
+      this.columns.set(cx, column)
+    }
+    let cell = column.get(cy)
     if (cell === undefined) {
       cell = new Set()
-      this.cells.set(key, cell)
+      column.set(cy, cell)
     }
     cell.add(item)
-    this.cellOf.set(item, key)
+    this.places.set(item, { cx, cy, cell })
   }
 
   delete (item: T): void {
-    const current = this.cellOf.get(item)
-    if (current === undefined) return
-    this.leave(item, current)
-    this.cellOf.delete(item)
+    const place = this.places.get(item)
+    if (place === undefined) return
+    this.leave(item, place)
+    this.places.delete(item)
   }
 
-  /** Every item in the cells overlapping the circle of `radius` around (x, y): a superset to filter by distance. */
-  * near (x: number, y: number, radius: number): Generator<T> {
+  /**
+   * Fills `out` with the non-empty cells overlapping the circle of `radius` around
+   * (x, y): a superset of the items within it, each item in exactly one cell.
+   * `out` is the caller's, reused across queries so that none allocates.
+   */
+  cellsNear (x: number, y: number, radius: number, out: Array<Set<T>>): void {
+    out.length = 0
     const minX = Math.floor((x - radius) / this.cellSize)
     const minY = Math.floor((y - radius) / this.cellSize)
     const spanX = Math.floor((x + radius) / this.cellSize) - minX
     const spanY = Math.floor((y + radius) / this.cellSize) - minY
     // Small counters, not cell numbers: past 2^53 a cell number + 1 is the same number.
     for (let i = 0; i <= spanX; i++) {
+      const column = this.columns.get(minX + i)
+      if (column === undefined) continue
       for (let j = 0; j <= spanY; j++) {
-        const cell = this.cells.get(this.key(minX + i, minY + j))
-        if (cell !== undefined) yield * cell
+        const cell = column.get(minY + j)
+        if (cell !== undefined) out.push(cell)
       }
     }
   }
 
-  private leave (item: T, key: string): void {
-    const cell = this.cells.get(key)
-    if (cell === undefined) return
-    cell.delete(item)
-    if (cell.size === 0) this.cells.delete(key)
-  }
-
-  private key (cx: number, cy: number): string {
-    return `${cx}:${cy}`
+  private leave (item: T, place: Place<T>): void {
+    place.cell.delete(item)
+    if (place.cell.size > 0) return
+    const column = this.columns.get(place.cx)
+    column?.delete(place.cy)
+    if (column?.size === 0) this.columns.delete(place.cx)
   }
 }

@@ -15,6 +15,8 @@ export class UserStore {
   private readonly rooms = new Map<string, Room>()
   private readonly changedRooms = new Set<Room>()
   private readonly listening = new ListeningGraph()
+  /** Short ids are never reused within a process (for 2^32 users), so a late compact frame cannot name the wrong user. */
+  private nextSid = 1
 
   /** `roomOptions` decides each room's options when the room is created. */
   constructor (private readonly roomOptions: (room: string) => RoomOptions = () => ({ interestRadius: 0 })) {}
@@ -29,11 +31,13 @@ export class UserStore {
   values (): IterableIterator<LiveUser> { return this.users.values() }
 
   /** The room as a member sees it: everyone but `user`. */
-  othersInRoom (user: LiveUser): UserT[] {
-    return this.roomOf(user).others(user.id)
+  othersInRoom (user: LiveUser, withSids = false): UserT[] {
+    return this.roomOf(user).others(user.id, withSids)
   }
 
   add (user: LiveUser): void {
+    user.sid = this.nextSid
+    this.nextSid = (this.nextSid + 1) >>> 0 || 1
     this.users.set(user.id, user)
     this.bySecret.set(user.secretHash, user)
     this.listening.replace(user.id, [], user.listeningTo)

@@ -1,12 +1,14 @@
 /** A live user: one that is in a room, connected or within its grace period. */
-import type { PositionT, UserT } from '../schemas/protocol.js'
+import type { EncodingT, PositionT, UserT } from '../schemas/protocol.js'
 import type { State } from './state.js'
 
 /** The core's view of a client connection; the transport implements it. */
 export interface Peer {
   /** The user this connection speaks for; the core sets it on register, resume and takeover. */
   user: LiveUser | null
-  send(frame: string): void
+  /** How this client wants `positions`; chosen at register or reconnect. */
+  readonly encoding: EncodingT
+  send(frame: string | Uint8Array): void
   close(code: number, reason: string): void
   /** Bytes queued for this client and not yet written to the network. */
   readonly bufferedAmount: number
@@ -16,6 +18,8 @@ export class LiveUser {
   peer: Peer | null = null
   /** When the socket went away (ms); meaningful only while `peer` is null. */
   disconnectedAt = 0
+  /** Short id for compact `positions`, unique in this process; the user store sets it. */
+  sid = 0
 
   constructor (
     readonly id: string,
@@ -29,8 +33,9 @@ export class LiveUser {
 
   get connected (): boolean { return this.peer !== null }
 
-  toWire (): UserT {
-    return {
+  /** The user as clients see it; with its short id for clients of the compact encoding. */
+  toWire (withSid = false): UserT {
+    const wire: UserT = {
       id: this.id,
       name: this.name,
       room: this.room,
@@ -39,5 +44,7 @@ export class LiveUser {
       listeningTo: this.listeningTo,
       connected: this.connected
     }
+    if (withSid) wire.sid = this.sid
+    return wire
   }
 }

@@ -30,12 +30,15 @@ export interface Closed { code: number, reason: string }
 
 export class TestClient {
   readonly received: ServerMessageT[] = []
+  /** Binary messages (compact `positions`), in order. */
+  readonly binary: Buffer[] = []
   readonly closed: Promise<Closed>
   private waiters: Array<() => void> = []
 
   private constructor (readonly socket: WebSocket) {
     socket.on('message', (data, isBinary) => {
-      if (!isBinary) this.received.push(JSON.parse(String(data)) as ServerMessageT)
+      if (isBinary) this.binary.push(data as Buffer)
+      else this.received.push(JSON.parse(String(data)) as ServerMessageT)
       this.wake()
     })
     this.closed = new Promise((resolve) => {

@@ -32,7 +32,16 @@
  *   among `background` users who stay; achieved rate, errors and time to welcome.
  *
  * Wire kinds: `json` is Shoal's protocol (Shoal and the naive baseline, path /ws);
- * its observers and churn clients use `ws`. `socketio` is Socket.IO 4 over the
+ * its observers and churn clients use `ws`. With `encoding: 'compact'` (target
+ * `shoal-compact`) every client adds `"encoding": "compact"` to its register and
+ * fails unless the welcome confirms it; `positions` then arrive as binary frames
+ * (src/compact.ts: u8 kind, f64 t, then u32 sid, f32 x, f32 y, f32 z per entry)
+ * that the counting clients count like text ones and the observers decode, mapping
+ * each short id to its user through the User objects they received (welcome `you`
+ * and `users`, `presence.joined`, `snapshot.users`). Since z travels as an f32, the
+ * movers send z already rounded to an f32 (Math.fround): the value the observers
+ * decode is then exactly the one logged at send time, and the rounding (at most
+ * 1/64 ms while z < 2^18 ms, about 4 min after the run's epoch) is all the error. `socketio` is Socket.IO 4 over the
  * websocket transport: the observers use the real `socket.io-client` (transports:
  * ['websocket']); the other clients speak the Engine.IO v4 framing over the minimal
  * client (`0` open → `40` connect → `42[...]` events, answering the server's `2`
@@ -41,6 +50,7 @@
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import { io as sioConnect, type Socket as SioSocket } from 'socket.io-client'
 import WebSocket from 'ws'
+import { decodeCompactPositions } from '../../src/compact.js'
 import { percentile, round } from '../lib/proc.js'
 import { RawWebSocket } from './raw-ws.js'
 import {
@@ -104,7 +114,16 @@ interface Client {
 }
 
 type PositionEntry = [string, number, number, number]
-interface RegisterFields { name: string, room?: string, position: { x: number, y: number, z: number } }
+interface RegisterFields { name: string, room?: string, position: { x: number, y: number, z: number }, encoding?: 'compact' }
+/** What observers read of a User object: its id, and its short id with the compact encoding. */
+interface WireUser { id?: unknown, sid?: unknown }
+/** The fields of a `welcome` the generator checks. */
+interface Welcome { type?: string, id?: string, code?: string, encoding?: string, you?: WireUser, users?: WireUser[] }
+
+/** With the compact encoding, a welcome that does not confirm it is a failed register (the run would measure JSON). */
+function welcomeProblem (message: Welcome): string | null {
+  return config.encoding === 'compact' && message.encoding !== 'compact' ? 'compact encoding not confirmed by welcome' : null
+}
 
 const sourceAddress = (index: number): string => `127.0.0.${1 + (index % config.sourceAddresses)}`
 const wsOptions = (index: number): WebSocket.ClientOptions => ({
@@ -124,7 +143,7 @@ function reason (err: unknown): string {
 }
 
 /** What a client does with frames after its welcome: count them, or (observers) parse them too. */
-type FrameSink = (client: Client) => (data: Buffer) => void
+type FrameSink = (client: Client) => (data: Buffer, isBinary: boolean) => void
 
 /** Opens one client speaking Shoal's JSON protocol; resolves on `welcome`. */
 function openJson (index: number, slot: number, fields: RegisterFields, sink: FrameSink | null): Promise<Client> {
@@ -162,14 +181,18 @@ function openJson (index: number, slot: number, fields: RegisterFields, sink: Fr
       else if (!client.closing) bump(traffic.closes, String(code))
     })
     socket.on('ping', () => { if (measuring) traffic.pings++ })
-    const onWelcome = (data: Buffer): void => {
-      let message: { type?: string, id?: string, code?: string }
+    const onWelcome = (data: Buffer, isBinary: boolean): void => {
+      if (isBinary) return // positions come after the welcome only
+      let message: Welcome
       try {
         message = JSON.parse(data.toString()) as typeof message
       } catch {
         return fail('bad welcome')
       }
       if (message.type === 'welcome' && typeof message.id === 'string') {
+        const problem = welcomeProblem(message)
+        if (problem !== null) return fail(problem)
+        if (slot >= 0 && config.encoding === 'compact') learnSids(slot, [message.you, ...(message.users ?? [])])
         settled = true
         clearTimeout(timer)
         client.id = message.id
@@ -247,14 +270,17 @@ function openRaw (index: number, fields: RegisterFields): Promise<Client> {
             else if (text.startsWith('42["welcome"')) welcomed((JSON.parse(text.slice(2)) as [string, { id: string }])[1].id)
           }
         : (text) => {
-            let message: { type?: string, id?: string, code?: string }
+            let message: Welcome
             try {
               message = JSON.parse(text) as typeof message
             } catch {
               return fail('bad welcome')
             }
-            if (message.type === 'welcome' && typeof message.id === 'string') welcomed(message.id)
-            else if (message.type === 'error') fail(`register: ${message.code ?? 'error'}`)
+            if (message.type === 'welcome' && typeof message.id === 'string') {
+              const problem = welcomeProblem(message)
+              if (problem !== null) fail(problem)
+              else welcomed(message.id)
+            } else if (message.type === 'error') fail(`register: ${message.code ?? 'error'}`)
           }
     }
     socket.start()
@@ -262,6 +288,7 @@ function openRaw (index: number, fields: RegisterFields): Promise<Client> {
   }))
 }
 
+/** Text and binary (compact `positions`) frames alike: payload bytes as they came. */
 function countJsonFrame (bytes: number, prefix: Buffer): void {
   if (!measuring) return
   traffic.frames++
@@ -339,30 +366,70 @@ function openSioObserver (index: number, slot: number, fields: RegisterFields): 
       resolve(client)
     })
     socket.on('positions', (message: { p: PositionEntry[] }) => {
-      if (settled) onPositions(client, message.p, nowRel())
+      if (settled) onPositions(client, message.p, senderOfId, nowRel())
     })
   })
 }
 
 // ---- observing ------------------------------------------------------------------
-const observeJson: FrameSink = (client) => (data) => {
+const observeJson: FrameSink = (client) => (data, isBinary) => {
   const now = nowRel()
   if (measuring) {
     traffic.frames++
     traffic.bytes += data.length
   }
-  let message: { type?: string, p?: PositionEntry[] }
+  if (isBinary) {
+    const frame = decodeCompactPositions(data)
+    const slot = client.slot
+    if (frame !== null) onPositions(client, frame.entries, (sid) => senderOfSid(slot, sid), now)
+    else if (measuring) traffic.errorFrames++ // binary, but not a compact positions frame
+    return
+  }
+  let message: { type?: string, p?: PositionEntry[], joined?: WireUser[], users?: WireUser[] }
   try {
     message = JSON.parse(data.toString()) as typeof message
   } catch {
     return
   }
-  if (message.type === 'positions' && Array.isArray(message.p)) onPositions(client, message.p, now)
+  if (message.type === 'positions' && Array.isArray(message.p)) onPositions(client, message.p, senderOfId, now)
   else if (message.type === 'error' && measuring) traffic.errorFrames++
+  else if (config.encoding === 'compact') {
+    // Users entering later, or a resync: their short ids.
+    if (message.type === 'presence' && Array.isArray(message.joined)) learnSids(client.slot, message.joined)
+    else if (message.type === 'snapshot' && Array.isArray(message.users)) learnSids(client.slot, message.users)
+  }
 }
 
 /** Every client's id by global index (the observe process learns them all through `ids`). */
 const idIndex = new Map<string, number>()
+const senderOfId = (id: string): number | undefined => idIndex.get(id)
+
+/**
+ * Compact encoding, per observer slot: user ids by short id, from the User objects
+ * that observer received, and the global indexes they resolve to once `ids` came.
+ */
+const sidIds: Array<Map<number, string>> = []
+const sidIndexes: Array<Map<number, number>> = []
+
+function learnSids (slot: number, users: Array<WireUser | undefined>): void {
+  const ids = sidIds[slot] ??= new Map()
+  for (const user of users) {
+    if (typeof user?.sid !== 'number' || typeof user.id !== 'string') continue
+    ids.set(user.sid, user.id)
+    sidIndexes[slot]?.delete(user.sid) // Shoal never reuses a short id; should it, the latest User object wins
+  }
+}
+
+function senderOfSid (slot: number, sid: number): number | undefined {
+  const cache = sidIndexes[slot] ??= new Map()
+  let index = cache.get(sid)
+  if (index === undefined) {
+    const id = sidIds[slot]?.get(sid)
+    index = id === undefined ? undefined : idIndex.get(id)
+    if (index !== undefined) cache.set(sid, index)
+  }
+  return index
+}
 /** Per observer slot: last z seen from each sender, and the arrivals of new values (z ≥ window start). */
 let lastZ: Float64Array[] = []
 let receivedAt: Array<Array<number[] | undefined>> = []
@@ -371,7 +438,8 @@ let seen: Uint8Array[] = []
 const latencies: number[] = []
 const positions = { frames: 0, entries: 0 }
 
-function onPositions (client: Client, entries: PositionEntry[], now: number): void {
+/** One `positions` frame at an observer; `senderOf` turns an entry's key (user id, or short id) into the sender's global index. */
+function onPositions<K> (client: Client, entries: ReadonlyArray<readonly [K, number, number, number]>, senderOf: (key: K) => number | undefined, now: number): void {
   const slot = client.slot
   const last = lastZ[slot]
   const seenBy = seen[slot]
@@ -383,7 +451,7 @@ function onPositions (client: Client, entries: PositionEntry[], now: number): vo
     positions.entries += entries.length
   }
   for (const entry of entries) {
-    const sender = idIndex.get(entry[0])
+    const sender = senderOf(entry[0])
     if (sender === undefined || sender === client.index) continue
     const z = entry[3]
     if (!(z > (last[sender] ?? Infinity))) continue // an old or repeated value: not a new arrival
@@ -416,10 +484,15 @@ function registerFields (index: number): RegisterFields {
   const position = { x: round(random() * config.area), y: round(random() * config.area), z: 0 }
   const name = `b${index}`
   switch (config.scenario) {
-    case 'idle': return { name, room: `idle-${Math.floor(index / config.roomSize)}`, position }
-    case 'churn': return { name, room: `churn-${index % config.churnRooms}`, position }
-    default: return config.wire === 'socketio' ? { name, position } : { name, room: config.room, position }
+    case 'idle': return withEncoding({ name, room: `idle-${Math.floor(index / config.roomSize)}`, position })
+    case 'churn': return withEncoding({ name, room: `churn-${index % config.churnRooms}`, position })
+    default: return config.wire === 'socketio' ? { name, position } : withEncoding({ name, room: config.room, position })
   }
+}
+
+/** Every register asks for the compact encoding when the run uses it (`shoal-compact`). */
+function withEncoding (fields: RegisterFields): RegisterFields {
+  return config.encoding === 'compact' ? { ...fields, encoding: 'compact' } : fields
 }
 
 /** Observers: `ws` (parsing every frame) or socket.io-client; counting clients: the minimal client; churn: `ws` or the minimal one. */
@@ -511,7 +584,8 @@ function sendUpdate (client: Client): void {
   step(client.mover)
   const x = round(client.mover.x)
   const y = round(client.mover.y)
-  const z = round(nowRel())
+  // Compact: z arrives as an f32, so it is sent as one (see the top of this file).
+  const z = config.encoding === 'compact' ? Math.fround(round(nowRel())) : round(nowRel())
   client.sendPosition(x, y, z)
   if (client.slot >= 0) push(tracks, client.index, z, x, y)
   if (z < windowStart || z >= windowEnd) return
@@ -557,7 +631,7 @@ function churnCycle (): void {
   if (inWindow) churn.started++
   const index = config.background + churnIndex++
   churn.inflight++
-  openClient(index, -1, { name: `c${index}`, room: `churn-${index % config.churnRooms}`, position: { x: 0, y: 0, z: 0 } }, false).then((client) => {
+  openClient(index, -1, withEncoding({ name: `c${index}`, room: `churn-${index % config.churnRooms}`, position: { x: 0, y: 0, z: 0 } }), false).then((client) => {
     if (inWindow) {
       churn.completed++
       churn.welcomeMs.push(nowRel() - t0)

@@ -22,11 +22,27 @@
 
 export const SCENARIOS = ['room', 'crowd', 'idle', 'churn'] as const
 export type Scenario = typeof SCENARIOS[number]
-export const TARGETS = ['shoal', 'naive', 'socketio'] as const
+/**
+ * `shoal` and `shoal-compact` are the same server process with the same settings;
+ * with `shoal-compact` every client asks for the compact encoding of `positions`
+ * at register (binary frames, short ids, 32-bit floats: src/compact.ts).
+ */
+export const TARGETS = ['shoal', 'shoal-compact', 'naive', 'socketio'] as const
 export type TargetName = typeof TARGETS[number]
+
+/** Targets that run Shoal itself (the standalone server, configured through its environment). */
+export function isShoal (target: string): boolean {
+  return target === 'shoal' || target === 'shoal-compact'
+}
 
 /** How the generator speaks to the target: Shoal's JSON protocol over ws (Shoal and the naive baseline), or Socket.IO 4. */
 export type WireKind = 'json' | 'socketio'
+
+/**
+ * How `positions` arrive over the `json` wire: JSON text (the protocol's default),
+ * or Shoal's compact encoding, which every client then asks for at register.
+ */
+export type PositionsEncoding = 'json' | 'compact'
 
 export type GeneratorRole = 'load' | 'observe'
 
@@ -35,6 +51,8 @@ export interface GeneratorConfig {
   scenario: Scenario
   target: TargetName
   wire: WireKind
+  /** `compact` only with `shoal-compact`: every register (and so every welcome, User object and `positions`) uses it. */
+  encoding: PositionsEncoding
   /** `ws://127.0.0.1:PORT`; the generator appends `/ws` or `/socket.io/...`. */
   baseUrl: string
   /** Movers (room, crowd), idle connections (idle), or the churn rate per second (churn). */

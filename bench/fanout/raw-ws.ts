@@ -1,9 +1,10 @@
 /**
  * A minimal RFC 6455 WebSocket client for the load generator's counting clients:
  * a plain TCP socket, the HTTP/1.1 upgrade (with the Sec-WebSocket-Accept check),
- * masked text frames out, and an incremental frame parser in. Server frames are
- * counted (frames and payload bytes) without being copied, joined or decoded,
- * unless the client asks for the next messages as text (during the handshake of
+ * masked text frames out, and an incremental frame parser in. Server data messages,
+ * text (opcode 1) and binary (opcode 2, e.g. Shoal's compact `positions`) alike,
+ * are counted (messages and payload bytes) without being copied, joined or decoded,
+ * unless the client asks for the next text messages whole (during the handshake of
  * the application protocol, e.g. until Shoal's `welcome`). Reads go through
  * `onread` into one buffer shared by all sockets (no allocation per read, no
  * stream machinery). Pings get their pong, a close frame gets its close reply.
@@ -45,10 +46,10 @@ export interface RawWsOptions {
 }
 
 export interface RawWsHandlers {
-  /** A text message, delivered whole, while `collect` is on. */
+  /** A text message, delivered whole, while `collect` is on (binary messages are not). */
   text?: (text: string) => void
-  /** Every complete data message: its payload length and its first (up to 16) bytes, collected or not. */
-  frame?: (bytes: number, prefix: Buffer) => void
+  /** Every complete data message, text or binary: its payload length and its first (up to 16) bytes, collected or not. */
+  frame?: (bytes: number, prefix: Buffer, binary: boolean) => void
   ping?: () => void
   close?: (code: number) => void
 }
@@ -62,7 +63,10 @@ export class RawWebSocket {
   // Frame parser state.
   private header = Buffer.alloc(14)
   private headerLength = 0
-  private opcode = 0
+  /** The frame being read: a control opcode (≥ 8), or a data frame's (0 for a continuation). */
+  private frameOpcode = 0
+  /** The data message being read: 1 text, 2 binary; its continuation frames (and control frames between them) keep it. */
+  private messageOpcode = 0
   private fin = false
   private remaining = 0
   private messageBytes = 0
@@ -209,7 +213,7 @@ export class RawWebSocket {
       if (this.remaining > 0) {
         const take = Math.min(this.remaining, data.length - i)
         // Copies where a part is kept: `data` is the shared read buffer, overwritten by the next read.
-        if (this.opcode >= 0x8) this.control.push(Buffer.from(data.subarray(i, i + take)))
+        if (this.frameOpcode >= 0x8) this.control.push(Buffer.from(data.subarray(i, i + take)))
         else {
           if (this.collect) this.parts.push(Buffer.from(data.subarray(i, i + take)))
           if (this.prefixLength < 16) this.prefixLength += data.copy(this.prefix, this.prefixLength, i, i + Math.min(take, 16 - this.prefixLength))
@@ -229,7 +233,8 @@ export class RawWebSocket {
       const byte0 = this.header[0] ?? 0
       const opcode = byte0 & 0x0f
       this.fin = (byte0 & 0x80) !== 0
-      if (opcode !== 0) this.opcode = opcode
+      this.frameOpcode = opcode
+      if (opcode === 0x1 || opcode === 0x2) this.messageOpcode = opcode
       this.remaining = short === 126 ? this.header.readUInt16BE(2) : short === 127 ? Number(this.header.readBigUInt64BE(2)) : short
       this.headerLength = 0
       if (this.remaining === 0) this.endFrame()
@@ -237,11 +242,11 @@ export class RawWebSocket {
   }
 
   private endFrame (): void {
-    const opcode = this.opcode
+    const opcode = this.frameOpcode
     if (opcode >= 0x8) {
       const payload = this.control.length === 1 ? this.control[0] ?? Buffer.alloc(0) : Buffer.concat(this.control)
       this.control = []
-      this.opcode = 0
+      this.frameOpcode = 0
       if (opcode === 0x9) {
         this.handlers.ping?.()
         if (this.open) this.sendControl(0xa, payload)
@@ -260,13 +265,14 @@ export class RawWebSocket {
     if (!this.fin) return // a fragmented message continues
     const bytes = this.messageBytes
     const prefixLength = this.prefixLength
+    const binary = this.messageOpcode === 0x2
     this.messageBytes = 0
     this.prefixLength = 0
-    this.handlers.frame?.(bytes, this.prefix.subarray(0, prefixLength))
+    this.handlers.frame?.(bytes, this.prefix.subarray(0, prefixLength), binary)
     if (this.collect) {
       const parts = this.parts
       this.parts = []
-      this.handlers.text?.(parts.length === 1 ? (parts[0] ?? Buffer.alloc(0)).toString() : Buffer.concat(parts).toString())
+      if (!binary) this.handlers.text?.(parts.length === 1 ? (parts[0] ?? Buffer.alloc(0)).toString() : Buffer.concat(parts).toString())
     }
   }
 }

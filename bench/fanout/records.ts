@@ -1,6 +1,6 @@
 /** The result files of the fan-out benchmark: written by run.ts, read by report.ts. */
 import type { MachineInfo } from '../lib/proc.js'
-import type { GeneratorResult, Scenario, SetupReport, TargetName } from './protocol.js'
+import type { GeneratorResult, PositionsEncoding, Scenario, SetupReport, TargetName } from './protocol.js'
 import type { InterestVerdict } from './verdicts.js'
 
 /** What a run was configured with: the runner's options (more keys than these may be present). */
@@ -13,6 +13,8 @@ export interface RunConfig {
   heartbeatMs?: number
   radius?: number
   serverEnv?: Record<string, string>
+  /** How the clients asked for `positions`: `compact` for `shoal-compact` (absent in records written before it existed). */
+  encoding?: PositionsEncoding
   compiled?: boolean
   pinned?: boolean
   [key: string]: unknown
@@ -22,6 +24,7 @@ export interface RunRecord {
   kind: 'fanout-run'
   version: 1
   scenario: Scenario
+  /** `shoal` and `shoal-compact` are the same server; `shoal-compact`'s clients use the compact encoding. */
   target: TargetName
   users: number
   date: string

@@ -32,7 +32,7 @@ import {
   RESULTS_DIR, ROOT, round, rssKiB, shoalServerCommand, sleep, stopChild, waitForHealth, waitForQuiet, type ShoalCommand
 } from '../lib/proc.js'
 import {
-  SATURATION, SCENARIOS, TARGETS, type GeneratorConfig, type GeneratorMessage, type GeneratorResult,
+  isShoal, SATURATION, SCENARIOS, TARGETS, type GeneratorConfig, type GeneratorMessage, type GeneratorResult,
   type GeneratorRole, type RunnerMessage, type Scenario, type SetupReport, type TargetName
 } from './protocol.js'
 import type { RunRecord, SweepRecord, SweepTarget } from './records.js'
@@ -42,7 +42,12 @@ const usage = `Shoal fan-out benchmark (bench/fanout/). Everything runs on 127.0
 pinned to core 0 and the load generator to core 1.
 
 One run:
-  npm run bench -- <room|crowd|idle|churn> --target shoal|naive|socketio [--users N] [--seconds S]
+  npm run bench -- <room|crowd|idle|churn> --target shoal|shoal-compact|naive|socketio [--users N] [--seconds S]
+      targets: shoal          Shoal, JSON positions (the protocol's default)
+               shoal-compact  the same server and settings; every client registers with
+                              "encoding": "compact" (binary positions, short ids, 32-bit floats)
+               naive          plain ws, everything to everyone at once (bench/targets/naive.ts)
+               socketio       Socket.IO 4, socket.broadcast.emit per update (bench/targets/socketio.ts)
       room   N users in one room, all moving at --hz (10), everyone sees everyone    (default N 100)
       crowd  N users walking a square sized so each has ~--neighbours (45) users
              within --radius (100); Shoal gets INTEREST_RADIUS                       (default N 3000)
@@ -56,7 +61,7 @@ One run:
            --setup-seconds S (setup deadline; default 15 s + 4 ms per client, at most 90 s)
 
 Capacity sweep (largest N with p99 < 100 ms and delivery >= 0.99):
-  npm run bench -- sweep <scenario> [--targets shoal,naive,socketio] [--from 50] [--max 3000]
+  npm run bench -- sweep <scenario> [--targets ${TARGETS.join(',')}] [--from 50] [--max 3000]
                    [--factor 1.5] [--no-bisect] [--seconds S] ...the options above
 
 The existing single-scenario bench (CPU per 1,000 updates):
@@ -160,7 +165,7 @@ async function startTarget (options: RunOptions, port: number): Promise<StartedT
   const env: Record<string, string> = { PORT: String(port), HOST: '127.0.0.1' }
   let args: string[]
   let compiled = true
-  if (options.target === 'shoal') {
+  if (isShoal(options.target)) { // shoal-compact: the same server and settings; the clients choose the encoding
     shoalBuild ??= shoalServerCommand()
     args = shoalBuild.args
     compiled = shoalBuild.compiled
@@ -180,7 +185,8 @@ async function startTarget (options: RunOptions, port: number): Promise<StartedT
   } else {
     args = ['--import', 'tsx', join(ROOT, 'bench', 'targets', `${options.target}.ts`)]
   }
-  const [command, argv] = nodeArgv([...guard, ...args])
+  const profile = process.env.BENCH_SERVER_PROFILE === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_SERVER_PROFILE}`]
+  const [command, argv] = nodeArgv([...guard, ...profile, ...args])
   const child = track(spawn(command, argv, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }))
   let log = ''
   const keep = (chunk: Buffer): void => { log = (log + chunk.toString()).slice(-4000) }
@@ -261,6 +267,7 @@ function generatorConfig (options: RunOptions, port: number, epochMs: number): O
     scenario: options.scenario,
     target: options.target,
     wire: options.target === 'socketio' ? 'socketio' : 'json',
+    encoding: options.target === 'shoal-compact' ? 'compact' : 'json',
     baseUrl: `ws://127.0.0.1:${port}`,
     users: options.users,
     observers: options.observers,
@@ -387,11 +394,14 @@ async function runOnce (options: RunOptions): Promise<RunRecord> {
       pinned,
       compiled: server.compiled,
       serverEnv: server.env,
+      encoding: config.encoding,
       generator: { ...config, baseUrl: undefined },
       clockTicksPerSecond: clockTicks()
     }
     // Everything after the server is up must finish within this budget.
     const budgetMs = config.setupTimeoutMs + CONNECT_GRACE_MS + (options.warmup + options.seconds) * 1000 + 30_000
+    // Compact positions carry z (ms since epochMs, this run's start) as an f32: its step passes 1/16 ms at 2^20 ms.
+    if (config.encoding === 'compact' && budgetMs > 2 ** 20) record.warnings.push('z may pass 2^20 ms in a run this long: the f32 z of compact positions then comes in steps above 1/16 ms')
     const overran = new Promise<never>((_resolve, reject) => {
       watchdog = setTimeout(() => reject(new Error(`run overran its ${Math.round(budgetMs / 1000)} s budget`)), budgetMs)
     })
@@ -607,7 +617,7 @@ async function sweep (base: Omit<RunOptions, 'target' | 'users'>, targets: Targe
   }
   process.stdout.write(`\nSweep ${base.scenario} (${file}):\n`)
   for (const [target, entry] of Object.entries(summary)) {
-    process.stdout.write(`  ${target.padEnd(9)} capacity ${entry.capacity === null ? `< ${from}` : entry.capacity}${entry.firstFail !== null ? ` (fails at ${entry.firstFail}: ${entry.limitedBy})` : ` (${entry.limitedBy})`}\n`)
+    process.stdout.write(`  ${target.padEnd(13)} capacity ${entry.capacity === null ? `< ${from}` : entry.capacity}${entry.firstFail !== null ? ` (fails at ${entry.firstFail}: ${entry.limitedBy})` : ` (${entry.limitedBy})`}\n`)
   }
 }
 

@@ -3,11 +3,11 @@
  * (bench/report.ts), so that a result file read later is judged the way it was
  * judged when it was written.
  */
-import type { GeneratorResult } from './protocol.js'
+import { isShoal, type GeneratorResult } from './protocol.js'
 
 export interface InterestVerdict {
   radius: number
-  /** Whether the target was asked for interest management (Shoal gets INTEREST_RADIUS). */
+  /** Whether the target was asked for interest management (Shoal, either encoding, gets INTEREST_RADIUS). */
   requested: boolean
   /** true: observers got roughly their neighbours; false: roughly everyone; null: cannot tell. */
   honoured: boolean | null
@@ -22,7 +22,7 @@ export interface InterestVerdict {
  */
 export function interestVerdict (target: string, users: number, radius: number, generator: GeneratorResult | null): InterestVerdict {
   const interest = generator?.interest ?? null
-  const requested = target === 'shoal'
+  const requested = isShoal(target)
   if (interest === null) return { radius, requested, honoured: null, note: 'no observer data' }
   const others = Math.max(1, users - 1)
   const got = interest.receivedSendersPerObserver

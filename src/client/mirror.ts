@@ -17,14 +17,29 @@ export class RoomMirror {
   room = ''
   selfId = ''
   readonly users = new Map<string, UserT>()
+  /** With the compact encoding: user ids by short id (ours included). */
+  private readonly ids = new Map<number, string>()
 
   /** Replaces everything (after `welcome` or `snapshot`). */
-  reset (room: string, users: readonly UserT[]): void {
+  reset (room: string, users: readonly UserT[], self?: UserT): void {
     this.room = room
     this.users.clear()
-    for (const user of users) {
-      if (user.id !== this.selfId) this.users.set(user.id, copy(user))
+    if (self?.sid !== undefined) {
+      this.ids.clear()
+      this.ids.set(self.sid, self.id)
+    } else {
+      for (const [sid, id] of this.ids) if (id !== this.selfId) this.ids.delete(sid)
     }
+    for (const user of users) {
+      if (user.id === this.selfId) continue
+      this.users.set(user.id, copy(user))
+      if (user.sid !== undefined) this.ids.set(user.sid, user.id)
+    }
+  }
+
+  /** The user id of a short id from a compact `positions` frame ('' when unknown, which `applyPositions` takes as a gap). */
+  idOf (sid: number): string {
+    return this.ids.get(sid) ?? ''
   }
 
   applyPresence (message: PresenceMessageT): PresenceChanges {
@@ -35,10 +50,12 @@ export class RoomMirror {
       const user = this.users.get(id)
       if (user === undefined) continue
       this.users.delete(id)
+      if (user.sid !== undefined) this.ids.delete(user.sid)
       changes.left.push(user)
     }
     for (const joined of message.joined ?? []) {
       if (joined.id === this.selfId) continue
+      if (joined.sid !== undefined) this.ids.set(joined.sid, joined.id)
       const known = this.users.get(joined.id)
       if (known === undefined) {
         const user = copy(joined)

@@ -6,6 +6,7 @@
 import t from 'tap'
 import { ShoalClient } from '../../src/client/client.js'
 import { backoffDelay } from '../../src/client/backoff.js'
+import { encodeCompactPositions } from '../../src/compact.js'
 import type { ShoalError } from '../../src/client/index.js'
 import {
   FakeTimers, MemoryStorage, fakeClientOptions, fakeSocketClass, welcomeFor, wireUser, type FakeSocket
@@ -314,5 +315,57 @@ t.test('rate_limited on reconnect: the secret is kept and the client retries aft
   for (const s of sockets) if (s.readyState === 0) s.open()
   const attempts = sockets.flatMap((s) => s.ofType('reconnect'))
   t.ok(attempts.length >= 2, `reconnect is sent again after a delay (sent ${attempts.length} time(s))`)
+  client.close()
+})
+
+t.test('compact encoding: asked for at register and reconnect, binary positions by short id, unknown ids are a gap', async (t) => {
+  const CAROL = '00000000-0000-4000-8000-000000000003'
+  const { Socket, sockets } = fakeSocketClass()
+  const timers = new FakeTimers()
+  const storage = new MemoryStorage()
+  const client = new ShoalClient(fakeClientOptions(Socket, timers, { storage, encoding: 'compact', register: { name: 'me' } }))
+  const socket = last(sockets)
+  t.equal(socket.binaryType, 'arraybuffer', 'binary frames arrive as ArrayBuffer, not Blob')
+  socket.open()
+  t.same(socket.ofType('register'), [{ type: 'register', name: 'me', encoding: 'compact' }])
+  socket.receive(welcomeFor(ME, { encoding: 'compact', you: wireUser(ME, { sid: 1 }), users: [wireUser(BOB, { sid: 2 })] }))
+  const moved: unknown[] = []
+  client.on('positions', (list, serverTime) => moved.push([list.map(({ user, position }) => [user.id, position]), serverTime]))
+
+  socket.receiveBinary(encodeCompactPositions(500, [{ sid: 1, position: { x: 9, y: 9, z: 9 } }, { sid: 2, position: { x: 1.5, y: 2, z: 0 } }]))
+  t.same(moved, [[[[BOB, { x: 1.5, y: 2, z: 0 }]], 500]], 'our own entry is skipped, Bob is found by short id')
+  t.same(client.users.get(BOB)?.position, { x: 1.5, y: 2, z: 0 })
+  t.same(socket.ofType('sync'), [], 'no gap')
+
+  socket.receive({ type: 'presence', room: 'lobby', joined: [wireUser(CAROL, { sid: 3 })], left: [BOB] })
+  socket.receiveBinary(encodeCompactPositions(550, [{ sid: 3, position: { x: 4, y: 4, z: 4 } }]))
+  t.same(client.users.get(CAROL)?.position, { x: 4, y: 4, z: 4 }, 'a newcomer\'s short id from presence')
+  t.same(socket.ofType('sync'), [], 'still no gap')
+  socket.receiveBinary(encodeCompactPositions(600, [{ sid: 2, position: { x: 0, y: 0, z: 0 } }]))
+  t.equal(socket.ofType('sync').length, 1, 'a short id of someone who left (or was never announced) asks for a sync')
+  socket.receive({ type: 'snapshot', room: 'lobby', users: [wireUser(CAROL, { sid: 3 })] })
+
+  socket.onmessage?.({ data: new Uint8Array([7, 7, 7]).buffer })
+  t.equal(moved.length, 2, 'bytes that are not a compact frame are ignored')
+
+  socket.serverClose(1006)
+  timers.fireAll()
+  const next = last(sockets)
+  next.open()
+  t.same(next.ofType('reconnect'), [{ type: 'reconnect', secret: `secret-of-${ME}`, encoding: 'compact' }], 'asked for again on reconnect')
+  client.close()
+})
+
+t.test('a JSON client sends exactly the contract\'s register and reconnect', async (t) => {
+  const { Socket, sockets } = fakeSocketClass()
+  const timers = new FakeTimers()
+  const storage = new MemoryStorage()
+  storage.setItem('shoal:secret', 's1')
+  const client = new ShoalClient(fakeClientOptions(Socket, timers, { storage }))
+  const socket = last(sockets)
+  socket.open()
+  t.same(socket.sent, [{ type: 'reconnect', secret: 's1' }], 'no encoding field')
+  socket.receive({ type: 'error', code: 'invalid_secret', message: 'secret: not a live session secret', ref: 'reconnect' })
+  t.same(socket.ofType('register'), [{ type: 'register' }], 'nor in the register that follows')
   client.close()
 })

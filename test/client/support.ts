@@ -240,6 +240,7 @@ export function mirrorOf (client: ShoalClient): UserT[] {
 
 export class FakeSocket implements WebSocketLike {
   readyState = 0
+  binaryType = 'blob'
   readonly sent: Array<Record<string, unknown>> = []
   readonly closeCalls: number[] = []
   onopen: ((event: unknown) => void) | null = null
@@ -268,6 +269,11 @@ export class FakeSocket implements WebSocketLike {
 
   receive (message: ServerMessageT | Record<string, unknown>): void {
     this.onmessage?.({ data: JSON.stringify(message) })
+  }
+
+  /** A binary frame, as the browser delivers it with binaryType 'arraybuffer'. */
+  receiveBinary (bytes: Uint8Array): void {
+    this.onmessage?.({ data: bytes.slice().buffer })
   }
 
   serverClose (code: number): void {

@@ -1,7 +1,7 @@
 /** Fakes shared by the unit tests: a recording peer and a user factory. */
 import { randomUUID } from 'node:crypto'
 import type t from 'tap'
-import type { PositionT, ServerMessageT } from '../../schemas/protocol.js'
+import type { EncodingT, PositionT, ServerMessageT } from '../../schemas/protocol.js'
 import { emptyState, type State } from '../../src/state.js'
 import { LiveUser, type Peer } from '../../src/user.js'
 
@@ -11,15 +11,19 @@ export type TapTest = Parameters<Parameters<typeof t.test>[0]>[0]
 export type Frame = ServerMessageT
 export type FrameOf<T extends Frame['type']> = Extract<Frame, { type: T }>
 
-/** A client connection that records every frame (raw and parsed) and close call. */
+/** A client connection that records every frame (text, parsed, binary) and close call. */
 export class FakePeer implements Peer {
   user: LiveUser | null = null
   bufferedAmount = 0
   readonly raw: string[] = []
+  readonly binary: Uint8Array[] = []
   readonly closes: Array<{ code: number, reason: string }> = []
 
-  send (frame: string): void {
-    this.raw.push(frame)
+  constructor (public encoding: EncodingT = 'json') {}
+
+  send (frame: string | Uint8Array): void {
+    if (typeof frame === 'string') this.raw.push(frame)
+    else this.binary.push(frame)
   }
 
   close (code: number, reason: string): void {
@@ -38,6 +42,7 @@ export class FakePeer implements Peer {
   /** Forgets what was received so far. */
   clear (): void {
     this.raw.length = 0
+    this.binary.length = 0
   }
 }
 

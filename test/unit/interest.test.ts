@@ -372,9 +372,9 @@ t.test('members without a socket are not visited and break nothing', async (t) =
   ghost.peer = null
   room.touch(ghost)
   const visited: string[] = []
-  room.takePositionsInView((member, entries) => {
+  room.takePositionsInView((member, users) => {
     visited.push(member.id)
-    t.ok(entries.some((e) => e.includes(ghost.id)), 'a disconnected member is still seen by the others')
+    t.ok(users.includes(ghost), 'a disconnected member is still seen by the others')
   })
   t.strictSame(visited.sort(), members.filter((m) => m !== ghost).map((m) => m.id).sort(), 'every connected member, not the disconnected one')
 })
@@ -446,7 +446,7 @@ t.test('entries are serialized once per tick, however many members see them', as
     if (m.peer.raw.length > 0) t.equal(m.peer.raw[0], `{"type":"positions","t":${s.clock.now()},"p":[${walkerText}]}`)
   }
 
-  // At the room level: the same entry text for every member that gets it.
+  // At the room level: every other member is visited with the one mover.
   const room = new Room('r', { interestRadius: RADIUS })
   const users = [0, 1, 2, 3, 4].map((i) => connectedUser({ room: 'r', position: { x: i, y: i, z: 0 } }).user)
   for (const u of users) room.add(u)
@@ -455,10 +455,10 @@ t.test('entries are serialized once per tick, however many members see them', as
   if (first === undefined) throw new Error('fixture')
   first.position = { x: 0.5, y: 0.25, z: -1 }
   room.move(first)
-  const got: string[][] = []
-  room.takePositionsInView((_member, entries) => { got.push([...entries]) })
+  const got: LiveUser[][] = []
+  room.takePositionsInView((_member, movers) => { got.push([...movers]) })
   t.equal(got.length, 4, 'every other member is visited')
-  t.ok(got.every((entries) => entries.length === 1 && entries[0] === original([first.id, 0.5, 0.25, -1])), 'with the one entry')
+  t.ok(got.every((movers) => movers.length === 1 && movers[0] === first), 'with the one mover')
 })
 
 t.test('slow readers with interest: skipped, then sent the positions of exactly the users in view', async (t) => {
