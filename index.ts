@@ -36,6 +36,7 @@ export { ClientMessageSchemas, ServerMessage as ServerMessageSchema, PROTOCOL_VE
 export type { SessionRecordT as SessionRecord } from './schemas/session.js'
 export type { SessionStore } from './src/session-store.js'
 export { MemorySessionStore } from './src/session-store.js'
+export { SessionDatabaseError, SqliteSessionStore } from './src/sqlite-session-store.js'
 export type { Clock } from './src/clock.js'
 export type { RoomOptions } from './src/room.js'
 export type { AuthorizeResult } from './plugins/config.js'

@@ -2,6 +2,7 @@
  * Resolving settings: defaults filled in, then checked, with an error that names
  * the bad setting (or environment variable) and says what it should be.
  */
+import { resolve } from 'node:path'
 import { Value } from '@sinclair/typebox/value'
 import { ShoalSettings, type ShoalSettingName, type ShoalSettingsT } from '../schemas/options.js'
 
@@ -78,6 +79,11 @@ export function listenFromEnv (env: NodeJS.ProcessEnv): ListenSettings {
     throw new SettingsError(`environment variable LOG_LEVEL: expected one of ${logLevels.join(', ')}, got ${JSON.stringify(env.LOG_LEVEL)}`)
   }
   return { port, host: env.HOST === undefined || env.HOST === '' ? '0.0.0.0' : env.HOST, logLevel }
+}
+
+/** Where the standalone server keeps its files (DATA_DIR, default ./data), resolved against the working directory. */
+export function dataDirFromEnv (env: NodeJS.ProcessEnv): string {
+  return resolve(env.DATA_DIR === undefined || env.DATA_DIR === '' ? 'data' : env.DATA_DIR)
 }
 
 /** A value as the person set it: `Infinity` stays `Infinity`, strings keep their quotes. */
