@@ -20,6 +20,7 @@ import userStore from './plugins/user-store.js'
 import ticker from './plugins/ticker.js'
 import sessions from './plugins/sessions.js'
 import broadcast from './plugins/broadcast.js'
+import cluster from './plugins/cluster.js'
 import connections from './plugins/connections.js'
 import heartbeat from './plugins/heartbeat.js'
 import limits from './plugins/limits.js'
@@ -37,13 +38,15 @@ export type { SessionRecordT as SessionRecord } from './schemas/session.js'
 export type { SessionStore } from './src/session-store.js'
 export { MemorySessionStore } from './src/session-store.js'
 export { SessionDatabaseError, SqliteSessionStore } from './src/sqlite-session-store.js'
+export type { BusStatus, ClusterBus } from './src/cluster-bus.js'
+export { MemoryClusterHub } from './src/cluster-bus.js'
 export type { Clock } from './src/clock.js'
 export type { RoomOptions } from './src/room.js'
 export type { AuthorizeResult } from './plugins/config.js'
 export { SettingsError, settingsFromEnv } from './src/settings.js'
 
 /** Settings (all optional, the protocol's defaults), collaborators, and the route prefix. */
-export type ShoalOptions = Partial<ShoalSettingsT> & Partial<Pick<ShoalConfig, 'authorize' | 'sessionStore' | 'clock' | 'roomOptions'>> & {
+export type ShoalOptions = Partial<ShoalSettingsT> & Partial<Pick<ShoalConfig, 'authorize' | 'sessionStore' | 'bus' | 'clock' | 'roomOptions'>> & {
   /** Route prefix of every Shoal route (`/ws`, `/health`, `/metrics`, the demo). */
   prefix?: string
 }
@@ -99,7 +102,8 @@ function createApi (instance: FastifyInstance): ShoalApi {
     },
     disconnect (id) {
       const user = users.get(id)
-      if (user === undefined) return false
+      // In a cluster, only the node that has the user's socket can end its session.
+      if (user === undefined || !user.isLocal) return false
       const peer = user.peer
       sessions.leave(user).catch((err: unknown) => instance.log.error({ err, user: id }, 'deleting a session failed'))
       peer?.close(CLOSE_NORMAL, 'disconnected by the server')
@@ -146,6 +150,7 @@ const shoal: FastifyPluginAsync<ShoalOptions> = async function shoal (app, optio
     clock: options.clock ?? systemClock,
     ...(options.authorize !== undefined && { authorize: options.authorize }),
     ...(options.sessionStore !== undefined && { sessionStore: options.sessionStore }),
+    ...(options.bus !== undefined && { bus: options.bus }),
     ...(options.roomOptions !== undefined && { roomOptions: options.roomOptions })
   }
 
@@ -164,6 +169,7 @@ const shoal: FastifyPluginAsync<ShoalOptions> = async function shoal (app, optio
     await instance.register(ticker)
     await instance.register(sessions)
     await instance.register(broadcast)
+    await instance.register(cluster)
     await instance.register(connections)
     await instance.register(heartbeat)
     await instance.register(limits)

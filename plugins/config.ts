@@ -4,6 +4,7 @@ import type { FastifyRequest } from 'fastify'
 import type { ShoalSettingsT } from '../schemas/options.js'
 import type { Clock } from '../src/clock.js'
 import type { RoomOptions } from '../src/room.js'
+import type { ClusterBus } from '../src/cluster-bus.js'
 import type { SessionStore } from '../src/session-store.js'
 
 /** What `authorize` may answer: allow, refuse with 403, or refuse with a status and reason. */
@@ -14,6 +15,8 @@ export interface ShoalConfig extends ShoalSettingsT {
   authorize?: (request: FastifyRequest) => AuthorizeResult | Promise<AuthorizeResult>
   /** Where sessions are kept; without one, the instance makes an in-memory store. */
   sessionStore?: SessionStore
+  /** Joins a cluster over this bus (e.g. Redis); without one the instance is a single node. */
+  bus?: ClusterBus
   /** Time source of the core; tests inject a manual clock. */
   clock: Clock
   /** Options of one room, decided when it is created; what it leaves out comes from the settings. */

@@ -80,7 +80,14 @@ export const handlers: HandlerTable = {
     audience: 'guest',
     async handle (ctx, message) {
       const { connection, app } = ctx
-      const resumed = await app.shoalSessions.reconnect(connection, message.secret)
+      let resumed
+      try {
+        resumed = await app.shoalSessions.reconnect(connection, message.secret)
+      } catch (err) {
+        // The session store (Redis, a file) is unreachable: the secret may well be good, so the client keeps it and retries.
+        app.log.warn({ err }, 'session store unavailable for a reconnect')
+        return ctx.fail({ code: 'rate_limited', message: 'sessions are unavailable right now; try again shortly', ref: 'reconnect' })
+      }
       if (resumed === null) return ctx.fail({ code: 'invalid_secret', message: 'secret: not a live session secret', ref: 'reconnect' })
       const { user, replaced, rejoined } = resumed
       replaced?.close(CLOSE_REPLACED, 'replaced by a newer connection')
@@ -124,7 +131,8 @@ export const handlers: HandlerTable = {
       if (Buffer.byteLength(payload) > DATA_PAYLOAD_MAX_BYTES) {
         return ctx.fail(invalid(`payload: larger than ${DATA_PAYLOAD_MAX_BYTES} bytes when serialized`, 'data'))
       }
-      ctx.app.shoalBroadcast.sendData(user, payload)
+      ctx.app.shoalBroadcast.sendData(user.id, payload)
+      ctx.app.shoalCluster?.queueData(user.id, payload)
     }
   },
 

@@ -1,13 +1,18 @@
-/** Load-balancer probe: 200 while serving, 503 `draining` from the moment shutdown begins. */
+/**
+ * Load-balancer probe: 200 while serving, 503 `draining` from the moment shutdown
+ * begins. A cluster node that cannot reach its bus answers 200 `degraded`: it
+ * still serves its own users, so the balancer should keep it.
+ */
 import type { FastifyInstance } from 'fastify'
 import { Type } from '@sinclair/typebox'
 
 const Health = Type.Object({
-  status: Type.Union([Type.Literal('ok'), Type.Literal('draining')]),
+  status: Type.Union([Type.Literal('ok'), Type.Literal('degraded'), Type.Literal('draining')]),
   uptime: Type.Optional(Type.Number({ description: 'Seconds since this instance started.' })),
   connections: Type.Optional(Type.Integer()),
   users: Type.Optional(Type.Integer()),
-  rooms: Type.Optional(Type.Integer())
+  rooms: Type.Optional(Type.Integer()),
+  node: Type.Optional(Type.String({ description: 'In a cluster: this node\'s id.' }))
 })
 
 export default async function healthRoute (app: FastifyInstance): Promise<void> {
@@ -16,11 +21,12 @@ export default async function healthRoute (app: FastifyInstance): Promise<void> 
   app.get('/health', { logLevel: 'warn', schema: { response: { 200: Health, 503: Health } } }, async (_request, reply) => {
     if (app.shoalConnections.draining) return await reply.code(503).send({ status: 'draining' })
     return {
-      status: 'ok',
+      status: app.shoalCluster?.status === 'degraded' ? 'degraded' : 'ok',
       uptime: (app.shoalConfig.clock.now() - started) / 1000,
       connections: app.shoalConnections.size,
       users: app.shoalUsers.userCount,
-      rooms: app.shoalUsers.roomCount
+      rooms: app.shoalUsers.roomCount,
+      node: app.shoalCluster?.nodeId
     }
   })
 }

@@ -23,6 +23,8 @@ export const ShoalSettings = Type.Object({
   slowReaderCloseBytes: Type.Integer({ default: 8_388_608, minimum: 1, description: 'A client with more buffered output than this is closed with 1013.' }),
   interestRadius: Type.Number({ default: 0, minimum: 0, maximum: 1e9, description: 'Interest management for every room: each client gets positions only of users within this distance (plus those it listens to); 0 turns it off.' }),
   drainTimeoutMs: ms(3_000, 'At shutdown, how long clients get to answer the 1012 close before their sockets are dropped.', 0),
+  nodeHeartbeatMs: ms(2_000, 'In a cluster: how often a node says it is alive; a node silent for two beats is dead, and its users leave after graceMs.', 10),
+  claimTimeoutMs: ms(1_000, 'In a cluster: how long a reconnect on one node waits for the node that had the user to hand it over.', 10),
   demo: Type.Boolean({ default: true, description: 'Serve the demo page from public/ at the prefix root.' })
 }, { additionalProperties: false })
 

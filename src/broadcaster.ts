@@ -63,9 +63,9 @@ export class Broadcaster {
     if (this.deliver(peer, frame)) this.meter.sent(type, 1)
   }
 
-  /** `data` from a user to everyone connected who listens to it; `payloadJson` is already serialized. */
-  sendData (from: LiveUser, payloadJson: string): number {
-    return this.sendToAll(this.users.connectedListenersOf(from.id), dataFrame(from.id, payloadJson), 'data')
+  /** `data` from a user to everyone connected here who listens to it; `payloadJson` is already serialized. */
+  sendData (fromId: string, payloadJson: string): number {
+    return this.sendToAll(this.users.connectedListenersOf(fromId), dataFrame(fromId, payloadJson), 'data')
   }
 
   /** Sends a frame to every connected member of a room; returns how many got it. */

@@ -235,7 +235,7 @@ export function entryOf (user: LiveUser): PositionEntry {
   return [user.id, user.position.x, user.position.y, user.position.z]
 }
 
-function changedFields (before: UserT, after: UserT): PresenceUpdateT | null {
+export function changedFields (before: UserT, after: UserT): PresenceUpdateT | null {
   const update: PresenceUpdateT = { id: after.id }
   let changed = false
   if (before.name !== after.name) { update.name = after.name; changed = true }

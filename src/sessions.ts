@@ -4,7 +4,7 @@
  * batching what changed into one store write per tick.
  */
 import { randomUUID } from 'node:crypto'
-import type { PositionT } from '../schemas/protocol.js'
+import type { PositionT, UserT } from '../schemas/protocol.js'
 import type { SessionRecordT } from '../schemas/session.js'
 import type { Clock } from './clock.js'
 import type { SessionStore } from './session-store.js'
@@ -30,7 +30,17 @@ export type Resumption =
   | { user: LiveUser, replaced: Peer | null, rejoined: boolean }
   | null
 
+/**
+ * In a cluster: asks `owner` to hand its user over (closing its socket there) and
+ * resolves with the user as the owner last had it, or null when the owner did not
+ * answer (it may be dead; the stored record is then the latest).
+ */
+export type ClaimUser = (owner: string, userId: string) => Promise<UserT | null>
+
 export class SessionManager {
+  /** Set by a cluster; without one every user is this node's. */
+  claim: ClaimUser | null = null
+
   /** Users whose socket dropped, in the order their grace ends (grace is the same for all). */
   private readonly inGrace = new Map<string, LiveUser>()
   /** Users whose stored record is out of date. */
@@ -70,6 +80,8 @@ export class SessionManager {
       await this.store.delete(hash)
       return null
     }
+    const replica = this.users.get(record.id)
+    if (replica?.owner != null) return await this.takeOver(replica, replica.owner, record, peer)
     const user = new LiveUser(record.id, record.secretHash, record.name, record.room, record.position, Object.assign(emptyState(), record.state), record.listeningTo)
     this.attach(user, peer)
     this.users.add(user)
@@ -100,6 +112,12 @@ export class SessionManager {
     return this.store.delete(user.secretHash)
   }
 
+  /** Another node took `user` over: this node stops keeping its session. */
+  release (user: LiveUser): void {
+    this.inGrace.delete(user.id)
+    this.unsaved.delete(user)
+  }
+
   /** The user's stored record is stale (called after every change worth keeping). */
   changed (user: LiveUser): void {
     this.unsaved.add(user)
@@ -126,11 +144,18 @@ export class SessionManager {
   async persist (): Promise<void> {
     if (this.saving !== null || this.unsaved.size === 0) return
     const now = this.clock.now()
-    const records = [...this.unsaved].map((user) => toRecord(user, now))
+    const users = [...this.unsaved]
+    const records = users.map((user) => toRecord(user, now))
     this.unsaved.clear()
     this.saving = this.store.save(records)
     try {
       await this.saving
+    } catch (err) {
+      // The store is unreachable: keep the changes for the next attempt (the newest values win then).
+      for (const user of users) {
+        if (this.users.get(user.id) === user && user.isLocal) this.unsaved.add(user)
+      }
+      throw err
     } finally {
       this.saving = null
     }
@@ -145,7 +170,7 @@ export class SessionManager {
   /** Deletes expired sessions; connected users count as seen now. */
   async sweep (): Promise<number> {
     for (const user of this.users.values()) {
-      if (user.connected) this.unsaved.add(user)
+      if (user.isLocal && user.connected) this.unsaved.add(user)
     }
     await this.flush()
     return await this.store.sweep(this.clock.now() - this.timing.sessionTtlMs)
@@ -161,6 +186,37 @@ export class SessionManager {
     if (replaced === null) this.users.touch(user)
     this.unsaved.add(user)
     return { user, replaced, rejoined: false }
+  }
+
+  /**
+   * The user is live on another node: it hands the user over, and the replica
+   * here becomes this node's user with the owner's latest values (the stored
+   * record's when the owner is gone). Rooms see at most `connected` change.
+   */
+  private async takeOver (replica: LiveUser, owner: string, record: SessionRecordT, peer: Peer): Promise<Resumption> {
+    const latest = this.claim === null ? null : await this.claim(owner, replica.id)
+    // While the owner answered, the user may have left, or come back here.
+    if (this.users.get(replica.id) !== replica) return await this.reconnectAgain(record, peer)
+    if (replica.isLocal) return this.resumeLive(replica, record.secretHash, peer)
+    const fields = latest ?? record
+    this.users.adopt(replica, record.secretHash)
+    if (fields.room !== replica.room) this.users.moveToRoom(replica, fields.room)
+    this.users.setProfile(replica, fields.name, Object.assign(emptyState(), fields.state))
+    this.users.setPosition(replica, fields.position)
+    this.users.setListening(replica, fields.listeningTo)
+    this.attach(replica, peer)
+    this.users.touch(replica)
+    this.unsaved.add(replica)
+    return { user: replica, replaced: null, rejoined: false }
+  }
+
+  /** After a lost race: the user is gone from here, so resume it as if it had never been live. */
+  private async reconnectAgain (record: SessionRecordT, peer: Peer): Promise<Resumption> {
+    const user = new LiveUser(record.id, record.secretHash, record.name, record.room, record.position, Object.assign(emptyState(), record.state), record.listeningTo)
+    this.attach(user, peer)
+    this.users.add(user)
+    this.unsaved.add(user)
+    return { user, replaced: null, rejoined: true }
   }
 
   private attach (user: LiveUser, peer: Peer): void {

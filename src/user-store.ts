@@ -17,6 +17,8 @@ export class UserStore {
   private readonly listening = new ListeningGraph()
   /** Short ids are never reused within a process (for 2^32 users), so a late compact frame cannot name the wrong user. */
   private nextSid = 1
+  /** Told of every change to one of this node's own users (a cluster publishes them once per tick). */
+  onLocalChange: ((user: LiveUser) => void) | null = null
 
   /** `roomOptions` decides each room's options when the room is created. */
   constructor (private readonly roomOptions: (room: string) => RoomOptions = () => ({ interestRadius: 0 })) {}
@@ -39,28 +41,49 @@ export class UserStore {
     user.sid = this.nextSid
     this.nextSid = (this.nextSid + 1) >>> 0 || 1
     this.users.set(user.id, user)
-    this.bySecret.set(user.secretHash, user)
+    if (user.isLocal) this.bySecret.set(user.secretHash, user)
     this.listening.replace(user.id, [], user.listeningTo)
     this.enter(user)
+    this.changedLocal(user)
   }
 
   remove (user: LiveUser): void {
     if (this.users.get(user.id) !== user) return
     this.users.delete(user.id)
-    this.bySecret.delete(user.secretHash)
+    if (this.bySecret.get(user.secretHash) === user) this.bySecret.delete(user.secretHash)
     this.listening.replace(user.id, user.listeningTo, [])
     this.exit(user)
+    this.changedLocal(user)
+  }
+
+  /** A replica becomes this node's own user (its owner handed it over); rooms see no change. */
+  adopt (user: LiveUser, secretHash: string): void {
+    user.owner = null
+    user.remoteConnected = false
+    user.secretHash = secretHash
+    this.bySecret.set(secretHash, user)
+    this.changedLocal(user)
+  }
+
+  /** This node's user becomes a replica of `owner`'s (which took it over); rooms see no change. */
+  release (user: LiveUser, owner: string): void {
+    if (this.bySecret.get(user.secretHash) === user) this.bySecret.delete(user.secretHash)
+    user.secretHash = ''
+    user.remoteConnected = user.connected
+    user.owner = owner
   }
 
   moveToRoom (user: LiveUser, room: string): void {
     this.exit(user)
     user.room = room
     this.enter(user)
+    this.changedLocal(user)
   }
 
   setPosition (user: LiveUser, position: PositionT): void {
     user.position = position
     this.markMoved(user)
+    this.changedLocal(user)
   }
 
   setProfile (user: LiveUser, name: string, state: State): void {
@@ -69,6 +92,7 @@ export class UserStore {
     const room = this.roomOf(user)
     room.touch(user)
     this.changedRooms.add(room)
+    this.changedLocal(user)
   }
 
   setListening (user: LiveUser, listeningTo: string[]): void {
@@ -90,6 +114,7 @@ export class UserStore {
     const room = this.roomOf(user)
     room.touchView(user)
     this.changedRooms.add(room)
+    this.changedLocal(user)
   }
 
   /** Rooms with changes since the last call; rooms left empty are dropped afterwards. */
@@ -100,6 +125,10 @@ export class UserStore {
       yield room
       if (room.isIdle) this.rooms.delete(room.name)
     }
+  }
+
+  private changedLocal (user: LiveUser): void {
+    if (user.isLocal) this.onLocalChange?.(user)
   }
 
   private markMoved (user: LiveUser): void {

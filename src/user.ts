@@ -1,4 +1,7 @@
-/** A live user: one that is in a room, connected or within its grace period. */
+/**
+ * A live user: one that is in a room, connected or within its grace period. In a
+ * cluster, users of other nodes are replicas here: `owner` names their node.
+ */
 import type { EncodingT, PositionT, UserT } from '../schemas/protocol.js'
 import type { State } from './state.js'
 
@@ -20,10 +23,15 @@ export class LiveUser {
   disconnectedAt = 0
   /** Short id for compact `positions`, unique in this process; the user store sets it. */
   sid = 0
+  /** The node that has this user's socket; null for this node's own users. */
+  owner: string | null = null
+  /** A replica's connection state, as its owner last said. */
+  remoteConnected = false
 
   constructor (
     readonly id: string,
-    readonly secretHash: string,
+    /** Empty for replicas: their secrets live with their owner and in the session store. */
+    public secretHash: string,
     public name: string,
     public room: string,
     public position: PositionT,
@@ -31,7 +39,8 @@ export class LiveUser {
     public listeningTo: string[]
   ) {}
 
-  get connected (): boolean { return this.peer !== null }
+  get connected (): boolean { return this.peer !== null || this.remoteConnected }
+  get isLocal (): boolean { return this.owner === null }
 
   /** The user as clients see it; with its short id for clients of the compact encoding. */
   toWire (withSid = false): UserT {

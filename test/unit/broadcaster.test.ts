@@ -351,7 +351,7 @@ t.test('sendData', async (t) => {
     s.settle(sender.peer, sameRoom.peer, otherRoom.peer, inGrace.peer, deaf.peer)
 
     const payload = { text: 'héllo "quoted"', list: [1, 2.5, null, true], nested: { deep: { id: sender.user.id } } }
-    const sent = s.broadcaster.sendData(sender.user, JSON.stringify(payload))
+    const sent = s.broadcaster.sendData(sender.user.id, JSON.stringify(payload))
     t.equal(sent, 2)
     const expected = { type: 'data', from: sender.user.id, payload }
     t.strictSame(sameRoom.peer.frames, [expected])
@@ -369,7 +369,7 @@ t.test('sendData', async (t) => {
     s.users.setListening(listener.user, [sender.user.id])
     s.settle(sender.peer, listener.peer)
     const payloads: unknown[] = [null, 0, -1.5e-7, '', 'text', [], [[[]]], {}, { a: { b: [null] } }, '\u2028</script>']
-    for (const payload of payloads) s.broadcaster.sendData(sender.user, JSON.stringify(payload))
+    for (const payload of payloads) s.broadcaster.sendData(sender.user.id, JSON.stringify(payload))
     t.strictSame(listener.peer.ofType('data').map((f) => f.payload), payloads)
     t.ok(listener.peer.ofType('data').every((f) => f.from === sender.user.id))
   })
@@ -379,7 +379,7 @@ t.test('sendData', async (t) => {
     const sender = s.join('r1', 'sender')
     const other = s.join('r1', 'other')
     s.settle(sender.peer, other.peer)
-    t.equal(s.broadcaster.sendData(sender.user, '1'), 0)
+    t.equal(s.broadcaster.sendData(sender.user.id, '1'), 0)
     t.strictSame(other.peer.raw, [])
     t.strictSame(s.meter.sentCounts, [['data', 0]])
   })
@@ -391,7 +391,7 @@ t.test('sendData', async (t) => {
     s.users.setListening(listener.user, [sender.user.id])
     s.settle(sender.peer, listener.peer)
     listener.peer.bufferedAmount = CLOSE + 1
-    t.equal(s.broadcaster.sendData(sender.user, '{}'), 0)
+    t.equal(s.broadcaster.sendData(sender.user.id, '{}'), 0)
     t.strictSame(listener.peer.raw, [])
     t.equal(listener.peer.closes[0]?.code, 1013)
   })

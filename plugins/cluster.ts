@@ -1,0 +1,51 @@
+/**
+ * Cluster membership over a bus (the `bus` option): this node's users go out once
+ * per tick, the other nodes' users come in as replicas, dead nodes are noticed by
+ * their missing heartbeats. Without a bus the instance is a single node and this
+ * decorates null.
+ */
+import fp from 'fastify-plugin'
+import { ClusterSync } from '../src/cluster.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    shoalCluster: ClusterSync | null
+  }
+}
+
+export default fp(async function cluster (app) {
+  const { shoalConfig: config } = app
+  const bus = config.bus
+  if (bus === undefined) {
+    app.decorate('shoalCluster', null)
+    return
+  }
+  const sync = new ClusterSync(app.shoalUsers, app.shoalSessions, app.shoalBroadcast, bus, config.clock, {
+    graceMs: config.graceMs,
+    heartbeatMs: config.nodeHeartbeatMs,
+    claimTimeoutMs: config.claimTimeoutMs
+  }, {
+    invalid: (reason) => app.log.warn({ reason }, 'ignored an invalid cluster message'),
+    failed: (operation, err) => app.log.warn({ err, operation }, 'cluster bus operation failed'),
+    status: (status) => {
+      if (status === 'ok') app.log.info({ node: bus.nodeId }, 'cluster bus reachable: resyncing')
+      else app.log.warn({ node: bus.nodeId }, 'cluster bus unreachable: serving local users only')
+    }
+  })
+  app.decorate('shoalCluster', sync)
+  app.shoalTicker.add('cluster-publish', () => sync.publishTick())
+  app.shoalTicker.add('cluster-orphans', () => sync.expireOrphans())
+
+  let beatTimer: NodeJS.Timeout | undefined
+  app.addHook('onReady', async () => {
+    await sync.start()
+    beatTimer = setInterval(() => {
+      // While the bus is known to be away, a failed beat is expected: the status change was logged.
+      sync.beat().catch((err: unknown) => app.log[sync.status === 'ok' ? 'warn' : 'debug']({ err }, 'cluster heartbeat failed'))
+    }, config.nodeHeartbeatMs)
+  })
+  app.addHook('onClose', async () => {
+    clearInterval(beatTimer)
+    sync.close()
+  })
+}, { name: 'shoal-cluster', fastify: '5.x', dependencies: ['shoal-config', 'shoal-user-store', 'shoal-sessions', 'shoal-broadcast', 'shoal-ticker'] })

@@ -1,0 +1,186 @@
+/**
+ * The cluster as operators run it: standalone server processes with REDIS_URL,
+ * on different ports, against a real Redis (a key prefix per test). Presence,
+ * positions, state and data across nodes; reconnect and takeover on another
+ * node; a node killed with SIGKILL; Redis itself going away and coming back.
+ */
+import t from 'tap'
+import { TestClient } from '../helpers.js'
+import { freePort, startProcess, waitReady, type ServerProcess } from '../process.js'
+import { OwnRedis, redisForTests, uniquePrefix } from '../redis.js'
+
+type Tap = Parameters<Parameters<typeof t.test>[0]>[0]
+
+const redis = await redisForTests()
+
+interface Node { proc: ServerProcess, url: string, wsUrl: string }
+
+async function startNode (t: Tap, redisUrl: string, prefix: string, name: string): Promise<Node> {
+  const port = await freePort()
+  const proc = startProcess({
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'warn',
+    DEMO: 'false',
+    TICK_HZ: '50',
+    GRACE_MS: '600',
+    NODE_HEARTBEAT_MS: '100',
+    CLAIM_TIMEOUT_MS: '500',
+    DRAIN_TIMEOUT_MS: '200',
+    REDIS_URL: redisUrl,
+    REDIS_PREFIX: prefix,
+    NODE_ID: name
+  })
+  const url = `http://127.0.0.1:${port}`
+  await waitReady(t, proc, url)
+  return { proc, url, wsUrl: `ws://127.0.0.1:${port}/ws` }
+}
+
+async function client (t: Tap, node: Node, fields: Record<string, unknown>): Promise<{ client: TestClient, welcome: Awaited<ReturnType<TestClient['register']>> }> {
+  const created = await TestClient.connect(node.wsUrl)
+  t.teardown(() => created.close())
+  return { client: created, welcome: await created.register(fields) }
+}
+
+async function healthOf (node: Node): Promise<{ status: number, body: { status: string } }> {
+  const res = await fetch(`${node.url}/health`)
+  return { status: res.status, body: await res.json() as { status: string } }
+}
+
+async function until (check: () => Promise<boolean>, timeoutMs = 10_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (await check().catch(() => false)) return true
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  return false
+}
+
+const joinedBy = (id: string) => (m: { joined?: Array<{ id: string }> }) => m.joined?.some((u) => u.id === id) === true
+
+if (redis.url === null) {
+  t.test('the cluster over Redis', { skip: `needs Redis: ${redis.reason}` }, async () => {})
+} else {
+  const redisUrl = redis.url
+  t.teardown(redis.release)
+
+  t.test('two nodes are one service: presence, moves, state, data, leave; reconnect elsewhere takes the user over', async (t) => {
+    const prefix = uniquePrefix()
+    const a = await startNode(t, redisUrl, prefix, 'node-a')
+    const b = await startNode(t, redisUrl, prefix, 'node-b')
+    t.match((await healthOf(a)).body, { status: 'ok', node: 'node-a' }, 'health names the node')
+
+    const ann = await client(t, a, { name: 'Ann', room: 'hall' })
+    const bob = await client(t, b, { name: 'Bob', room: 'hall', state: { hat: true } })
+    const joined = await ann.client.next('presence', joinedBy(bob.welcome.id), 5000)
+    t.match(joined.joined?.find((u) => u.id === bob.welcome.id), { name: 'Bob', state: { hat: true }, connected: true }, 'Ann on A sees Bob on B join')
+
+    bob.client.send({ type: 'update', position: { x: 4, y: 2, z: 1 }, name: 'Robert' })
+    const moved = await ann.client.next('positions', (m) => m.p.some(([id]) => id === bob.welcome.id), 5000)
+    t.strictSame(moved.p.find(([id]) => id === bob.welcome.id), [bob.welcome.id, 4, 2, 1], 'his move')
+    const renamed = await ann.client.next('presence', (m) => m.updated?.some((u) => u.id === bob.welcome.id && u.name === 'Robert') === true, 5000)
+    t.ok(renamed, 'his new name')
+
+    bob.client.send({ type: 'updatelisteningto', listeningTo: [ann.welcome.id] })
+    await ann.client.next('presence', (m) => m.updated?.some((u) => u.id === bob.welcome.id && u.listeningTo !== undefined) === true, 5000)
+    ann.client.send({ type: 'data', payload: ['to', 'Bob'] })
+    t.strictSame(await bob.client.next('data', () => true, 5000), { type: 'data', from: ann.welcome.id, payload: ['to', 'Bob'] }, 'data reaches a listener on the other node')
+
+    // Ann's connection moves to node B (a balancer would do this after a drop).
+    const annOnB = await TestClient.connect(b.wsUrl)
+    t.teardown(() => annOnB.close())
+    const resumed = await annOnB.reconnect(ann.welcome.secret)
+    t.equal(resumed.resumed, true, 'reconnect works on the other node')
+    t.equal(resumed.id, ann.welcome.id)
+    t.equal((await ann.client.closed).code, 4001, 'the old socket on node A got 4001')
+    annOnB.send({ type: 'update', position: { x: 7, y: 7 } })
+    await bob.client.next('positions', (m) => m.p.some(([id, x]) => id === ann.welcome.id && x === 7), 5000)
+    const bobPresence = await bob.client.drainType('presence')
+    t.notOk(bobPresence.some((m) => m.left?.includes(ann.welcome.id) === true), 'Bob saw no leave for Ann: a takeover shows the room nothing')
+
+    bob.client.send({ type: 'leave' })
+    await annOnB.next('presence', (m) => m.left?.includes(bob.welcome.id) === true, 5000)
+    t.pass('a leave reaches the other node')
+    for (const node of [a, b]) node.proc.kill('SIGTERM')
+    await Promise.all([a.proc.exited, b.proc.exited])
+  })
+
+  t.test('three nodes; one killed with SIGKILL: its users go disconnected, then leave; they can come back elsewhere', async (t) => {
+    const prefix = uniquePrefix()
+    const a = await startNode(t, redisUrl, prefix, 'node-a')
+    const b = await startNode(t, redisUrl, prefix, 'node-b')
+    const c = await startNode(t, redisUrl, prefix, 'node-c')
+    const ann = await client(t, a, { name: 'Ann', room: 'r' })
+    const cleo = await client(t, c, { name: 'Cleo', room: 'r' })
+    const bob = await client(t, b, { name: 'Bob', room: 'r' })
+    await ann.client.next('presence', joinedBy(bob.welcome.id), 5000)
+    await cleo.client.next('presence', joinedBy(bob.welcome.id), 5000)
+
+    b.proc.kill('SIGKILL')
+    await b.proc.exited
+    for (const watcher of [ann, cleo]) {
+      await watcher.client.next('presence', (m) => m.updated?.some((u) => u.id === bob.welcome.id && u.connected === false) === true, 5000)
+      await watcher.client.next('presence', (m) => m.left?.includes(bob.welcome.id) === true, 5000)
+    }
+    t.pass('on both remaining nodes, Bob went connected: false, then left')
+
+    const back = await TestClient.connect(c.wsUrl)
+    t.teardown(() => back.close())
+    const resumed = await back.reconnect(bob.welcome.secret)
+    t.equal(resumed.resumed, true, 'his session is in Redis: he comes back on node C')
+    await ann.client.next('presence', joinedBy(bob.welcome.id), 5000)
+    t.pass('and Ann on node A sees him join again')
+    for (const node of [a, c]) node.proc.kill('SIGTERM')
+    await Promise.all([a.proc.exited, c.proc.exited])
+  })
+
+  t.test('Redis goes away: nodes serve their own users and report degraded; when it returns they resync', async (t) => {
+    const own = await OwnRedis.start()
+    t.teardown(() => own.stop())
+    const prefix = uniquePrefix()
+    const a = await startNode(t, own.url, prefix, 'node-a')
+    const b = await startNode(t, own.url, prefix, 'node-b')
+    const ann = await client(t, a, { name: 'Ann', room: 'r' })
+    const bob = await client(t, b, { name: 'Bob', room: 'r' })
+    await ann.client.next('presence', joinedBy(bob.welcome.id), 5000)
+
+    await own.stop()
+    for (const node of [a, b]) {
+      t.ok(await until(async () => (await healthOf(node)).body.status === 'degraded'), `${node.url}: health says degraded`)
+      t.equal((await healthOf(node)).status, 200, 'with 200, so the balancer keeps the node')
+    }
+    const carl = await client(t, a, { name: 'Carl', room: 'r' })
+    await ann.client.next('presence', joinedBy(carl.welcome.id), 5000)
+    t.pass('node A still serves: a new local user joins and Ann sees him')
+    ann.client.send({ type: 'ping', t: 1 })
+    t.equal((await ann.client.next('pong')).t, 1)
+    const meanwhile = await TestClient.connect(a.wsUrl)
+    t.teardown(() => meanwhile.close())
+    meanwhile.send({ type: 'reconnect', secret: bob.welcome.secret })
+    t.match(await meanwhile.next('error', () => true, 5000), { code: 'rate_limited', ref: 'reconnect' }, 'a reconnect is told to try again (the client keeps its secret), not that the secret is bad')
+
+    await own.start()
+    for (const node of [a, b]) {
+      t.ok(await until(async () => (await healthOf(node)).body.status === 'ok'), `${node.url}: back to ok`)
+    }
+    const dan = await client(t, b, { name: 'Dan', room: 'r' })
+    await ann.client.next('presence', joinedBy(dan.welcome.id), 5000)
+    t.pass('after the outage, a user joining on B is seen on A again')
+    t.ok(await until(async () => {
+      ann.client.send({ type: 'sync' })
+      const snapshot = await ann.client.next('snapshot')
+      return ['Bob', 'Carl', 'Dan'].every((name) => snapshot.users.some((u) => u.name === name && u.connected))
+    }), 'Ann\'s room is whole again: Bob (node B, from before), Carl and Dan')
+
+    // Redis restarted empty; the live nodes wrote their sessions again.
+    const bobElsewhere = await TestClient.connect(a.wsUrl)
+    t.teardown(() => bobElsewhere.close())
+    t.ok(await until(async () => {
+      bobElsewhere.send({ type: 'reconnect', secret: bob.welcome.secret })
+      const answer = await Promise.race([bobElsewhere.next('welcome', () => true, 1000), bobElsewhere.next('error', () => true, 1000)])
+      return answer.type === 'welcome'
+    }), 'Bob can reconnect on node A: his session was rebuilt in the restarted Redis')
+    for (const node of [a, b]) node.proc.kill('SIGTERM')
+    await Promise.all([a.proc.exited, b.proc.exited])
+  })
+}
