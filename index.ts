@@ -13,7 +13,11 @@ import type { ShoalSettingsT } from './schemas/options.js'
 import type { UserT } from './schemas/protocol.js'
 import { systemClock } from './src/clock.js'
 import type { LiveUser } from './src/user.js'
-import { resolveSettings } from './src/settings.js'
+import { resolveSettings, SettingsError } from './src/settings.js'
+import type { CsvFeedConfig } from './src/csv-feed.js'
+import { CsvFeedsOption } from './schemas/options.js'
+import { resolve } from 'node:path'
+import { Value } from '@sinclair/typebox/value'
 import config, { type ShoalConfig } from './plugins/config.js'
 import metrics from './plugins/metrics.js'
 import userStore from './plugins/user-store.js'
@@ -21,6 +25,7 @@ import ticker from './plugins/ticker.js'
 import sessions from './plugins/sessions.js'
 import broadcast from './plugins/broadcast.js'
 import cluster from './plugins/cluster.js'
+import csvFeeds from './plugins/csv-feeds.js'
 import connections from './plugins/connections.js'
 import heartbeat from './plugins/heartbeat.js'
 import limits from './plugins/limits.js'
@@ -28,6 +33,7 @@ import wsRoute from './routes/ws.js'
 import { CLOSE_NORMAL } from './routes/handlers.js'
 import healthRoute from './routes/health.js'
 import metricsRoute from './routes/metrics.js'
+import csvRoute from './routes/csv.js'
 import demoRoute from './routes/demo.js'
 
 export type { ShoalSettingsT as ShoalSettings } from './schemas/options.js'
@@ -43,10 +49,11 @@ export { MemoryClusterHub } from './src/cluster-bus.js'
 export type { Clock } from './src/clock.js'
 export type { RoomOptions } from './src/room.js'
 export type { AuthorizeResult } from './plugins/config.js'
+export type { CsvFeedConfig, CsvFeedStatus } from './src/csv-feed.js'
 export { SettingsError, settingsFromEnv } from './src/settings.js'
 
 /** Settings (all optional, the protocol's defaults), collaborators, and the route prefix. */
-export type ShoalOptions = Partial<ShoalSettingsT> & Partial<Pick<ShoalConfig, 'authorize' | 'sessionStore' | 'bus' | 'clock' | 'roomOptions'>> & {
+export type ShoalOptions = Partial<ShoalSettingsT> & Partial<Pick<ShoalConfig, 'authorize' | 'sessionStore' | 'bus' | 'csvFeeds' | 'clock' | 'roomOptions'>> & {
   /** Route prefix of every Shoal route (`/ws`, `/health`, `/metrics`, the demo). */
   prefix?: string
 }
@@ -116,6 +123,18 @@ function createApi (instance: FastifyInstance): ShoalApi {
   }
 }
 
+/** The csvFeeds option, checked like the settings: a bad entry fails registration with an error naming it. */
+function checkCsvFeeds (feeds: unknown): CsvFeedConfig[] {
+  if (!Value.Check(CsvFeedsOption, feeds)) {
+    const [error] = [...Value.Errors(CsvFeedsOption, feeds)]
+    throw new SettingsError(`option csvFeeds${error?.path.replace(/\/(\d+)/g, '[$1]').replace(/\//g, '.') ?? ''}: ${error?.message ?? 'invalid'}`)
+  }
+  const names = feeds.map((feed) => feed.name)
+  const twice = names.find((name, i) => names.indexOf(name) !== i)
+  if (twice !== undefined) throw new SettingsError(`option csvFeeds: the name "${twice}" is used twice`)
+  return feeds.map((feed) => ({ ...feed, file: resolve(feed.file) }))
+}
+
 /** Marks an HTTP server whose upgrades a @fastify/websocket listener already routes. */
 const kUpgradesRouted = Symbol.for('shoal.upgradesRouted')
 
@@ -151,6 +170,7 @@ const shoal: FastifyPluginAsync<ShoalOptions> = async function shoal (app, optio
     ...(options.authorize !== undefined && { authorize: options.authorize }),
     ...(options.sessionStore !== undefined && { sessionStore: options.sessionStore }),
     ...(options.bus !== undefined && { bus: options.bus }),
+    ...(options.csvFeeds !== undefined && { csvFeeds: checkCsvFeeds(options.csvFeeds) }),
     ...(options.roomOptions !== undefined && { roomOptions: options.roomOptions })
   }
 
@@ -170,12 +190,14 @@ const shoal: FastifyPluginAsync<ShoalOptions> = async function shoal (app, optio
     await instance.register(sessions)
     await instance.register(broadcast)
     await instance.register(cluster)
+    await instance.register(csvFeeds)
     await instance.register(connections)
     await instance.register(heartbeat)
     await instance.register(limits)
     await instance.register(wsRoute)
     await instance.register(healthRoute)
     await instance.register(metricsRoute)
+    await instance.register(csvRoute)
     if (settings.demo) await instance.register(demoRoute)
     api = createApi(instance)
   }, { prefix: options.prefix ?? '' })

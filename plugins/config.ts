@@ -5,6 +5,7 @@ import type { ShoalSettingsT } from '../schemas/options.js'
 import type { Clock } from '../src/clock.js'
 import type { RoomOptions } from '../src/room.js'
 import type { ClusterBus } from '../src/cluster-bus.js'
+import type { CsvFeedConfig } from '../src/csv-feed.js'
 import type { SessionStore } from '../src/session-store.js'
 
 /** What `authorize` may answer: allow, refuse with 403, or refuse with a status and reason. */
@@ -15,6 +16,8 @@ export interface ShoalConfig extends ShoalSettingsT {
   authorize?: (request: FastifyRequest) => AuthorizeResult | Promise<AuthorizeResult>
   /** Where sessions are kept; without one, the instance makes an in-memory store. */
   sessionStore?: SessionStore
+  /** CSV files to publish to clients as `csv` messages, each watched for changes. */
+  csvFeeds?: CsvFeedConfig[]
   /** Joins a cluster over this bus (e.g. Redis); without one the instance is a single node. */
   bus?: ClusterBus
   /** Time source of the core; tests inject a manual clock. */

@@ -52,6 +52,12 @@ function welcome (ctx: HandlerContext, user: LiveUser, secret: string, resumed: 
     tickHz: ctx.app.shoalConfig.tickHz,
     encoding: compact ? 'compact' : undefined
   })
+  sendFeeds(ctx, user)
+}
+
+/** The room's CSV feeds at their current versions (a Shoal extension), right after welcome or snapshot. */
+function sendFeeds (ctx: HandlerContext, user: LiveUser): void {
+  for (const frame of ctx.app.shoalCsvFeeds.framesFor(user.room)) ctx.app.shoalBroadcast.send(ctx.connection, frame, 'csv')
 }
 
 function snapshot (ctx: HandlerContext, user: LiveUser): void {
@@ -151,6 +157,7 @@ export const handlers: HandlerTable = {
         ctx.app.shoalSessions.changed(user)
       }
       snapshot(ctx, user)
+      sendFeeds(ctx, user)
     }
   },
 

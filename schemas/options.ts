@@ -25,8 +25,17 @@ export const ShoalSettings = Type.Object({
   drainTimeoutMs: ms(3_000, 'At shutdown, how long clients get to answer the 1012 close before their sockets are dropped.', 0),
   nodeHeartbeatMs: ms(2_000, 'In a cluster: how often a node says it is alive; a node silent for two beats is dead, and its users leave after graceMs.', 10),
   claimTimeoutMs: ms(1_000, 'In a cluster: how long a reconnect on one node waits for the node that had the user to hand it over.', 10),
+  csvMaxRows: Type.Integer({ default: 10_000, minimum: 1, description: 'Most data rows a CSV feed file may have; a longer file is refused and the last good version stays.' }),
+  csvMaxBytes: Type.Integer({ default: 1_048_576, minimum: 1, description: 'Largest CSV feed file in bytes; a larger file is refused and the last good version stays.' }),
   demo: Type.Boolean({ default: true, description: 'Serve the demo page from public/ at the prefix root.' })
 }, { additionalProperties: false })
 
 export type ShoalSettingsT = Static<typeof ShoalSettings>
+
+/** The csvFeeds option: which files to publish, under which names, to which room (every room when none). */
+export const CsvFeedsOption = Type.Array(Type.Object({
+  name: Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' }),
+  file: Type.String({ minLength: 1 }),
+  room: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$' }))
+}, { additionalProperties: false }))
 export type ShoalSettingName = keyof ShoalSettingsT

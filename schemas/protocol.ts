@@ -210,8 +210,18 @@ export const ErrorMessage = Type.Object({
   ref: Type.Optional(Type.String())
 })
 
+/** Shoal extension: the current version of a CSV data feed (after welcome, after join, and on every change). */
+export const CsvMessage = Type.Object({
+  type: Type.Literal('csv'),
+  name: Type.String(),
+  columns: Type.Array(Type.String()),
+  rows: Type.Array(Type.Array(Type.String())),
+  version: Type.Integer(),
+  updatedAt: Type.Number()
+})
+
 export const ServerMessage = Type.Union([
-  WelcomeMessage, SnapshotMessage, PresenceMessage, PositionsMessage, DataDelivery, PongMessage, ErrorMessage
+  WelcomeMessage, SnapshotMessage, PresenceMessage, PositionsMessage, DataDelivery, PongMessage, ErrorMessage, CsvMessage
 ])
 
 export type PositionInputT = Static<typeof PositionInput>
@@ -226,5 +236,6 @@ export type WelcomeMessageT = Static<typeof WelcomeMessage>
 export type SnapshotMessageT = Static<typeof SnapshotMessage>
 export type PresenceMessageT = Static<typeof PresenceMessage>
 export type PositionsMessageT = Static<typeof PositionsMessage>
+export type CsvMessageT = Static<typeof CsvMessage>
 export type ServerMessageT = Static<typeof ServerMessage>
 export type ServerMessageType = ServerMessageT['type']

@@ -114,17 +114,20 @@ export class ClusterSync {
         continue
       }
       const now = user.toWire()
+      let presenceChanged = true
       if (before === undefined || before.room !== now.room) {
         if (before !== undefined) batch(before.room).left.push(user.id)
         batch(now.room).joined.push(now)
       } else {
         const update = changedFields(before, now)
         if (update !== null) batch(now.room).updated.push(update)
+        else presenceChanged = false
         const { x, y, z } = now.position
         if (x !== before.position.x || y !== before.position.y || z !== before.position.z) batch(now.room).positions.push([user.id, x, y, z])
       }
       this.published.set(user.id, { ...now, position: { ...now.position } })
-      changed.push(now)
+      // The stored membership is for nodes that start later: a move alone need not rewrite it (the next move corrects it).
+      if (presenceChanged) changed.push(now)
     }
     this.dirty.clear()
     if (rooms.size > 0 || this.data.length > 0) {

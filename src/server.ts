@@ -11,7 +11,7 @@ import closeWithGrace from 'close-with-grace'
 import Fastify from 'fastify'
 import shoal from '../index.js'
 import { loggerOptions } from './logger.js'
-import { dataDirFromEnv, listenFromEnv, SettingsError, settingsFromEnv } from './settings.js'
+import { csvFeedsFromEnv, dataDirFromEnv, listenFromEnv, SettingsError, settingsFromEnv } from './settings.js'
 import { systemClock } from './clock.js'
 import { RedisClusterBus } from './redis-bus.js'
 import { RedisSessionStore } from './redis-session-store.js'
@@ -63,10 +63,11 @@ function redactUrl (url: string): string {
 }
 
 async function main (): Promise<void> {
-  let settings, listen, backed
+  let settings, listen, csvFeeds, backed
   try {
     settings = settingsFromEnv(process.env)
     listen = listenFromEnv(process.env)
+    csvFeeds = csvFeedsFromEnv(process.env)
     backed = await backing(process.env, settings.sessionTtlMs)
   } catch (err) {
     if (!(err instanceof SettingsError) && !(err instanceof SessionDatabaseError) && !(err instanceof BackingError)) throw err
@@ -77,7 +78,7 @@ async function main (): Promise<void> {
 
   // Health must answer `draining` (not Fastify's generic 503) while shutdown runs.
   const app = Fastify({ logger: loggerOptions(listen.logLevel), return503OnClosing: false, trustProxy: process.env.TRUST_PROXY === 'true' })
-  await app.register(shoal, { ...settings, sessionStore, ...(bus !== undefined && { bus }) })
+  await app.register(shoal, { ...settings, sessionStore, csvFeeds, ...(bus !== undefined && { bus }) })
   app.log.info(backed.describe, bus === undefined ? 'single node, sessions in SQLite' : 'cluster node, sessions in Redis')
 
   closeWithGrace({ delay: SHUTDOWN_LIMIT_MS, logger: { error: (message: string) => app.log.error(message) } }, async ({ signal, err }) => {

@@ -86,6 +86,24 @@ export function dataDirFromEnv (env: NodeJS.ProcessEnv): string {
   return resolve(env.DATA_DIR === undefined || env.DATA_DIR === '' ? 'data' : env.DATA_DIR)
 }
 
+/** The sample feed the repository ships, which the standalone server publishes unless told otherwise. */
+export const DEFAULT_CSV_FEEDS = 'landmarks=data/landmarks.csv'
+
+/**
+ * CSV_FEEDS of the standalone server: `name=file` or `name=file@room`, comma
+ * separated (files relative to the working directory); empty for none.
+ */
+export function csvFeedsFromEnv (env: NodeJS.ProcessEnv): Array<{ name: string, file: string, room?: string }> {
+  const raw = env.CSV_FEEDS ?? DEFAULT_CSV_FEEDS
+  if (raw.trim() === '') return []
+  return raw.split(',').map((entry) => {
+    const match = /^\s*([A-Za-z0-9_.-]{1,64})=([^@]+?)(?:@([A-Za-z0-9_.:-]{1,64}))?\s*$/.exec(entry)
+    if (match === null) throw new SettingsError(`environment variable CSV_FEEDS: expected name=file or name=file@room, comma separated, got ${JSON.stringify(entry)}`)
+    const [, name = '', file = '', room] = match
+    return room === undefined ? { name, file: file.trim() } : { name, file: file.trim(), room }
+  })
+}
+
 /** A value as the person set it: `Infinity` stays `Infinity`, strings keep their quotes. */
 function shown (value: unknown): string {
   return typeof value === 'number' ? String(value) : JSON.stringify(value)

@@ -7,6 +7,15 @@ export interface DemoApi {
   log: Array<{ event: string, id?: string }>
   /** Where a remote user's dot is drawn now (interpolated). */
   drawnAt: (id: string) => { x: number, y: number } | undefined
+  /** The markers drawn from the `landmarks` CSV feed (columns name, x, y, optional description). */
+  landmarks: () => Landmark[]
+}
+
+export interface Landmark {
+  name: string
+  x: number
+  y: number
+  description: string
 }
 
 declare global {

@@ -1,10 +1,12 @@
 /**
  * The demo: a shared 2D space. Every user is a labelled dot; move with the mouse
  * or the arrow keys, click someone to listen to them, and say something to your
- * listeners. Bundled by esbuild into public/build/demo.js.
+ * listeners. The `landmarks` CSV feed, when the server has one, is drawn as
+ * labelled markers that follow edits of its file. Bundled by esbuild into
+ * public/build/demo.js.
  */
-import { Interpolator, ShoalClient, type UserT } from '../../src/client/index.js'
-import type { DemoApi } from './demo-api.js'
+import { Interpolator, ShoalClient, type CsvMessageT, type UserT } from '../../src/client/index.js'
+import type { DemoApi, Landmark } from './demo-api.js'
 
 /** The space is WORLD_W × WORLD_H units, scaled to fit the canvas. */
 const WORLD_W = 1000
@@ -72,6 +74,23 @@ client.on('data', (from, payload) => {
   bubbles.set(from, { text: text.slice(0, 140), until: performance.now() + BUBBLE_MS })
 })
 client.on('error', (error) => { log.push({ event: `error:${error.code}` }) })
+
+/** Markers from the `landmarks` feed; rows whose x or y is not a number are left out. */
+let landmarks: Landmark[] = []
+function toLandmarks (feed: CsvMessageT): Landmark[] {
+  const column = (name: string): number => feed.columns.indexOf(name)
+  const [name, x, y, description] = [column('name'), column('x'), column('y'), column('description')]
+  if (name < 0 || x < 0 || y < 0) return []
+  return feed.rows
+    .map((row) => ({ name: row[name] ?? '', x: Number(row[x]), y: Number(row[y]), description: description < 0 ? '' : row[description] ?? '' }))
+    .filter((mark) => Number.isFinite(mark.x) && Number.isFinite(mark.y))
+}
+client.on('csv', (feed) => {
+  if (feed.name !== 'landmarks') return
+  landmarks = toLandmarks(feed)
+  log.push({ event: `csv:${feed.name}:${feed.version}` })
+})
+client.on('welcome', () => { landmarks = [] })
 
 // ---- input -----------------------------------------------------------------
 
@@ -143,6 +162,8 @@ function draw (): void {
   const where = (user: UserT): { x: number, y: number } =>
     user.id === me?.id ? user.position : interpolator.sample(user.id, now) ?? user.position
 
+  for (const mark of landmarks) drawLandmark(mark)
+
   // Who listens to whom: a line from the listener to the one it listens to.
   context.lineWidth = 2
   for (const user of everyone) {
@@ -183,6 +204,25 @@ function draw (): void {
   requestAnimationFrame(draw)
 }
 
+function drawLandmark ({ name, x, y, description }: Landmark): void {
+  context.fillStyle = 'rgba(200, 140, 20, 0.9)'
+  context.beginPath()
+  context.moveTo(x, y - 9)
+  context.lineTo(x + 9, y)
+  context.lineTo(x, y + 9)
+  context.lineTo(x - 9, y)
+  context.closePath()
+  context.fill()
+  context.fillStyle = '#6b4a06'
+  context.textAlign = 'center'
+  context.font = 'bold 13px system-ui, sans-serif'
+  context.fillText(name, x, y - 14)
+  if (description !== '') {
+    context.font = '11px system-ui, sans-serif'
+    context.fillText(description, x, y + 22)
+  }
+}
+
 function drawBubble (text: string, x: number, y: number): void {
   context.font = '13px system-ui, sans-serif'
   const width = context.measureText(text).width + 16
@@ -209,4 +249,4 @@ window.addEventListener('resize', resize)
 resize()
 requestAnimationFrame(draw)
 
-window.shoalDemo = { client, log, drawnAt: (id) => interpolator.sample(id, performance.now()) }
+window.shoalDemo = { client, log, drawnAt: (id) => interpolator.sample(id, performance.now()), landmarks: () => landmarks }

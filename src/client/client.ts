@@ -5,7 +5,7 @@
  */
 import { EventEmitter } from 'eventemitter3'
 import type {
-  EncodingT, ErrorCodeT, PositionT, ServerMessageT, StateT, PresenceUpdateT, UserT, WelcomeMessageT
+  CsvMessageT, EncodingT, ErrorCodeT, PositionT, ServerMessageT, StateT, PresenceUpdateT, UserT, WelcomeMessageT
 } from '../../schemas/protocol.js'
 import { decodeCompactPositions } from '../compact.js'
 import { backoffDelay, type BackoffOptions } from './backoff.js'
@@ -63,6 +63,8 @@ export interface ShoalClientEvents {
   update: [user: UserT, changes: PresenceUpdateT]
   positions: [moved: Array<{ user: UserT, position: PositionT }>, serverTime: number]
   data: [from: string, payload: unknown]
+  /** A CSV data feed of the room (a Shoal extension): its current version, at welcome, after `join` and on every change. */
+  csv: [feed: CsvMessageT]
   error: [error: ShoalError]
   state: [state: ConnectionState]
   /** Round-trip time of a ping, in ms. */
@@ -144,6 +146,9 @@ export class ShoalClient extends EventEmitter<ShoalClientEvents> {
   rtt: number | null = null
 
   private readonly mirror = new RoomMirror()
+  private readonly csvFeeds = new Map<string, CsvMessageT>()
+  /** join() was sent: the next snapshot is of another room, whose feeds replace these. */
+  private joining = false
   private readonly options: ShoalClientOptions
   private readonly storage: SecretStorage
   private readonly storageKey: string
@@ -182,6 +187,8 @@ export class ShoalClient extends EventEmitter<ShoalClientEvents> {
   get users (): ReadonlyMap<string, UserT> { return this.mirror.users }
   get room (): string { return this.mirror.room }
   get id (): string | null { return this.me?.id ?? null }
+  /** The room's CSV data feeds by name, at their latest version. */
+  get feeds (): ReadonlyMap<string, CsvMessageT> { return this.csvFeeds }
 
   connect (): void {
     if (this.socket !== null) return
@@ -249,7 +256,7 @@ export class ShoalClient extends EventEmitter<ShoalClientEvents> {
   }
 
   join (room: string): void {
-    if (this.welcomed) this.sendNow({ type: 'join', room })
+    if (this.welcomed && this.sendNow({ type: 'join', room })) this.joining = true
   }
 
   sync (): void {
@@ -287,6 +294,10 @@ export class ShoalClient extends EventEmitter<ShoalClientEvents> {
       case 'welcome': return this.onWelcome(message)
       case 'snapshot':
         this.syncPending = false
+        if (this.joining) {
+          this.joining = false
+          this.csvFeeds.clear()
+        }
         this.mirror.reset(message.room, message.users)
         this.emit('snapshot', message.room, [...this.mirror.users.values()])
         return
@@ -310,6 +321,10 @@ export class ShoalClient extends EventEmitter<ShoalClientEvents> {
       }
       case 'data':
         this.emit('data', message.from, message.payload)
+        return
+      case 'csv':
+        this.csvFeeds.set(message.name, message)
+        this.emit('csv', message)
         return
       case 'pong':
         if (message.t !== undefined) {
@@ -359,6 +374,8 @@ export class ShoalClient extends EventEmitter<ShoalClientEvents> {
     }
     this.storage.setItem(this.storageKey, message.secret)
     this.welcomed = true
+    this.joining = false
+    this.csvFeeds.clear()
     this.attempt = 0
     this.syncPending = false
     // tickHz is a Shoal extension; a server without it leaves the configured pace.

@@ -7,4 +7,4 @@ export type {
 export { backoffDelay, type BackoffOptions } from './backoff.js'
 export { Interpolator, type Point } from './interpolation.js'
 export { RoomMirror } from './mirror.js'
-export type { PositionT, PresenceUpdateT, ServerMessageT, StateT, UserT, WelcomeMessageT } from '../../schemas/protocol.js'
+export type { CsvMessageT, PositionT, PresenceUpdateT, ServerMessageT, StateT, UserT, WelcomeMessageT } from '../../schemas/protocol.js'

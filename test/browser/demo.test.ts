@@ -1,8 +1,11 @@
 // The demo page in a real browser (Debian's chromium driven by playwright-core):
-// two pages in one room see each other move, a reload keeps the user, and page B
-// is photographed for people to look at.
+// two pages in one room see each other move, a reload keeps the user, the
+// landmarks of a CSV feed appear and move when the file is edited, and the pages
+// are photographed for people to look at.
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { chromium, type Browser, type Page } from 'playwright-core'
@@ -122,6 +125,42 @@ if (!existsSync(CHROMIUM) && process.env.CI !== 'true') {
     t.ok(existsSync(path), `screenshot written to ${path}`)
     t.equal(await pageB.locator('#count').textContent(), '2', 'page B shows two users')
     t.equal(await pageB.locator('#state').textContent(), 'open', 'page B shows its connection state')
+  })
+
+  t.test('the landmarks feed: markers appear, and move when the CSV file is edited', async (t) => {
+    execFileSync('npm', ['run', '--silent', 'build:web'], { cwd: root, stdio: 'ignore' })
+    const file = join(mkdtempSync(join(tmpdir(), 'shoal-landmarks-')), 'landmarks.csv')
+    copyFileSync(join(root, 'data', 'landmarks.csv'), file)
+    const server = await startServer({ tickHz: 20, csvFeeds: [{ name: 'landmarks', file }] })
+    const browser: Browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })
+    t.teardown(async () => {
+      await browser.close()
+      await server.close()
+    })
+    const page = await (await browser.newContext({ viewport: { width: 1100, height: 800 } })).newPage()
+    await page.goto(`${server.url}/?room=landmarks-test`)
+    /** The colour drawn at world point (x, y) of the canvas, as [r, g, b]. */
+    const pixel = async (x: number, y: number): Promise<number[]> => await page.evaluate(([wx, wy]) => {
+      const canvas = document.getElementById('space') as HTMLCanvasElement
+      const scale = canvas.width / 1000
+      return [...(canvas.getContext('2d') as CanvasRenderingContext2D).getImageData(Math.round((wx as number) * scale), Math.round((wy as number) * scale), 1, 1).data].slice(0, 3)
+    }, [x, y])
+    const isMarker = ([r = 0, g = 0, b = 255]: number[]): boolean => r > 180 && g > 110 && g < 180 && b < 90
+    const nextFrames = async (): Promise<void> => { await page.evaluate(async () => await new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)))) }
+
+    await page.waitForFunction(() => window.shoalDemo.landmarks().some((m) => m.name === 'Fountain' && m.x === 500 && m.y === 320))
+    const names = await page.evaluate(() => window.shoalDemo.landmarks().map((m) => m.name))
+    t.strictSame(names, ['Fountain', 'North gate', 'Library', 'Bandstand', 'Café'], 'every row of the sample file is a marker')
+    await nextFrames()
+    t.ok(isMarker(await pixel(500, 320)), 'the Fountain marker is drawn at (500, 320)')
+
+    writeFileSync(file, readFileSync(file, 'utf8').replace('Fountain,500,320', 'Fountain,620,260'))
+    await page.waitForFunction(() => window.shoalDemo.landmarks().some((m) => m.name === 'Fountain' && m.x === 620 && m.y === 260))
+    await nextFrames()
+    t.ok(isMarker(await pixel(620, 260)), 'after the edit it is drawn at (620, 260)')
+    t.notOk(isMarker(await pixel(500, 320)), 'and no longer at its old place')
+    mkdirSync(outputDir, { recursive: true })
+    await page.screenshot({ path: `${outputDir}demo-landmarks.png` })
   })
 
   t.test("the README's ten-line browser client works as printed", async (t) => {

@@ -1,0 +1,115 @@
+/**
+ * CSV feeds over real sockets and HTTP: current versions after welcome and after
+ * join, live updates only to the feed's room, invalid edits kept out, `GET /csv`
+ * and `GET /csv/:name`, and option errors at registration.
+ */
+import { mkdtempSync, renameSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import Fastify from 'fastify'
+import t from 'tap'
+import shoal from '../../index.js'
+import { FAST, harness } from '../helpers.js'
+
+function files (): { dir: string, landmarks: string, hall: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'shoal-csv-'))
+  const landmarks = join(dir, 'landmarks.csv')
+  const hall = join(dir, 'hall.csv')
+  writeFileSync(landmarks, 'name,x,y\nFountain,500,320\n')
+  writeFileSync(hall, 'seat,taken\nA1,no\n')
+  return { dir, landmarks, hall }
+}
+
+t.test('feeds reach the right rooms: at welcome, after join, and on every valid change', async (t) => {
+  const f = files()
+  const h = await harness(t, { ...FAST, csvFeeds: [{ name: 'landmarks', file: f.landmarks }, { name: 'seats', file: f.hall, room: 'hall' }] })
+  const inHall = await h.join({ name: 'h', room: 'hall' })
+  const inLobby = await h.join({ name: 'l', room: 'lobby' })
+
+  const hallFeeds = [await inHall.client.next('csv'), await inHall.client.next('csv')]
+  t.strictSame(hallFeeds.map((m) => m.name).sort(), ['landmarks', 'seats'], 'a hall client gets both feeds right after welcome')
+  t.match(hallFeeds.find((m) => m.name === 'seats'), { type: 'csv', columns: ['seat', 'taken'], rows: [['A1', 'no']], version: 1 })
+  const lobbyFeed = await inLobby.client.next('csv')
+  t.match(lobbyFeed, { name: 'landmarks', columns: ['name', 'x', 'y'], rows: [['Fountain', '500', '320']], version: 1 }, 'a lobby client gets the general feed')
+  t.type(lobbyFeed.updatedAt, 'number')
+  t.strictSame(await inLobby.client.drainType('csv'), [], 'and not the hall\'s')
+
+  writeFileSync(f.hall, 'seat,taken\nA1,yes\nA2,no\n')
+  const update = await inHall.client.next('csv', (m) => m.name === 'seats' && m.version === 2)
+  t.strictSame(update.rows, [['A1', 'yes'], ['A2', 'no']], 'an edit reaches the feed\'s room')
+  await h.tick()
+  t.strictSame(await inLobby.client.drainType('csv'), [], 'and only that room')
+
+  const tmp = join(f.dir, 'landmarks.csv.new')
+  writeFileSync(tmp, 'name,x,y\nFountain,510,330\nGate,500,60\n')
+  renameSync(tmp, f.landmarks)
+  const moved = await inLobby.client.next('csv', (m) => m.name === 'landmarks' && m.version === 2)
+  t.strictSame(moved.rows, [['Fountain', '510', '330'], ['Gate', '500', '60']], 'a replace by rename reaches every room')
+  await inHall.client.next('csv', (m) => m.name === 'landmarks' && m.version === 2)
+
+  inLobby.client.send({ type: 'join', room: 'hall' })
+  await inLobby.client.next('snapshot')
+  const afterJoin = [await inLobby.client.next('csv'), await inLobby.client.next('csv')]
+  t.strictSame(afterJoin.map((m) => `${m.name}@${m.version}`).sort(), ['landmarks@2', 'seats@2'], 'after join: the new room\'s feeds at their current versions')
+})
+
+t.test('an invalid file keeps the last good version; GET /csv reports it; GET /csv/:name serves the rows', async (t) => {
+  const f = files()
+  const h = await harness(t, { ...FAST, csvFeeds: [{ name: 'landmarks', file: f.landmarks }, { name: 'seats', file: f.hall, room: 'hall' }], csvMaxRows: 3 })
+  const client = await h.join({ name: 'c', room: 'hall' })
+  await client.client.next('csv')
+  await client.client.next('csv')
+
+  type Status = Array<Record<string, unknown>>
+  /** GET /csv, polled until `feed` reports an error (the watcher reacts within milliseconds). */
+  const statusWithError = async (feed: string): Promise<Status> => {
+    let status: Status = []
+    for (let i = 0; i < 150; i++) {
+      status = await (await fetch(`${h.server.url}/csv`)).json() as Status
+      if (status.find((s) => s.name === feed)?.lastError !== null) break
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+    return status
+  }
+  writeFileSync(f.landmarks, 'name,x,y\nFountain,500\n')
+  const status = await statusWithError('landmarks')
+  const landmarks = status.find((s) => s.name === 'landmarks')
+  t.match(landmarks, {
+    name: 'landmarks',
+    file: f.landmarks,
+    room: null,
+    size: 'name,x,y\nFountain,500\n'.length,
+    version: 1,
+    rows: 1,
+    columns: 3,
+    lastError: { line: 2, message: /Invalid Record Length/ }
+  }, 'GET /csv: the file as it is now, the version still served, the error with its line')
+  t.type(landmarks?.modifiedAt, 'number')
+  t.match(status.find((s) => s.name === 'seats'), { room: 'hall', version: 1, rows: 1, columns: 2, lastError: null })
+
+  const rows = await (await fetch(`${h.server.url}/csv/landmarks`)).json()
+  t.match(rows, { name: 'landmarks', version: 1, columns: ['name', 'x', 'y'], rows: [['Fountain', '500', '320']] }, 'GET /csv/:name: the last good rows')
+  await h.tick()
+  t.strictSame(await client.client.drainType('csv'), [], 'clients got nothing from the invalid file')
+
+  writeFileSync(f.hall, 'seat,taken\n1,a\n2,b\n3,c\n4,d\n')
+  const seats = (await statusWithError('seats')).find((s) => s.name === 'seats')
+  t.match(seats, { version: 1, lastError: { message: 'more than 3 rows' } }, 'over csvMaxRows: refused')
+
+  const missing = await fetch(`${h.server.url}/csv/nope`)
+  t.equal(missing.status, 404)
+  t.match(await missing.json(), { error: 'no csv feed named "nope"' })
+})
+
+t.test('a bad csvFeeds option fails registration with an error naming it', async (t) => {
+  for (const [csvFeeds, expected] of [
+    [[{ name: 'a', file: 'x.csv' }, { name: 'a', file: 'y.csv' }], /option csvFeeds: the name "a" is used twice/],
+    [[{ name: 'has space', file: 'x.csv' }], /option csvFeeds\[0\]\.name: /],
+    [[{ name: 'ok', file: 'x.csv', colour: 'red' }], /option csvFeeds\[0\]/]
+  ] as const) {
+    const app = Fastify()
+    // @ts-expect-error deliberately wrong options
+    await t.rejects(app.register(shoal, { demo: false, csvFeeds }).ready(), expected)
+    await app.close()
+  }
+})
