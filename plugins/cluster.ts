@@ -33,6 +33,7 @@ export default fp(async function cluster (app) {
     }
   })
   app.decorate('shoalCluster', sync)
+  app.shoalMetrics.gauge('shoal_cluster_bus_up', 'In a cluster: 1 while this node reaches the bus (Redis), 0 while it serves its own users only.', () => sync.status === 'ok' ? 1 : 0)
   app.shoalTicker.add('cluster-publish', () => sync.publishTick())
   app.shoalTicker.add('cluster-orphans', () => sync.expireOrphans())
 
@@ -48,4 +49,4 @@ export default fp(async function cluster (app) {
     clearInterval(beatTimer)
     sync.close()
   })
-}, { name: 'shoal-cluster', fastify: '5.x', dependencies: ['shoal-config', 'shoal-user-store', 'shoal-sessions', 'shoal-broadcast', 'shoal-ticker'] })
+}, { name: 'shoal-cluster', fastify: '5.x', dependencies: ['shoal-config', 'shoal-metrics', 'shoal-user-store', 'shoal-sessions', 'shoal-broadcast', 'shoal-ticker'] })

@@ -28,8 +28,6 @@ export interface PresenceDiff {
   updated: PresenceUpdateT[]
 }
 
-export type PositionEntry = [id: string, x: number, y: number, z: number]
-
 /**
  * Called once per connected member with the users whose positions it should get
  * this tick. The array is reused for the next member: read it, do not keep it.
@@ -149,16 +147,6 @@ export class Room {
     return movers
   }
 
-  /** Latest position of every member that moved since the last call. */
-  takePositions (): PositionEntry[] {
-    return this.takeMoved().map(entryOf)
-  }
-
-  /** Every member's position, for a client that missed frames. */
-  allPositions (): PositionEntry[] {
-    return [...this.members.values()].map(entryOf)
-  }
-
   /**
    * One tick of interest management: works out what each connected member sees
    * now and visits it with the users it needs positions of (users in view that
@@ -224,15 +212,6 @@ export class Room {
     }
     return users
   }
-
-  /** The positions of everyone `member` currently sees. */
-  positionsInViewOf (member: LiveUser): PositionEntry[] {
-    return this.usersInViewOf(member).map(entryOf)
-  }
-}
-
-export function entryOf (user: LiveUser): PositionEntry {
-  return [user.id, user.position.x, user.position.y, user.position.z]
 }
 
 export function changedFields (before: UserT, after: UserT): PresenceUpdateT | null {

@@ -6,8 +6,8 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
-import net from 'node:net'
 import { Redis } from 'ioredis'
+import { freePort } from './process.js'
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379'
 
@@ -26,17 +26,6 @@ async function answers (url: string): Promise<boolean> {
 
 export function hasRedisServerBinary (): boolean {
   return spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0
-}
-
-async function freePort (): Promise<number> {
-  const probe = net.createServer()
-  probe.listen(0, '127.0.0.1')
-  await once(probe, 'listening')
-  const address = probe.address()
-  if (address === null || typeof address === 'string') throw new Error('no port')
-  probe.close()
-  await once(probe, 'close')
-  return address.port
 }
 
 /** A redis-server of the test's own (nothing on disk), which the test may stop and start again. */

@@ -148,6 +148,7 @@ if (redis.url === null) {
     for (const node of [a, b]) {
       t.ok(await until(async () => (await healthOf(node)).body.status === 'degraded'), `${node.url}: health says degraded`)
       t.equal((await healthOf(node)).status, 200, 'with 200, so the balancer keeps the node')
+      t.match(await (await fetch(`${node.url}/metrics`)).text(), /^shoal_cluster_bus_up 0$/m, 'and /metrics shows the bus down')
     }
     const carl = await client(t, a, { name: 'Carl', room: 'r' })
     await ann.client.next('presence', joinedBy(carl.welcome.id), 5000)

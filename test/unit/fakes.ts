@@ -74,6 +74,11 @@ export function makeUser (fields: UserFields = {}): LiveUser {
   )
 }
 
+/** The users' positions as `positions` entries. */
+export function positionsOf (users: Iterable<LiveUser>): Array<[string, number, number, number]> {
+  return [...users].map((user) => [user.id, user.position.x, user.position.y, user.position.z])
+}
+
 /** Attaches a fresh fake peer to `user` (both directions) and returns it. */
 export function attach (user: LiveUser, peer: FakePeer = new FakePeer()): FakePeer {
   user.peer = peer

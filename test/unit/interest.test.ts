@@ -11,7 +11,7 @@ import { INTEREST_HYSTERESIS, Room, type RoomOptions } from '../../src/room.js'
 import { SettingsError, settingsFromEnv } from '../../src/settings.js'
 import { UserStore } from '../../src/user-store.js'
 import type { LiveUser } from '../../src/user.js'
-import { connectedUser, type FakePeer, type TapTest } from './fakes.js'
+import { connectedUser, positionsOf, type FakePeer, type TapTest } from './fakes.js'
 
 const SKIP = 1_048_576
 const CLOSE = 8_388_608
@@ -402,7 +402,7 @@ t.test('a room without a radius behaves as before: every member gets every mover
   t.equal(a.peer.raw[0], b.peer.raw[0], 'the identical frame text')
   t.equal(b.peer.raw[0], c.peer.raw[0], 'the identical frame text')
   t.strictSame(s.meter.sentCounts, [['positions', 3]])
-  t.strictSame(room?.positionsInViewOf(b.user).sort(byId), [entryOf(a), entryOf(b), entryOf(c)].sort(byId), 'a member of a flat room sees everyone')
+  t.strictSame(positionsOf(room?.usersInViewOf(b.user) ?? []).sort(byId), [entryOf(a), entryOf(b), entryOf(c)].sort(byId), 'a member of a flat room sees everyone')
 })
 
 t.test('entries are serialized once per tick, however many members see them', async (t) => {
@@ -570,24 +570,24 @@ t.test('room bookkeeping: pending positions and positionsInViewOf', async (t) =>
   room.add(c)
   room.takePositionsInView(() => {})
   t.notOk(room.hasPendingPositions, 'nothing pending after a tick')
-  t.strictSame(room.positionsInViewOf(a), [[b.id, 30, 40, 0]])
-  t.strictSame(room.positionsInViewOf(c), [], 'nobody near c')
+  t.strictSame(positionsOf(room.usersInViewOf(a)), [[b.id, 30, 40, 0]])
+  t.strictSame(positionsOf(room.usersInViewOf(c)), [], 'nobody near c')
 
   a.listeningTo = [c.id]
   room.touchView(a)
   t.ok(room.hasPendingPositions, 'a listening change may change views without a move')
   room.takePositionsInView(() => {})
-  t.strictSame(room.positionsInViewOf(a).sort(byId), ([[b.id, 30, 40, 0], [c.id, 300, 0, 0]] as Entry[]).sort(byId))
+  t.strictSame(positionsOf(room.usersInViewOf(a)).sort(byId), ([[b.id, 30, 40, 0], [c.id, 300, 0, 0]] as Entry[]).sort(byId))
 
   b.position = { x: 31, y: 40, z: 0 }
   room.move(b)
   t.ok(room.hasPendingPositions)
-  t.strictSame(room.positionsInViewOf(a).sort(byId), ([[b.id, 31, 40, 0], [c.id, 300, 0, 0]] as Entry[]).sort(byId), 'current positions')
+  t.strictSame(positionsOf(room.usersInViewOf(a)).sort(byId), ([[b.id, 31, 40, 0], [c.id, 300, 0, 0]] as Entry[]).sort(byId), 'current positions')
   room.takePositionsInView(() => {})
 
   room.remove(c)
   t.ok(room.hasPendingPositions, 'a leaver may change views')
-  t.strictSame(room.positionsInViewOf(a), [[b.id, 31, 40, 0]], 'a member who left is not listed')
+  t.strictSame(positionsOf(room.usersInViewOf(a)), [[b.id, 31, 40, 0]], 'a member who left is not listed')
   room.takePositionsInView(() => {})
   room.remove(a)
   room.remove(b)

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { Room } from '../../src/room.js'
 import type { LiveUser } from '../../src/user.js'
-import { attach, connectedUser, stateOf } from './fakes.js'
+import { attach, connectedUser, positionsOf, stateOf } from './fakes.js'
 
 /** A room with `count` connected members, their joins already published (as after one tick). */
 function roomWith (count: number): { room: Room, users: LiveUser[] } {
@@ -13,7 +13,7 @@ function roomWith (count: number): { room: Room, users: LiveUser[] } {
     users.push(user)
   }
   room.takePresence()
-  room.takePositions()
+  positionsOf(room.takeMoved())
   return { room, users }
 }
 
@@ -42,8 +42,8 @@ t.test('many moves within a tick make one positions entry with the latest value'
     room.move(a)
   }
   t.ok(room.hasPendingPositions)
-  t.strictSame(room.takePositions(), [[a.id, 10, 20, 30]])
-  t.strictSame(room.takePositions(), [], 'positions are taken once')
+  t.strictSame(positionsOf(room.takeMoved()), [[a.id, 10, 20, 30]])
+  t.strictSame(positionsOf(room.takeMoved()), [], 'positions are taken once')
   t.notOk(room.hasPendingPositions)
   t.equal(room.takePresence(), null, 'moving is not a presence change')
 })
@@ -55,7 +55,7 @@ t.test('each mover gets its own entry, and members who did not move get none', a
   room.move(a)
   c.position = { x: 3, y: 3, z: 3 }
   room.move(c)
-  const entries = room.takePositions()
+  const entries = positionsOf(room.takeMoved())
   t.strictSame(entries.sort(), [[a.id, 1, 1, 0], [c.id, 3, 3, 3]].sort())
 })
 
@@ -65,7 +65,7 @@ t.test('a member who moved and then left is not in the positions', async (t) => 
   a.position = { x: 5, y: 5, z: 5 }
   room.move(a)
   room.remove(a)
-  t.strictSame(room.takePositions(), [])
+  t.strictSame(positionsOf(room.takeMoved()), [])
 })
 
 t.test('join then update within a tick: one joined entry with the latest values, no updated entry', async (t) => {
@@ -246,15 +246,16 @@ t.test('others() lists members in grace as connected false', async (t) => {
   t.equal(room.others(a.id)[0]?.connected, false)
 })
 
-t.test('allPositions() is every member\'s position, moved or not', async (t) => {
+t.test('takeMoved() is each member that moved, once, at its latest position', async (t) => {
   const { room, users: [a, b] } = roomWith(2)
   if (a === undefined || b === undefined) throw new Error('fixture')
   a.position = { x: 1, y: 2, z: 3 }
-  b.position = { x: -4, y: 5, z: 0 }
-  t.strictSame(room.allPositions().sort(), [[a.id, 1, 2, 3], [b.id, -4, 5, 0]].sort())
   room.move(a)
-  room.allPositions()
-  t.strictSame(room.takePositions(), [[a.id, 1, 2, 3]], 'allPositions does not consume pending moves')
+  a.position = { x: 4, y: 5, z: 6 }
+  room.move(a)
+  t.strictSame(positionsOf(room.takeMoved()), [[a.id, 4, 5, 6]])
+  t.strictSame(room.takeMoved(), [], 'taken once')
+  t.strictSame(positionsOf(room.usersInViewOf(a)).sort(), positionsOf([a, b]).sort(), 'without interest management everyone is in view')
 })
 
 t.test('isIdle: only once nobody is in the room and everything was said', async (t) => {

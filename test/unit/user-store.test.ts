@@ -2,13 +2,13 @@ import t from 'tap'
 import type { Room } from '../../src/room.js'
 import { UserStore } from '../../src/user-store.js'
 import type { LiveUser } from '../../src/user.js'
-import { connectedUser, makeUser, stateOf } from './fakes.js'
+import { connectedUser, makeUser, positionsOf, stateOf } from './fakes.js'
 
 /** One tick: every changed room's presence and positions, by room name. */
-function flush (store: UserStore): Map<string, { room: Room, presence: ReturnType<Room['takePresence']>, positions: ReturnType<Room['takePositions']> }> {
-  const out = new Map<string, { room: Room, presence: ReturnType<Room['takePresence']>, positions: ReturnType<Room['takePositions']> }>()
+function flush (store: UserStore): Map<string, { room: Room, presence: ReturnType<Room['takePresence']>, positions: Array<[string, number, number, number]> }> {
+  const out = new Map<string, { room: Room, presence: ReturnType<Room['takePresence']>, positions: Array<[string, number, number, number]> }>()
   for (const room of store.takeChangedRooms()) {
-    out.set(room.name, { room, presence: room.takePresence(), positions: room.takePositions() })
+    out.set(room.name, { room, presence: room.takePresence(), positions: positionsOf(room.takeMoved()) })
   }
   return out
 }
