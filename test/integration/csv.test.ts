@@ -113,3 +113,22 @@ t.test('a bad csvFeeds option fails registration with an error naming it', async
     await app.close()
   }
 })
+
+t.test('an invalid edit is logged once, as one error naming the file and the line', async (t) => {
+  const f = files()
+  const lines: Array<Record<string, unknown>> = []
+  const stream = { write: (line: string) => { lines.push(JSON.parse(line) as Record<string, unknown>) } }
+  const app = Fastify({ logger: { level: 'warn', stream } })
+  await app.register(shoal, { ...FAST, demo: false, csvFeeds: [{ name: 'landmarks', file: f.landmarks }] })
+  await app.ready()
+  t.teardown(() => app.close())
+
+  writeFileSync(f.landmarks, 'name,x,y\nFountain,500,320\nGate,"60\n')
+  for (let i = 0; i < 150 && lines.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20))
+  // More events for the same broken content (editors save in several steps) must not log again.
+  writeFileSync(f.landmarks, 'name,x,y\nFountain,500,320\nGate,"60\n')
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  const errors = lines.filter((line) => line.level === 50)
+  t.equal(errors.length, 1, 'one error line')
+  t.match(errors[0], { feed: 'landmarks', file: f.landmarks, line: 3, msg: `csv feed landmarks: ${f.landmarks} line 3: Quote Not Closed: the parsing is finished with an opening quote at line 3; still serving version 1` })
+})
