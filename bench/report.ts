@@ -8,8 +8,10 @@
  *
  * Which results: for each scenario and target, the runs of its latest sweep (a
  * `sweep-*.json` file lists them), and the latest single run of each N that sweep
- * did not cover (marked "single run"). The update-cpu results are left out (they
- * have their own format).
+ * did not cover (marked "single run"). The `cluster` command's results (one file
+ * holding a one-node and a two-node `room` run) get a section of their own: the
+ * latest of each target and N, no chart. The update-cpu results are left out
+ * (they have their own format).
  *
  * `--out DIR` writes the page and its charts to DIR instead of docs/ (to look at a
  * report without touching the committed one).
@@ -21,15 +23,16 @@ import * as vega from 'vega'
 import { compile, type TopLevelSpec } from 'vega-lite'
 import { RESULTS_DIR, ROOT, round } from './lib/proc.js'
 import { isShoal, SCENARIOS, TARGETS, type Scenario, type TargetName } from './fanout/protocol.js'
-import type { RunRecord as Run, SweepRecord as Sweep } from './fanout/records.js'
+import type { ClusterRecord as Cluster, RunRecord as Run, SweepRecord as Sweep } from './fanout/records.js'
 import { interestVerdict } from './fanout/verdicts.js'
 
 const { values: cli } = parseArgs({ options: { out: { type: 'string' } } })
 const DOCS = cli.out === undefined ? join(ROOT, 'docs') : resolve(cli.out)
 
-function load (): { runs: Run[], sweeps: Sweep[] } {
+function load (): { runs: Run[], sweeps: Sweep[], clusters: Cluster[] } {
   const runs: Run[] = []
   const sweeps: Sweep[] = []
+  const clusters: Cluster[] = []
   let names: string[] = []
   try {
     names = readdirSync(RESULTS_DIR).filter((name) => name.endsWith('.json'))
@@ -39,11 +42,12 @@ function load (): { runs: Run[], sweeps: Sweep[] } {
       const data = JSON.parse(readFileSync(join(RESULTS_DIR, name), 'utf8')) as { kind?: string }
       if (data.kind === 'fanout-run') runs.push(data as Run)
       else if (data.kind === 'fanout-sweep') sweeps.push(data as Sweep)
+      else if (data.kind === 'fanout-cluster') clusters.push(data as Cluster)
     } catch {
       process.stderr.write(`skipping ${name}: not readable JSON\n`)
     }
   }
-  return { runs, sweeps }
+  return { runs, sweeps, clusters }
 }
 
 interface Selection { sweep: Sweep | null, capacity: Sweep['targets'][string] | null, runs: Run[] }
@@ -61,6 +65,11 @@ function select (scenario: Scenario, target: TargetName, runs: Run[], sweeps: Sw
   const singles = new Map<number, Run>()
   for (const run of runs) {
     if (run.scenario !== scenario || run.target !== target || run.sweep !== null || swept.has(run.users)) continue
+    // An idle run's RSS per connection depends on when V8 last collected garbage: every run is shown, not only the latest.
+    if (scenario === 'idle') {
+      chosen.push(run)
+      continue
+    }
     const current = singles.get(run.users)
     if (current === undefined || current.date < run.date) singles.set(run.users, run)
   }
@@ -136,6 +145,77 @@ function table (scenario: Scenario, runs: Run[]): string {
   return [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((row) => `| ${row.map(escape).join(' | ')} |`)].join('\n')
 }
 
+// ---- cluster -------------------------------------------------------------------------
+/** The latest cluster record of each target and N. */
+function latestClusters (clusters: Cluster[]): Cluster[] {
+  const latest = new Map<string, Cluster>()
+  for (const record of clusters) {
+    const key = `${record.target} ${record.users}`
+    const current = latest.get(key)
+    if (current === undefined || current.date < record.date) latest.set(key, record)
+  }
+  return [...latest.values()].sort((a, b) => a.users - b.users || a.target.localeCompare(b.target))
+}
+
+const pair = (a: number | null | undefined, b: number | null | undefined): string => `${ms(a)} / ${ms(b)}`
+const signed = (value: number | null | undefined): string => value === null || value === undefined ? dash : `${value >= 0 ? '+' : '−'}${ms(Math.abs(value))}`
+const perSecond = (value: number | null | undefined): string => value === null || value === undefined ? dash : `${bytes(value)}/s`
+
+function clusterNotes (record: Cluster): string {
+  const parts: string[] = []
+  if (record.error !== null) parts.push(record.error)
+  for (const [label, run] of [['1 node', record.single], ['2 nodes', record.cluster]] as const) {
+    if (run === null) continue
+    if (run.error !== null) parts.push(`${label}: ${run.error}`)
+    else if (!run.pass) parts.push(`${label}: ${run.failReasons.join('; ')}`)
+    if (run.generator?.cpu.saturated === true) parts.push(`${label}: generator saturated (${pct(run.generator.cpu.shareOfOneCore)})`)
+    if (run.environment !== null && (!run.environment.quietBeforeRun || (run.environment.otherLoadOnServerCore ?? 0) > 0.2)) parts.push(`${label}: machine busy (see JSON)`)
+  }
+  // With one node Redis is not used by the run: whatever it did then is someone else's.
+  const background = record.single?.redis
+  if (background !== null && background !== undefined && ((background.cpuShareOfOneCore ?? 0) > 0.01 || background.inputBytesPerSecond + background.outputBytesPerSecond > 10_000)) {
+    parts.push(`Redis busy without the nodes too (1-node window: CPU ${pct(background.cpuShareOfOneCore)}, in ${perSecond(background.inputBytesPerSecond)}, out ${perSecond(background.outputBytesPerSecond)})`)
+  }
+  if (record.redis.pidNote !== null) parts.push(`Redis CPU not measured: ${record.redis.pidNote}`)
+  if (record.redis.cleanupError !== null) parts.push(`keys left in Redis: ${record.redis.cleanupError}`)
+  return parts.join('; ')
+}
+
+function clusterTable (records: Cluster[]): string {
+  const header = ['target', 'N', 'result', '1 node p50 / p99 ms', '2 nodes p50 / p99 ms', 'same-node p50 / p99 ms', 'cross-node p50 / p99 ms', 'added p50 / p99 ms', 'delivery (same / cross)',
+    'server CPU, 2 nodes', 'server CPU, 1 node', 'Redis CPU', 'Redis in', 'Redis out', 'notes', 'command']
+  const rows = records.map((record) => {
+    const one = record.single?.generator ?? null
+    const two = record.cluster?.generator ?? null
+    const pairs = two?.nodePairs ?? null
+    const nodes = record.cluster?.nodes ?? []
+    const redis = record.cluster?.redis ?? null
+    return [record.target, String(record.users), record.pass ? 'pass' : '**fail**',
+      pair(one?.latencyMs.p50, one?.latencyMs.p99), pair(two?.latencyMs.p50, two?.latencyMs.p99),
+      pair(pairs?.same.latencyMs.p50, pairs?.same.latencyMs.p99), pair(pairs?.cross.latencyMs.p50, pairs?.cross.latencyMs.p99),
+      `${signed(record.addedLatencyMs.p50)} / ${signed(record.addedLatencyMs.p99)}`,
+      `${num(two?.delivery.ratio, 4)} (${num(pairs?.same.delivery.ratio, 4)} / ${num(pairs?.cross.delivery.ratio, 4)})`,
+      nodes.length === 0 ? dash : `${pct(record.cluster?.server.cpuShareOfOneCore)} (${nodes.map((node) => pct(node.cpuShareOfOneCore)).join(' + ')})`,
+      pct(record.single?.server.cpuShareOfOneCore),
+      pct(redis?.cpuShareOfOneCore), perSecond(redis?.inputBytesPerSecond), perSecond(redis?.outputBytesPerSecond),
+      clusterNotes(record), `\`${record.command}\``]
+  })
+  return [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((row) => `| ${row.map(escape).join(' | ')} |`)].join('\n')
+}
+
+const clusterText = [
+  'Shoal as a cluster: two nodes (`NODE_ID` bench-a and bench-b) on one Redis (`REDIS_URL`, a fresh `REDIS_PREFIX` per run, its keys deleted at the end). ' +
+  'The scenario is `room` (N users in one room, all moving at 10 Hz, everyone sees everyone), with the clients alternating between the two nodes, the observers too (with the default five: three on bench-a, two on bench-b). ' +
+  'Each command runs the same `room` on one node first (the reference, as in the room section), then on the two nodes, back to back; one result file holds both.',
+  '',
+  '- Both nodes are pinned to core 0, which they share: the "2 nodes" server CPU is their sum on that one core (each node\'s share in brackets). The generator stays on core 1. Redis is a system process, left where the kernel runs it (not pinned).',
+  '- Latency: all (observer, update) pairs, as in `room`; then split by where the sender was. A same-node pair goes through one node as in the single-node run; a cross-node pair goes sender → its node, which publishes its users\' moves once per tick (`TICK_HZ=20`: every 50 ms) → Redis pub/sub → the observer\'s node, which shows them at its own next tick: up to one extra tick, about half a tick more on average. ' +
+  '"Added" is the two-node figure (all pairs) minus the one-node figure at the same N, for p50 and p99. Delivery is split the same way.',
+  '- Redis over the same window: its CPU (utime+stime of the redis-server process from /proc/<pid>/stat, the pid from `INFO server`) as a share of one core, and bytes per second in and out (deltas of `total_net_input_bytes` and `total_net_output_bytes` from `INFO stats`). That is everything the two nodes do with Redis: the tick batches on the pub/sub channel, and the writes of sessions and of each node\'s member list (the JSON also has commands per second). ' +
+  'Redis may serve others on the machine too: the notes say when it was busy during the one-node window, when the run did not use it.',
+  '- Pass, as in `room`: p99 < 100 ms and delivery ≥ 0.99, for the two-node run.'
+].join('\n')
+
 // ---- chart ------------------------------------------------------------------------------
 async function chart (scenario: Scenario, runs: Run[]): Promise<string | null> {
   const values = runs
@@ -201,19 +281,21 @@ async function chart (scenario: Scenario, runs: Run[]): Promise<string | null> {
 const scenarioText: Record<Scenario, string> = {
   room: 'N users in one room, all moving at 10 Hz, everyone sees everyone.',
   crowd: 'N users walking a square sized so that each has about 45 others within the interest radius (100 units); Shoal runs with `INTEREST_RADIUS=100`, the baselines have no interest management and send everything to everyone. Delivery counts only the neighbours within 90% of the radius at send time (hysteresis margin).',
-  idle: 'C connections registered (rooms of 50) and idle over a 25 s window, so several heartbeats (Shoal: `HEARTBEAT_MS=10000`) fall in it. RSS/conn is (RSS at the end − RSS before the first connection) / C.',
+  idle: 'C connections registered (rooms of 50) and idle over a 25 s window, so several heartbeats (Shoal: `HEARTBEAT_MS=10000`) fall in it. RSS/conn is (RSS at the end − RSS before the first connection) / C. It includes garbage the setup left that V8 has not collected yet, so it varies from run to run by a few KiB: every run is listed.',
   churn: 'K connects + registers (until `welcome`) + disconnects per second, among 100 users who stay (10 rooms). Shoal keeps a closed user for its grace period (30 s), so its rooms grow during the run.'
 }
 
 async function main (): Promise<void> {
-  const { runs, sweeps } = load()
-  if (runs.length === 0) {
+  const { runs, sweeps, clusters } = load()
+  if (runs.length === 0 && clusters.length === 0) {
     process.stderr.write(`no fan-out results in ${RESULTS_DIR}: run \`npm run bench -- sweep room\` first\n`)
     process.exitCode = 1
     return
   }
   mkdirSync(DOCS, { recursive: true })
-  const latest = runs.reduce((a, b) => (a.date > b.date ? a : b))
+  // The runs of cluster records count too: the newest of everything gives the machine and the settings.
+  const everyRun = [...runs, ...clusters.flatMap((record) => [record.single, record.cluster].filter((run): run is Run => run !== null))]
+  const latest = everyRun.reduce((a, b) => (a.date > b.date ? a : b))
   const m = latest.machine
   const out: string[] = []
   out.push('# Performance: fan-out benchmark',
@@ -269,6 +351,11 @@ async function main (): Promise<void> {
     if (svg !== null) out.push(`![${scenario}: p99 latency and server CPU against N](${svg})`, '')
     out.push(table(scenario, chosen), '')
   }
+  const clusterRecords = latestClusters(clusters)
+  if (clusterRecords.length > 0) {
+    for (const record of clusterRecords) commands.add(record.command)
+    out.push('## cluster', '', clusterText, '', clusterTable(clusterRecords), '')
+  }
   if (capacityLines.length > 0) {
     out.splice(out.indexOf('## How it measures'), 0,
       '## Capacities found', '',
@@ -284,9 +371,10 @@ async function main (): Promise<void> {
     'npm run bench:report',
     '```', '',
     'One run of any scenario: `npm run bench -- <room|crowd|idle|churn> --target shoal|shoal-compact|naive|socketio --users N [--seconds S]`; ' +
+    'Shoal on two nodes sharing Redis, after one node at the same N: `npm run bench -- cluster --users N [--seconds S] [--redis-url URL]`; ' +
     '`npm run bench` alone prints every option. The older single-scenario bench (CPU per 1,000 updates) is `npm run bench -- update-cpu`.', '')
   writeFileSync(join(DOCS, 'performance.md'), out.join('\n'))
-  process.stdout.write(`wrote ${join(DOCS, 'performance.md')} (${runs.length} runs, ${sweeps.length} sweeps read)\n`)
+  process.stdout.write(`wrote ${join(DOCS, 'performance.md')} (${runs.length} runs, ${sweeps.length} sweeps, ${clusters.length} cluster runs read)\n`)
 }
 
 await main()

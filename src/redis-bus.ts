@@ -11,6 +11,17 @@ import type { UserT } from '../schemas/protocol.js'
 import type { Clock } from './clock.js'
 import type { BusHandlers, BusStatus, ClusterBus } from './cluster-bus.js'
 
+/** A Redis URL without its password, for logs and errors. */
+export function redactRedisUrl (url: string): string {
+  try {
+    const parsed = new URL(url)
+    if (parsed.password !== '') parsed.password = '***'
+    return parsed.toString()
+  } catch {
+    return 'an invalid URL'
+  }
+}
+
 export interface RedisBusOptions {
   /** redis://host:port/db */
   url: string

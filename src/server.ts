@@ -13,7 +13,7 @@ import shoal from '../index.js'
 import { loggerOptions } from './logger.js'
 import { csvFeedsFromEnv, dataDirFromEnv, listenFromEnv, SettingsError, settingsFromEnv } from './settings.js'
 import { systemClock } from './clock.js'
-import { RedisClusterBus } from './redis-bus.js'
+import { RedisClusterBus, redactRedisUrl } from './redis-bus.js'
 import { RedisSessionStore } from './redis-session-store.js'
 import type { SessionStore } from './session-store.js'
 import { SessionDatabaseError, SqliteSessionStore } from './sqlite-session-store.js'
@@ -43,24 +43,13 @@ async function backing (env: NodeJS.ProcessEnv, sessionTtlMs: number): Promise<B
     await store.ready()
   } catch (err) {
     await store.close()
-    throw new BackingError(`cannot reach Redis at ${redactUrl(url)}: ${err instanceof Error ? err.message : String(err)}`)
+    throw new BackingError(`cannot reach Redis at ${redactRedisUrl(url)}: ${err instanceof Error ? err.message : String(err)}`)
   }
   const bus = new RedisClusterBus({ url, prefix, nodeId, clock: systemClock })
-  return { sessionStore: store, bus, describe: { sessions: 'redis', node: nodeId, redis: redactUrl(url) } }
+  return { sessionStore: store, bus, describe: { sessions: 'redis', node: nodeId, redis: redactRedisUrl(url) } }
 }
 
 class BackingError extends Error {}
-
-/** A Redis URL without its password, for logs and errors. */
-function redactUrl (url: string): string {
-  try {
-    const parsed = new URL(url)
-    if (parsed.password !== '') parsed.password = '***'
-    return parsed.toString()
-  } catch {
-    return 'an invalid URL'
-  }
-}
 
 async function main (): Promise<void> {
   let settings, listen, csvFeeds, backed

@@ -27,6 +27,10 @@
  *   ./raw-ws.ts, reading into one shared buffer), so that the generator does not
  *   become the bottleneck. Each process reports its own CPU (process.cpuUsage) and
  *   event-loop delay; the runner adds them up and flags a run above SATURATION.
+ * - several nodes (`baseUrls`, the runner's `cluster` command): client i connects
+ *   to node i % nodes, so the clients, observers included, alternate between the
+ *   nodes; each latency sample and each owed update is also counted as a
+ *   same-node or a cross-node pair (observer and sender on one node or not).
  * - idle: connections that register and do nothing (they answer the heartbeat pings).
  * - churn: `users` per second connect, register, wait for `welcome`, and close,
  *   among `background` users who stay; achieved rate, errors and time to welcome.
@@ -55,7 +59,7 @@ import { percentile, round } from '../lib/proc.js'
 import { RawWebSocket } from './raw-ws.js'
 import {
   SATURATION, type GeneratorConfig, type GeneratorMessage, type GeneratorResult, type LatencySummary,
-  type RunnerMessage, type SentLog, type SetupReport
+  type PairFigures, type RunnerMessage, type SentLog, type SetupReport
 } from './protocol.js'
 
 const CONNECT_TIMEOUT_MS = 10_000
@@ -125,6 +129,12 @@ function welcomeProblem (message: Welcome): string | null {
   return config.encoding === 'compact' && message.encoding !== 'compact' ? 'compact encoding not confirmed by welcome' : null
 }
 
+/** Which node client `index` connects to, and that node's base URL. */
+const nodeOf = (index: number): number => index % config.baseUrls.length
+const baseUrlOf = (index: number): string => config.baseUrls[nodeOf(index)] ?? ''
+/** More than one node: observers split their figures into same-node and cross-node pairs. */
+const splitByNode = (): boolean => config.baseUrls.length > 1
+
 const sourceAddress = (index: number): string => `127.0.0.${1 + (index % config.sourceAddresses)}`
 const wsOptions = (index: number): WebSocket.ClientOptions => ({
   perMessageDeflate: false,
@@ -148,7 +158,7 @@ type FrameSink = (client: Client) => (data: Buffer, isBinary: boolean) => void
 /** Opens one client speaking Shoal's JSON protocol; resolves on `welcome`. */
 function openJson (index: number, slot: number, fields: RegisterFields, sink: FrameSink | null): Promise<Client> {
   return new Promise((resolve, reject) => {
-    const socket = new WebSocket(`${config.baseUrl}/ws`, wsOptions(index))
+    const socket = new WebSocket(`${baseUrlOf(index)}/ws`, wsOptions(index))
     let settled = false
     const client: Client = {
       index,
@@ -214,7 +224,7 @@ function openJson (index: number, slot: number, fields: RegisterFields, sink: Fr
  */
 function openRaw (index: number, fields: RegisterFields): Promise<Client> {
   const sio = config.wire === 'socketio'
-  const url = new URL(config.baseUrl)
+  const url = new URL(baseUrlOf(index))
   const connecting = RawWebSocket.connect({
     host: url.hostname,
     port: Number(url.port),
@@ -313,7 +323,7 @@ function countSioFrame (socket: RawWebSocket) {
 /** Opens one observer with the real socket.io-client; resolves on the `welcome` event. */
 function openSioObserver (index: number, slot: number, fields: RegisterFields): Promise<Client> {
   return new Promise((resolve, reject) => {
-    const socket: SioSocket = sioConnect(config.baseUrl, {
+    const socket: SioSocket = sioConnect(baseUrlOf(index), {
       transports: ['websocket'],
       reconnection: false,
       forceNew: true,
@@ -436,6 +446,9 @@ let receivedAt: Array<Array<number[] | undefined>> = []
 let receivedZ: Array<Array<number[] | undefined>> = []
 let seen: Uint8Array[] = []
 const latencies: number[] = []
+/** With several nodes: the same samples, by whether the sender was on the observer's node. */
+const sameNodeLatencies: number[] = []
+const crossNodeLatencies: number[] = []
 const positions = { frames: 0, entries: 0 }
 
 /** One `positions` frame at an observer; `senderOf` turns an entry's key (user id, or short id) into the sender's global index. */
@@ -459,6 +472,7 @@ function onPositions<K> (client: Client, entries: ReadonlyArray<readonly [K, num
     if (z < windowStart) continue
     if (z < windowEnd) {
       latencies.push(now - z)
+      if (splitByNode()) (nodeOf(sender) === nodeOf(client.index) ? sameNodeLatencies : crossNodeLatencies).push(now - z)
       seenBy[sender] = 1
     }
     let times = at[sender]
@@ -686,11 +700,14 @@ function positionAt (observer: Client, z: number): [number, number] {
  */
 function computeDelivery (log: SentLog) {
   const result = { expected: 0, delivered: 0, late: 0, missed: 0 }
+  const sameNode = { expected: 0, delivered: 0 }
+  const crossNode = { expected: 0, delivered: 0 }
   const expectedSeen = observerClients.map(() => new Set<number>())
   const reach = config.radius > 0 ? config.radius * (1 - config.margin) : Infinity
   for (const sender of log.senders) {
     for (const observer of observerClients) {
       if (observer.index === sender.index) continue
+      const pair = nodeOf(observer.index) === nodeOf(sender.index) ? sameNode : crossNode
       const times = receivedAt[observer.slot]?.[sender.index] ?? []
       const values = receivedZ[observer.slot]?.[sender.index] ?? []
       let p = 0
@@ -703,15 +720,20 @@ function computeDelivery (log: SentLog) {
           if (dx * dx + dy * dy > reach * reach) continue
         }
         result.expected++
+        pair.expected++
         expectedSeen[observer.slot]?.add(sender.index)
         while (p < values.length && (values[p] ?? 0) < z) p++ // arrivals are in order of arrival and of z
         if (p === values.length) result.missed++
-        else if ((times[p] ?? Infinity) - z <= config.deliveryMs) result.delivered++
-        else result.late++
+        else if ((times[p] ?? Infinity) - z <= config.deliveryMs) {
+          result.delivered++
+          pair.delivered++
+        } else {
+          result.late++
+        }
       }
     }
   }
-  return { ...result, expectedSeen }
+  return { ...result, expectedSeen, sameNode, crossNode }
 }
 
 // ---- window and result ---------------------------------------------------------
@@ -735,6 +757,10 @@ function summary (values: number[]): LatencySummary {
     max: sorted.length === 0 ? null : round(sorted[sorted.length - 1] ?? 0, 2),
     mean: sorted.length === 0 ? null : round(sum / sorted.length, 2)
   }
+}
+
+function pairDelivery (counts: { expected: number, delivered: number }): PairFigures['delivery'] {
+  return { ...counts, ratio: counts.expected === 0 ? null : round(counts.delivered / counts.expected, 5) }
 }
 
 function ownLog (): SentLog {
@@ -772,6 +798,12 @@ function result (others: SentLog | null): GeneratorResult {
     loopDelayMs: observing ? { ...loop, observerP99: loop.p99 } : loop,
     rssMiB,
     processes: [{ role: config.role, cpuShareOfOneCore: round(share, 4), loopDelayP99Ms: loop.p99, rssMiB, clients: clients.length }],
+    nodePairs: observing && delivery !== null && splitByNode()
+      ? {
+          same: { latencyMs: summary(sameNodeLatencies), delivery: pairDelivery(delivery.sameNode) },
+          cross: { latencyMs: summary(crossNodeLatencies), delivery: pairDelivery(delivery.crossNode) }
+        }
+      : null,
     interest: observing && delivery !== null
       ? {
           receivedSendersPerObserver: round(average(seen.map((array) => array.reduce((a, b) => a + b, 0))), 1),

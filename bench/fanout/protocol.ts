@@ -11,6 +11,12 @@
  * sockets in one event loop, so latency is the server's, not the generator's.
  * In `idle` and `churn` there is only `load`.
  *
+ * Nodes: the clients of a run connect to one server, or (the `cluster` command
+ * of run.ts: a `room` run on two Shoal nodes sharing Redis) alternate between
+ * several: client i connects to `baseUrls[i % baseUrls.length]`, the observers
+ * too, and each observer's latency and delivery are also split by whether the
+ * sender was on its node or on another (`nodePairs`).
+ *
  * Sequence: runner → `setup` (connect and register the process's clients) →
  * each process `ready` (with its clients' ids); runner → `ids` (every id, to the
  * observe process) → `start` (senders or churn begin; warm-up) → `window-start`
@@ -53,8 +59,11 @@ export interface GeneratorConfig {
   wire: WireKind
   /** `compact` only with `shoal-compact`: every register (and so every welcome, User object and `positions`) uses it. */
   encoding: PositionsEncoding
-  /** `ws://127.0.0.1:PORT`; the generator appends `/ws` or `/socket.io/...`. */
-  baseUrl: string
+  /**
+   * One `ws://127.0.0.1:PORT` per server node; the generator appends `/ws` or
+   * `/socket.io/...`. Client i (observers included) connects to node i % length.
+   */
+  baseUrls: string[]
   /** Movers (room, crowd), idle connections (idle), or the churn rate per second (churn). */
   users: number
   /** Movers that parse every frame and measure latency and delivery. */
@@ -120,6 +129,12 @@ export interface LatencySummary {
   mean: number | null
 }
 
+/** Latency and delivery over the (observer, update) pairs of one kind. */
+export interface PairFigures {
+  latencyMs: LatencySummary
+  delivery: { expected: number, delivered: number, ratio: number | null }
+}
+
 export interface GeneratorResult {
   windowMs: number
   updates: { sent: number, expected: number, achievedShare: number | null }
@@ -143,6 +158,12 @@ export interface GeneratorResult {
   loopDelayMs: { p99: number, max: number, observerP99?: number }
   rssMiB: number
   processes?: Array<{ role: GeneratorRole, cpuShareOfOneCore: number, loopDelayP99Ms: number, rssMiB: number, clients: number }>
+  /**
+   * With several nodes (`baseUrls`): the observers' figures split by where the
+   * sender was, on the observer's own node (`same`) or on another (`cross`).
+   * Absent or null with one node.
+   */
+  nodePairs?: { same: PairFigures, cross: PairFigures } | null
   interest: {
     /** Distinct senders an observer received during the window, averaged over observers. */
     receivedSendersPerObserver: number

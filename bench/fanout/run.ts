@@ -10,6 +10,14 @@
  * 127.0.0.1. Each run writes bench/results/<scenario>-<target>-<N>-<timestamp>.json
  * with every figure, the pass/fail verdict, warnings and the machine.
  *
+ * `cluster` runs `room` twice back to back at the same N: on one Shoal node, then
+ * on two Shoal nodes sharing a Redis (REDIS_URL, a fresh REDIS_PREFIX per run,
+ * NODE_ID bench-a and bench-b), both pinned to core 0, with the clients alternating
+ * between them. The observers, on both nodes, split their latency into same-node
+ * and cross-node pairs; Redis's CPU (/proc/<redis pid>/stat) and traffic (INFO
+ * stats) are read over each window; the run's Redis keys are deleted at the end.
+ * One file, bench/results/cluster-<target>-<N>-<timestamp>.json, holds both runs.
+ *
  * A sweep (`sweep <scenario>`) runs each target at growing N (×1.5 from --from)
  * until its first failing N, then bisects once between the last pass and that
  * failure; capacity = the largest passing N (room and crowd: p99 < 100 ms and
@@ -21,6 +29,7 @@
  * process dies (bench/lib/orphan-guard.mjs, and the generator's IPC disconnect).
  */
 import { spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
@@ -35,7 +44,9 @@ import {
   isShoal, SATURATION, SCENARIOS, TARGETS, type GeneratorConfig, type GeneratorMessage, type GeneratorResult,
   type GeneratorRole, type RunnerMessage, type Scenario, type SetupReport, type TargetName
 } from './protocol.js'
-import type { RunRecord, SweepRecord, SweepTarget } from './records.js'
+import { DEFAULT_REDIS_URL, RedisProbe } from './redis.js'
+import { redactRedisUrl } from '../../src/redis-bus.js'
+import type { ClusterRecord, RunRecord, ServerNode, SweepRecord, SweepTarget } from './records.js'
 import { interestVerdict } from './verdicts.js'
 
 const usage = `Shoal fan-out benchmark (bench/fanout/). Everything runs on 127.0.0.1; the server is
@@ -59,6 +70,16 @@ One run:
            --heartbeat-ms 10000 (Shoal), --radius 100, --neighbours 45, --room-size 50, --background 100,
            --concurrency 200 (connections opened at once during setup),
            --setup-seconds S (setup deadline; default 15 s + 4 ms per client, at most 90 s)
+
+Shoal on two nodes sharing Redis (a room run on one node, then the same on two, back to back):
+  npm run bench -- cluster [--users N] [--seconds S] [--target shoal|shoal-compact] [--redis-url URL]
+      N users in one room, all moving; the clients alternate between two Shoal nodes
+      (NODE_ID bench-a and bench-b, both pinned to core 0: they share it) on one Redis
+      (--redis-url, default ${DEFAULT_REDIS_URL}; a fresh REDIS_PREFIX bench:<random>: per
+      run, its keys deleted at the end). Observers on both nodes split latency into
+      same-node and cross-node pairs; added latency = two nodes minus one node (p50, p99);
+      Redis CPU (/proc/<pid>/stat) and bytes in/out per second (INFO stats) over the window.
+      Default N 100, target shoal; the options above apply (room's).
 
 Capacity sweep (largest N with p99 < 100 ms and delivery >= 0.99):
   npm run bench -- sweep <scenario> [--targets ${TARGETS.join(',')}] [--from 50] [--max 3000]
@@ -88,6 +109,8 @@ interface RunOptions {
   /** Connections opened at once during setup, and how long setup may take (0: 15 s + 4 ms per client, at most 90 s). */
   concurrency: number
   setupSeconds: number
+  /** Two Shoal nodes on this Redis (the `cluster` command's second run); null: one server. */
+  cluster: { redisUrl: string, prefix: string } | null
   /** The command line this run came from, for the record. */
   command: string
   sweep: { id: string, step: number } | null
@@ -116,6 +139,7 @@ const optionSpec = {
   max: { type: 'string', default: '3000' },
   factor: { type: 'string', default: '1.5' },
   'no-bisect': { type: 'boolean', default: false },
+  'redis-url': { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false }
 } as const
 
@@ -145,11 +169,19 @@ function killAll (): void {
   for (const child of children) if (!exited(child)) child.kill('SIGKILL')
 }
 process.on('exit', killAll)
+/** Work to finish (at most 3 s) after the children are killed, when the runner is interrupted: a cluster run's Redis keys. */
+let onInterrupt: (() => Promise<void>) | null = null
+/** Set on SIGINT or SIGTERM: what the killed children make of a run in the meantime is not a result. */
+let interrupted = false
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
     process.stderr.write(`\n${signal}: stopping every child process\n`)
+    interrupted = true
     killAll()
-    process.exit(130)
+    const last = onInterrupt
+    onInterrupt = null
+    if (last === null) process.exit(130)
+    Promise.race([last().catch(() => {}), sleep(3000)]).finally(() => process.exit(130)).catch(() => {})
   })
 }
 
@@ -161,8 +193,15 @@ let shoalBuild: ShoalCommand | null = null
 
 interface StartedTarget { child: ChildProcess, pid: number, env: Record<string, string>, compiled: boolean, log: () => string }
 
-async function startTarget (options: RunOptions, port: number): Promise<StartedTarget> {
+/** The nodes of a two-node run (`cluster`). */
+const CLUSTER_NODE_IDS = ['bench-a', 'bench-b'] as const
+/** The environment variables that make the standalone server a cluster node: never inherited from the runner's environment. */
+const CLUSTER_ENV = ['REDIS_URL', 'REDIS_PREFIX', 'NODE_ID'] as const
+
+/** Starts the target server; `node` is the node's index in a two-node run (its NODE_ID). */
+async function startTarget (options: RunOptions, port: number, node = 0): Promise<StartedTarget> {
   const env: Record<string, string> = { PORT: String(port), HOST: '127.0.0.1' }
+  const inherited = { ...process.env }
   let args: string[]
   let compiled = true
   if (isShoal(options.target)) { // shoal-compact: the same server and settings; the clients choose the encoding
@@ -182,17 +221,22 @@ async function startTarget (options: RunOptions, port: number): Promise<StartedT
       REGISTER_WINDOW_MS: '60000'
     })
     if (options.scenario === 'crowd') env.INTEREST_RADIUS = String(options.radius)
+    // One node unless this run asks for a cluster, whatever the runner's own environment says.
+    for (const name of CLUSTER_ENV) Reflect.deleteProperty(inherited, name)
+    if (options.cluster !== null) {
+      Object.assign(env, { REDIS_URL: options.cluster.redisUrl, REDIS_PREFIX: options.cluster.prefix, NODE_ID: CLUSTER_NODE_IDS[node] ?? `bench-${node}` })
+    }
   } else {
     args = ['--import', 'tsx', join(ROOT, 'bench', 'targets', `${options.target}.ts`)]
   }
   const profile = process.env.BENCH_SERVER_PROFILE === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_SERVER_PROFILE}`]
   const [command, argv] = nodeArgv([...guard, ...profile, ...args])
-  const child = track(spawn(command, argv, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }))
+  const child = track(spawn(command, argv, { cwd: ROOT, env: { ...inherited, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }))
   let log = ''
   const keep = (chunk: Buffer): void => { log = (log + chunk.toString()).slice(-4000) }
   child.stdout?.on('data', keep)
   child.stderr?.on('data', keep)
-  if (child.pid === undefined) throw new Error(`could not start the ${options.target} server`)
+  if (child.pid === undefined) throw new Error(`could not start the ${serverName(options, node)}`)
   await waitForHealth(`http://127.0.0.1:${port}/health`, child)
   return { child, pid: child.pid, env, compiled, log: () => log }
 }
@@ -256,11 +300,23 @@ class Generator {
  */
 const OTHER_LOAD_LIMIT = 0.2
 
+const sum = (values: number[]): number => values.reduce((total, value) => total + value, 0)
+
 function crowdArea (options: RunOptions): number {
   return round(options.radius * Math.sqrt((Math.PI * options.users) / options.neighbours), 1)
 }
 
-function generatorConfig (options: RunOptions, port: number, epochMs: number): Omit<GeneratorConfig, 'role'> {
+/** "the shoal server", or in a two-node run "shoal node bench-b". */
+function serverName (options: RunOptions, node: number): string {
+  return options.cluster === null ? `${options.target} server` : `${options.target} node ${CLUSTER_NODE_IDS[node] ?? node}`
+}
+
+/** The environment as recorded: REDIS_URL without its password. */
+function recordedEnv (env: Record<string, string>): Record<string, string> {
+  return env.REDIS_URL === undefined ? env : { ...env, REDIS_URL: redactRedisUrl(env.REDIS_URL) }
+}
+
+function generatorConfig (options: RunOptions, ports: number[], epochMs: number): Omit<GeneratorConfig, 'role'> {
   const crowd = options.scenario === 'crowd'
   const total = options.scenario === 'churn' ? options.background + options.users * (options.warmup + options.seconds + 3) : options.users
   return {
@@ -268,7 +324,8 @@ function generatorConfig (options: RunOptions, port: number, epochMs: number): O
     target: options.target,
     wire: options.target === 'socketio' ? 'socketio' : 'json',
     encoding: options.target === 'shoal-compact' ? 'compact' : 'json',
-    baseUrl: `ws://127.0.0.1:${port}`,
+    // Two nodes: client i on node i % 2, so clients and observers alternate between them.
+    baseUrls: ports.map((port) => `ws://127.0.0.1:${port}`),
     users: options.users,
     observers: options.observers,
     hz: options.hz,
@@ -318,19 +375,34 @@ function judge (options: RunOptions, record: RunRecord): void {
     const observerLag = generator.loopDelayMs.observerP99 ?? generator.loopDelayMs.p99
     if (observerLag > 20) warnings.push(`observers' event-loop delay p99 ${observerLag} ms: measured latency includes generator lag`)
     if (generator.traffic.errorFrames > 0) warnings.push(`${generator.traffic.errorFrames} error frames received`)
+    if (options.cluster !== null && (generator.nodePairs?.cross.latencyMs.samples ?? 0) === 0) reasons.push('no update crossed from one node to the other')
     const closes = Object.entries(generator.traffic.closes)
     if (closes.length > 0) warnings.push(`connections closed by the server: ${closes.map(([code, n]) => `${code} ×${n}`).join(', ')}`)
   }
   const environment = record.environment
   if (environment !== null) {
     if (!environment.quietBeforeRun) warnings.push(`the machine was busy before the run (CPU busy ${environment.busyBeforeRun.map((share) => `${Math.round(share * 100)}%`).join(', ')}): other processes may have been measured too`)
-    if ((environment.otherLoadOnServerCore ?? 0) > OTHER_LOAD_LIMIT) warnings.push(`core 0 was ${Math.round((environment.otherLoadOnServerCore ?? 0) * 100)}% busy beyond the server's own CPU during the window (another process, or kernel network work)`)
+    if ((environment.otherLoadOnServerCore ?? 0) > OTHER_LOAD_LIMIT) {
+      const whose = options.cluster === null ? 'the server\'s own CPU' : 'both nodes\' CPU'
+      const redis = options.cluster === null ? '' : ', or Redis, which is not pinned'
+      warnings.push(`core 0 was ${Math.round((environment.otherLoadOnServerCore ?? 0) * 100)}% busy beyond ${whose} during the window (another process, or kernel network work${redis})`)
+    }
+  }
+  for (const node of record.nodes ?? []) {
+    const health = node.health as { status?: string, users?: number } | null
+    if (health?.status !== undefined && health.status !== 'ok') warnings.push(`node ${node.id}: /health said ${health.status}`)
+    if (typeof health?.users === 'number' && health.users < options.users) warnings.push(`node ${node.id} held ${health.users} of the ${options.users} users (its own and its replicas of the other's) after the window`)
   }
   if (record.interest?.honoured === false) warnings.push(`INTEREST_RADIUS not honoured: ${record.interest.note}`)
   record.pass = reasons.length === 0
 }
 
-async function runOnce (options: RunOptions): Promise<RunRecord> {
+/**
+ * One run: one server, or with `options.cluster` two Shoal nodes on Redis (both on
+ * core 0). `redis`, when given, is read over the window. The record is returned,
+ * not written: see saveRun.
+ */
+async function runOnce (options: RunOptions, redis: RedisProbe | null = null): Promise<RunRecord> {
   const started = new Date()
   const machine = machineInfo()
   const record: RunRecord = {
@@ -355,7 +427,10 @@ async function runOnce (options: RunOptions): Promise<RunRecord> {
     interest: null,
     file: ''
   }
-  let target: StartedTarget | null = null
+  const nodeCount = options.cluster === null ? 1 : CLUSTER_NODE_IDS.length
+  const targets: StartedTarget[] = []
+  const ports: number[] = []
+  let nodes: ServerNode[] = []
   let generators: Generator[] = []
   let watchdog: NodeJS.Timeout | null = null
   let stopping = false
@@ -370,32 +445,55 @@ async function runOnce (options: RunOptions): Promise<RunRecord> {
       coreBusyDuringWindow: [] as number[],
       otherLoadOnServerCore: null as number | null
     }
-    const port = await freePort()
-    target = await startTarget(options, port)
-    const server = target
+    // One after the other, each listening before the next port is picked (two free ports could otherwise be one).
+    for (let node = 0; node < nodeCount; node++) {
+      const port = await freePort()
+      ports.push(port)
+      targets.push(await startTarget(options, port, node))
+    }
+    if (options.cluster !== null) {
+      nodes = record.nodes = targets.map((_target, node) => ({
+        id: CLUSTER_NODE_IDS[node] ?? String(node),
+        port: ports[node] ?? 0,
+        cpuMs: null,
+        cpuShareOfOneCore: null,
+        rssMiB: null,
+        rssPeakMiB: null,
+        rssBaselineMiB: null,
+        health: null,
+        exitedDuringRun: false,
+        logTail: null
+      }))
+    }
     const serverExited = new Promise<never>((_resolve, reject) => {
-      server.child.once('exit', (code, signal) => {
+      targets.forEach((server, node) => server.child.once('exit', (code, signal) => {
         if (stopping) return
         record.server.exitedDuringRun = true
-        reject(new Error(`the ${options.target} server exited during the run (code ${String(code)}, signal ${String(signal)})`))
-      })
+        reject(new Error(`the ${serverName(options, node)} exited during the run (code ${String(code)}, signal ${String(signal)})`))
+      }))
     })
     serverExited.catch(() => {})
+    // A node that died while the next one was starting had no listener yet.
+    targets.forEach((server, node) => { if (exited(server.child)) throw new Error(`the ${serverName(options, node)} exited while the others started`) })
     await sleep(300)
-    const baselineKiB = rssKiB(server.pid)
+    const baselines = targets.map((server) => rssKiB(server.pid))
+    const baselineKiB = sum(baselines)
     record.server.rssBaselineMiB = round(baselineKiB / 1024, 1)
+    nodes.forEach((node, i) => { node.rssBaselineMiB = round((baselines[i] ?? 0) / 1024, 1) })
 
     const epochMs = Date.now()
-    const config = generatorConfig(options, port, epochMs)
+    const config = generatorConfig(options, ports, epochMs)
+    const first = targets[0]
     record.config = {
       ...options,
       command: undefined,
       sweep: undefined,
+      cluster: options.cluster === null ? undefined : { ...options.cluster, redisUrl: redactRedisUrl(options.cluster.redisUrl), nodes: nodes.map((node) => node.id), sharedCore: pinned ? 0 : null },
       pinned,
-      compiled: server.compiled,
-      serverEnv: server.env,
+      compiled: first?.compiled,
+      serverEnv: first === undefined ? undefined : recordedEnv(first.env),
       encoding: config.encoding,
-      generator: { ...config, baseUrl: undefined },
+      generator: { ...config, baseUrls: undefined },
       clockTicksPerSecond: clockTicks()
     }
     // Everything after the server is up must finish within this budget.
@@ -426,16 +524,18 @@ async function runOnce (options: RunOptions): Promise<RunRecord> {
 
     broadcast({ cmd: 'start' })
     await race(sleep(options.warmup * 1000))
-    const ticks0 = processTicks(server.pid)
+    const redis0 = redis === null ? null : await race(redis.sample())
+    const ticks0 = targets.map((server) => processTicks(server.pid))
     const cores0 = cpuJiffies()
     const wall0 = performance.now()
     broadcast({ cmd: 'window-start' })
     await race(sleep(options.seconds * 1000))
-    const ticks1 = processTicks(server.pid)
+    const ticks1 = targets.map((server) => processTicks(server.pid))
     const cores1 = cpuJiffies()
     const wallMs = performance.now() - wall0
     broadcast({ cmd: 'window-end' })
-    const rss = rssKiB(server.pid)
+    const redis1 = redis === null ? null : await race(redis.sample())
+    const rss = targets.map((server) => rssKiB(server.pid))
     const loaded = await race(load.next('result', 25_000))
     let observed = null
     if (observe !== null) {
@@ -443,35 +543,63 @@ async function runOnce (options: RunOptions): Promise<RunRecord> {
       observed = await race(observe.next('result', 25_000))
     }
     record.generator = mergeResults(loaded.result, observed?.result ?? null)
-    const cpuMs = ((ticks1 - ticks0) * 1000) / clockTicks()
-    record.server.cpuMs = round(cpuMs, 1)
-    record.server.cpuShareOfOneCore = round(cpuMs / wallMs, 4)
+    if (redis !== null && redis0 !== null && redis1 !== null) record.redis = redis.figures(redis0, redis1)
+    // Both nodes of a cluster share core 0: their CPU adds up on it.
+    const cpuMs = targets.map((_server, i) => (((ticks1[i] ?? 0) - (ticks0[i] ?? 0)) * 1000) / clockTicks())
+    record.server.cpuMs = round(sum(cpuMs), 1)
+    record.server.cpuShareOfOneCore = round(sum(cpuMs) / wallMs, 4)
     environment.coreBusyDuringWindow = cpuBusyShares(cores0, cores1)
     if (pinned) environment.otherLoadOnServerCore = round(Math.max(0, (environment.coreBusyDuringWindow[0] ?? 0) - record.server.cpuShareOfOneCore), 4)
-    record.server.rssMiB = round(rss / 1024, 1)
-    record.server.rssPeakMiB = round(peakRssKiB(server.pid) / 1024, 1)
+    record.server.rssMiB = round(sum(rss) / 1024, 1)
+    const peaks = targets.map((server) => peakRssKiB(server.pid))
+    record.server.rssPeakMiB = round(sum(peaks) / 1024, 1)
     const connections = setup.registered
-    record.server.rssPerConnectionKiB = connections > 0 && options.scenario !== 'churn' ? round((rss - baselineKiB) / connections, 2) : null
-    try {
-      const response = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(3000) })
-      record.server.health = await response.json()
-    } catch {}
+    record.server.rssPerConnectionKiB = connections > 0 && options.scenario !== 'churn' ? round((sum(rss) - baselineKiB) / connections, 2) : null
+    const healths = await Promise.all(ports.map(async (port) => {
+      try {
+        const response = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(3000) })
+        return await response.json() as unknown
+      } catch {
+        return null
+      }
+    }))
+    if (options.cluster === null) record.server.health = healths[0] ?? null
+    nodes.forEach((node, i) => {
+      node.cpuMs = round(cpuMs[i] ?? 0, 1)
+      node.cpuShareOfOneCore = round((cpuMs[i] ?? 0) / wallMs, 4)
+      node.rssMiB = round((rss[i] ?? 0) / 1024, 1)
+      node.rssPeakMiB = round((peaks[i] ?? 0) / 1024, 1)
+      node.health = healths[i] ?? null
+    })
   } catch (err) {
     record.error = err instanceof Error ? err.message : String(err)
-    if (target !== null) record.server.logTail = target.log().slice(-2000) || null
+    if (options.cluster === null) {
+      record.server.logTail = targets[0]?.log().slice(-2000) || null
+    } else {
+      nodes.forEach((node, i) => { node.logTail = targets[i]?.log().slice(-2000) || null })
+      record.server.logTail = targets.map((server, i) => `[${CLUSTER_NODE_IDS[i] ?? i}] ${server.log().slice(-1000)}`).join('\n') || null
+    }
   } finally {
     if (watchdog !== null) clearTimeout(watchdog)
-    if (target !== null && exited(target.child)) record.server.exitedDuringRun = true
+    targets.forEach((server, i) => {
+      if (!exited(server.child)) return
+      record.server.exitedDuringRun = true
+      const node = nodes[i]
+      if (node !== undefined) node.exitedDuringRun = true
+    })
     stopping = true
     await Promise.all(generators.map(async (gen) => await gen.stop()))
-    if (target !== null) {
-      await stopChild(target.child, 5000)
-    }
+    await Promise.all(targets.map(async (server) => await stopChild(server.child, 5000)))
   }
   record.interest = options.scenario === 'crowd' ? interestVerdict(options.target, options.users, options.radius, record.generator) : null
   judge(options, record)
+  return record
+}
+
+/** Writes a run's JSON: bench/results/<scenario>-<target>-<N>-<timestamp>.json. */
+function saveRun (record: RunRecord): RunRecord {
   mkdirSync(RESULTS_DIR, { recursive: true })
-  record.file = join(RESULTS_DIR, `${options.scenario}-${options.target}-${options.users}-${started.toISOString().replace(/[:.]/g, '-')}.json`)
+  record.file = join(RESULTS_DIR, `${record.scenario}-${record.target}-${record.users}-${record.date.replace(/[:.]/g, '-')}.json`)
   writeFileSync(record.file, JSON.stringify(record, null, 2) + '\n')
   return record
 }
@@ -516,6 +644,7 @@ function mergeResults (load: GeneratorResult, observe: GeneratorResult | null): 
     loopDelayMs: { p99: Math.max(load.loopDelayMs.p99, observe.loopDelayMs.p99), max: Math.max(load.loopDelayMs.max, observe.loopDelayMs.max), observerP99: observe.loopDelayMs.p99 },
     rssMiB: round(load.rssMiB + observe.rssMiB, 1),
     processes: [...(observe.processes ?? []), ...(load.processes ?? [])],
+    nodePairs: observe.nodePairs ?? null,
     interest: observe.interest,
     churn: load.churn
   }
@@ -524,20 +653,153 @@ function mergeResults (load: GeneratorResult, observe: GeneratorResult | null): 
 /** Extra time for the connections still being opened when the setup deadline passes. */
 const CONNECT_GRACE_MS = 15_000
 
+const percent = (share: number | null | undefined): string => share === null || share === undefined ? '-' : `${round(share * 100, 1)}%`
+const kBps = (bytesPerSecond: number): string => `${round(bytesPerSecond / 1e3, 1)} kB/s`
+
 function line (record: RunRecord): string {
   const g = record.generator
-  const parts = [`${record.scenario} ${record.target} N=${record.users}: ${record.pass ? 'PASS' : 'FAIL'}`]
+  const nodes = record.nodes ?? []
+  const parts = [`${record.scenario} ${record.target} N=${record.users}${nodes.length > 0 ? ` on ${nodes.length} nodes` : ''}: ${record.pass ? 'PASS' : 'FAIL'}`]
   if (g !== null) {
     if (record.scenario === 'room' || record.scenario === 'crowd') {
       parts.push(`p50/p95/p99/max ${g.latencyMs.p50 ?? '-'}/${g.latencyMs.p95 ?? '-'}/${g.latencyMs.p99 ?? '-'}/${g.latencyMs.max ?? '-'} ms`, `delivery ${g.delivery.ratio ?? '-'}`)
     }
+    const pairs = g.nodePairs
+    if (pairs !== null && pairs !== undefined) {
+      parts.push(`same-node p50/p99 ${pairs.same.latencyMs.p50 ?? '-'}/${pairs.same.latencyMs.p99 ?? '-'} ms, cross-node ${pairs.cross.latencyMs.p50 ?? '-'}/${pairs.cross.latencyMs.p99 ?? '-'} ms`)
+    }
     if (g.churn !== null) parts.push(`churn ${g.churn.achievedRate}/s of ${g.churn.targetRate}/s, ${g.churn.failed} failed, welcome p99 ${g.churn.welcomeMs.p99 ?? '-'} ms`)
   }
-  if (record.server.cpuShareOfOneCore !== null) parts.push(`server CPU ${round(record.server.cpuShareOfOneCore * 100, 1)}%`)
+  if (record.server.cpuShareOfOneCore !== null) {
+    parts.push(`server CPU ${percent(record.server.cpuShareOfOneCore)}${nodes.length > 0 ? ` (${nodes.map((node) => `${node.id} ${percent(node.cpuShareOfOneCore)}`).join(' + ')}, on one core)` : ''}`)
+  }
   if (record.server.rssMiB !== null) parts.push(`RSS ${record.server.rssMiB} MiB (${record.server.rssPerConnectionKiB ?? '-'} KiB/conn)`)
   if (g !== null) parts.push(`${g.traffic.framesPerSecond} frames/s, ${round(g.traffic.bytesPerSecond / 1e6, 2)} MB/s`, `generator CPU ${round(g.cpu.shareOfOneCore * 100, 1)}%${g.cpu.saturated ? ' SATURATED' : ''}`)
+  const redis = record.redis
+  if (redis !== null && redis !== undefined) {
+    parts.push(`Redis${nodes.length > 0 ? '' : ' (background, unused by this run)'} CPU ${percent(redis.cpuShareOfOneCore)}, in ${kBps(redis.inputBytesPerSecond)}, out ${kBps(redis.outputBytesPerSecond)}`)
+  }
   const notes = [...record.failReasons, ...record.warnings]
-  return parts.join(', ') + (notes.length > 0 ? `\n    ${notes.join('\n    ')}` : '') + `\n    ${record.file}\n`
+  return parts.join(', ') + (notes.length > 0 ? `\n    ${notes.join('\n    ')}` : '') + (record.file === '' ? '\n' : `\n    ${record.file}\n`)
+}
+
+// ---- cluster ---------------------------------------------------------------------------
+/** Added latency: two nodes minus one node (ms); null where either is missing. */
+function added (cluster: number | null | undefined, single: number | null | undefined): number | null {
+  return cluster === null || cluster === undefined || single === null || single === undefined ? null : round(cluster - single, 2)
+}
+
+/**
+ * `cluster`: the `room` run on one Shoal node, then the same on two nodes sharing
+ * Redis, back to back, Redis read over both windows (with one node its background,
+ * since that node keeps its sessions in SQLite). The run's keys are deleted at the
+ * end, and when the runner is interrupted.
+ */
+async function clusterRun (options: RunOptions, redisUrl: string): Promise<ClusterRecord> {
+  const started = new Date()
+  const prefix = `bench:${randomBytes(6).toString('hex')}:`
+  const record: ClusterRecord = {
+    kind: 'fanout-cluster',
+    version: 1,
+    scenario: 'cluster',
+    target: options.target,
+    users: options.users,
+    date: started.toISOString(),
+    command: options.command,
+    pass: false,
+    failReasons: [],
+    warnings: [],
+    error: null,
+    machine: machineInfo(),
+    redis: { url: redactRedisUrl(redisUrl), prefix, version: null, pid: null, pidNote: null, keysDeleted: null, cleanupError: null },
+    single: null,
+    cluster: null,
+    addedLatencyMs: { p50: null, p99: null },
+    file: ''
+  }
+  let redis: RedisProbe | null = null
+  const cleanup = async (probe: RedisProbe): Promise<void> => {
+    try {
+      const { deleted, left } = await probe.deleteKeys(prefix)
+      record.redis.keysDeleted = deleted
+      if (left > 0) record.redis.cleanupError = `${left} keys still under ${prefix} after the cleanup`
+    } catch (err) {
+      record.redis.cleanupError = err instanceof Error ? err.message : String(err)
+    }
+  }
+  try {
+    redis = await RedisProbe.connect(redisUrl)
+    const probe = redis
+    Object.assign(record.redis, { version: redis.version, pid: redis.pid, pidNote: redis.pidNote })
+    process.stdout.write(`cluster ${options.target} N=${options.users}: Redis ${redis.version ?? '?'} at ${record.redis.url} (${redis.pid === null ? `CPU not measured: ${redis.pidNote ?? '?'}` : `pid ${redis.pid}`}), REDIS_PREFIX ${prefix}\n` +
+      `  ${pinned ? 'both nodes pinned to core 0 (they share it), the generator to core 1' : 'not pinned'}; first one node, then two\n`)
+    record.single = await runOnce({ ...options, cluster: null }, redis)
+    process.stdout.write(`  1 node:  ${line(record.single)}`)
+    // Interrupted from here on: the nodes are killed, then their keys deleted (a moment later, so that nothing they sent lands after).
+    onInterrupt = async () => { await sleep(200); await cleanup(probe) }
+    await sleep(1000)
+    record.cluster = await runOnce({ ...options, cluster: { redisUrl, prefix } }, redis)
+    process.stdout.write(`  2 nodes: ${line(record.cluster)}`)
+  } catch (err) {
+    record.error = err instanceof Error ? err.message : String(err)
+  } finally {
+    onInterrupt = null
+    if (redis !== null) {
+      await cleanup(redis)
+      redis.close()
+    }
+  }
+  judgeCluster(record)
+  if (interrupted) return record
+  mkdirSync(RESULTS_DIR, { recursive: true })
+  record.file = join(RESULTS_DIR, `cluster-${record.target}-${record.users}-${record.date.replace(/[:.]/g, '-')}.json`)
+  writeFileSync(record.file, JSON.stringify(record, null, 2) + '\n')
+  return record
+}
+
+/** Pass as `room`, for the two-node run; the single-node run's problems are warnings, since it is the reference. */
+function judgeCluster (record: ClusterRecord): void {
+  const { single, cluster } = record
+  if (record.error !== null) record.failReasons.push(`error: ${record.error}`)
+  if (cluster !== null) {
+    record.failReasons.push(...cluster.failReasons)
+    record.warnings.push(...cluster.warnings.map((warning) => `2 nodes: ${warning}`))
+  } else if (record.error === null) {
+    record.failReasons.push('the two-node run did not happen')
+  }
+  if (single !== null) {
+    if (!single.pass) record.warnings.push(`the single-node run failed (${single.failReasons.join('; ')}): the added latency compares with a failing run`)
+    record.warnings.push(...single.warnings.map((warning) => `1 node: ${warning}`))
+  }
+  const one = single?.generator?.latencyMs
+  const two = cluster?.generator?.latencyMs
+  record.addedLatencyMs = { p50: added(two?.p50, one?.p50), p99: added(two?.p99, one?.p99) }
+  if (record.redis.pidNote !== null) record.warnings.push(`Redis CPU not measured: ${record.redis.pidNote}`)
+  if (record.redis.cleanupError !== null) record.warnings.push(`Redis keys under ${record.redis.prefix}: ${record.redis.cleanupError}`)
+  record.pass = record.failReasons.length === 0
+}
+
+function clusterLine (record: ClusterRecord): string {
+  const one = record.single?.generator ?? null
+  const two = record.cluster?.generator ?? null
+  const pairs = two?.nodePairs ?? null
+  const sign = (value: number | null): string => value === null ? '-' : `${value >= 0 ? '+' : ''}${value}`
+  const redis = record.cluster?.redis ?? null
+  const head = `cluster ${record.target} N=${record.users}: ${record.pass ? 'PASS' : 'FAIL'}`
+  const parts = [head]
+  if (record.single !== null || record.cluster !== null) {
+    parts.push(
+      `1 node p50/p99 ${one?.latencyMs.p50 ?? '-'}/${one?.latencyMs.p99 ?? '-'} ms`,
+      `2 nodes p50/p99 ${two?.latencyMs.p50 ?? '-'}/${two?.latencyMs.p99 ?? '-'} ms (same-node p99 ${pairs?.same.latencyMs.p99 ?? '-'}, cross-node p99 ${pairs?.cross.latencyMs.p99 ?? '-'})`,
+      `added p50/p99 ${sign(record.addedLatencyMs.p50)}/${sign(record.addedLatencyMs.p99)} ms`,
+      `delivery ${two?.delivery.ratio ?? '-'} (same ${pairs?.same.delivery.ratio ?? '-'}, cross ${pairs?.cross.delivery.ratio ?? '-'})`,
+      `server CPU ${percent(record.cluster?.server.cpuShareOfOneCore)} on core 0 (${(record.cluster?.nodes ?? []).map((node) => `${node.id} ${percent(node.cpuShareOfOneCore)}`).join(' + ')}; 1 node ${percent(record.single?.server.cpuShareOfOneCore)})`,
+      redis === null ? 'Redis -' : `Redis CPU ${percent(redis.cpuShareOfOneCore)}, in ${kBps(redis.inputBytesPerSecond)}, out ${kBps(redis.outputBytesPerSecond)}`
+    )
+  }
+  parts.push(`${record.redis.keysDeleted ?? '?'} keys deleted`)
+  const notes = [...record.failReasons, ...record.warnings]
+  return parts.join(', ') + (notes.length > 0 ? `\n    ${notes.join('\n    ')}` : '') + (record.file === '' ? '\n' : `\n    ${record.file}\n`)
 }
 
 // ---- sweep ---------------------------------------------------------------------------
@@ -571,13 +833,13 @@ async function sweep (base: Omit<RunOptions, 'target' | 'users'>, targets: Targe
     const entry: SweepTarget = { capacity: null, firstFail: null, limitedBy: '', runs: [] }
     summary[target] = entry
     const attempt = async (users: number): Promise<RunRecord> => {
-      let record = await runOnce({ ...base, target, users, sweep: { id, step: step++ } })
+      let record = saveRun(await runOnce({ ...base, target, users, sweep: { id, step: step++ } }))
       process.stdout.write(line(record))
       if (!record.pass && disturbed(record)) {
         // Another process shared the machine during a failing run: measure once more, keep the second.
         process.stdout.write('    the machine was busy during this failing run: running it again\n')
         await sleep(5000)
-        record = await runOnce({ ...base, target, users, sweep: { id, step: step++ } })
+        record = saveRun(await runOnce({ ...base, target, users, sweep: { id, step: step++ } }))
         process.stdout.write(line(record))
       }
       entry.runs.push(record.file)
@@ -635,7 +897,10 @@ async function main (argv: string[]): Promise<number> {
     return 0
   }
   const isSweep = positionals[0] === 'sweep'
-  const scenario = isSweep ? positionals[1] : positionals[0]
+  // `cluster` is `room`, on one node and then on two.
+  const isCluster = positionals[0] === 'cluster'
+  const scenario = isSweep ? positionals[1] : isCluster ? 'room' : positionals[0]
+  if (values['redis-url'] !== undefined && !isCluster) throw new UsageError('--redis-url: only with cluster')
   if (!isScenario(scenario)) throw new UsageError(`unknown scenario ${JSON.stringify(scenario)}: expected one of ${SCENARIOS.join(', ')}`)
   const observers = positiveNumber('observers', values.observers, true)
   if (observers > 30) throw new UsageError('--observers: at most 30')
@@ -654,7 +919,8 @@ async function main (argv: string[]): Promise<number> {
     concurrency: positiveNumber('concurrency', values.concurrency, true),
     setupSeconds: values['setup-seconds'] === undefined ? 0 : positiveNumber('setup-seconds', values['setup-seconds']),
     command: `npm run bench -- ${argv.join(' ')}`,
-    sweep: null
+    sweep: null,
+    cluster: null
   }
   if (pinned) {
     if (!pinProcess(process.pid, 1)) process.stderr.write('warning: could not pin the runner to core 1\n')
@@ -669,9 +935,17 @@ async function main (argv: string[]): Promise<number> {
     await sweep(base, targets as TargetName[], positiveNumber('from', values.from, true), positiveNumber('max', values.max, true), factor, !values['no-bisect'])
     return 0
   }
+  if (isCluster) {
+    const target = values.target ?? 'shoal'
+    if (!isTarget(target) || !isShoal(target)) throw new UsageError('cluster: --target shoal or shoal-compact (the cluster is Shoal\'s own)')
+    const users = values.users === undefined ? DEFAULT_USERS.room : positiveNumber('users', values.users, true)
+    const record = await clusterRun({ ...base, target, users }, values['redis-url'] ?? DEFAULT_REDIS_URL)
+    process.stdout.write(clusterLine(record))
+    return record.error === null && record.single?.error === null && record.cluster?.error === null ? 0 : 1
+  }
   if (!isTarget(values.target)) throw new UsageError(`--target: expected one of ${TARGETS.join(', ')}`)
   const users = values.users === undefined ? DEFAULT_USERS[scenario] : positiveNumber('users', values.users, true)
-  const record = await runOnce({ ...base, target: values.target, users })
+  const record = saveRun(await runOnce({ ...base, target: values.target, users }))
   process.stdout.write(line(record))
   return record.error === null ? 0 : 1
 }
