@@ -30,8 +30,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, writeFileSync } from 'node:fs'
-import { loadavg } from 'node:os'
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { pathToFileURL } from 'node:url'
@@ -212,6 +212,9 @@ async function startTarget (options: RunOptions, port: number, node = 0): Promis
     Object.assign(env, {
       LOG_LEVEL: 'warn',
       DEMO: 'false',
+      // The standalone server as users run it (sessions in SQLite), in a directory of the run's own; no CSV feeds to send.
+      DATA_DIR: mkdtempSync(join(tmpdir(), 'shoal-bench-data-')),
+      CSV_FEEDS: '',
       TICK_HZ: String(options.tickHz),
       HEARTBEAT_MS: String(options.heartbeatMs),
       MESSAGES_PER_SECOND: String(budget),
