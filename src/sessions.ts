@@ -82,11 +82,7 @@ export class SessionManager {
     }
     const replica = this.users.get(record.id)
     if (replica?.owner != null) return await this.takeOver(replica, replica.owner, record, peer)
-    const user = new LiveUser(record.id, record.secretHash, record.name, record.room, record.position, Object.assign(emptyState(), record.state), record.listeningTo)
-    this.attach(user, peer)
-    this.users.add(user)
-    this.unsaved.add(user)
-    return { user, replaced: null, rejoined: true }
+    return this.restore(record, peer)
   }
 
   /** The user's socket closed without `leave`: shown as disconnected, removed when grace ends. */
@@ -196,7 +192,7 @@ export class SessionManager {
   private async takeOver (replica: LiveUser, owner: string, record: SessionRecordT, peer: Peer): Promise<Resumption> {
     const latest = this.claim === null ? null : await this.claim(owner, replica.id)
     // While the owner answered, the user may have left, or come back here.
-    if (this.users.get(replica.id) !== replica) return await this.reconnectAgain(record, peer)
+    if (this.users.get(replica.id) !== replica) return this.restore(record, peer)
     if (replica.isLocal) return this.resumeLive(replica, record.secretHash, peer)
     const fields = latest ?? record
     this.users.adopt(replica, record.secretHash)
@@ -210,8 +206,8 @@ export class SessionManager {
     return { user: replica, replaced: null, rejoined: false }
   }
 
-  /** After a lost race: the user is gone from here, so resume it as if it had never been live. */
-  private async reconnectAgain (record: SessionRecordT, peer: Peer): Promise<Resumption> {
+  /** A user back from the store, live nowhere: its room sees it join again. */
+  private restore (record: SessionRecordT, peer: Peer): Resumption {
     const user = new LiveUser(record.id, record.secretHash, record.name, record.room, record.position, Object.assign(emptyState(), record.state), record.listeningTo)
     this.attach(user, peer)
     this.users.add(user)
