@@ -95,11 +95,8 @@ export class Broadcaster {
       if (newcomers?.has(member.id) === true) {
         frame = presenceFrame(room, diff, withSids, member.id)
       } else {
+        if (!shared.has(withSids)) shared.set(withSids, presenceFrame(room, diff, withSids))
         frame = shared.get(withSids) ?? null
-        if (!shared.has(withSids)) {
-          frame = presenceFrame(room, diff, withSids)
-          shared.set(withSids, frame)
-        }
       }
       if (frame !== null && this.deliver(peer, frame)) sent++
     }
@@ -140,8 +137,7 @@ export class Broadcaster {
         skipped++
         return
       }
-      const frame = peer.encoding === 'compact' ? encodeCompactPositions(now, users) : this.jsonPositions(now, users)
-      if (this.deliver(peer, frame)) sent++
+      if (this.deliver(peer, this.positionsFor(peer, now, users))) sent++
     })
     this.meter.sent('positions', sent)
     if (skipped > 0) this.meter.skipped(skipped)
@@ -156,10 +152,14 @@ export class Broadcaster {
         this.behind.delete(user)
       } else if (!this.isBehind(peer)) {
         this.behind.delete(user)
-        const users = room.usersInViewOf(user)
-        this.send(peer, peer.encoding === 'compact' ? encodeCompactPositions(now, users) : this.jsonPositions(now, users), 'positions')
+        this.send(peer, this.positionsFor(peer, now, room.usersInViewOf(user)), 'positions')
       }
     }
+  }
+
+  /** A `positions` frame of `users` in the encoding `peer` chose. */
+  private positionsFor (peer: Peer, t: number, users: readonly LiveUser[]): string | Uint8Array {
+    return peer.encoding === 'compact' ? encodeCompactPositions(t, users) : this.jsonPositions(t, users)
   }
 
   private jsonPositions (t: number, users: readonly LiveUser[]): string {
