@@ -318,7 +318,7 @@ async function main (): Promise<void> {
     '',
     `- CPU: ${m.cpuModel}, ${m.cores} cores; ${m.memoryGiB} GiB of memory; Linux ${m.kernel}; Node.js ${m.node}; open files limit ${m.openFilesLimit ?? 'unknown'}.`,
     '- Everything on 127.0.0.1 (loopback). The server under test is pinned to core 0 (`taskset -c 0`); the load generator and the runner to core 1 (`taskset -c 1`).',
-    `- Shoal (\`shoal\` and \`shoal-compact\` alike): the compiled standalone server (\`node dist/src/server.js\`, built with \`npx tsc -p tsconfig.build.json\`), ${latest.config.serverEnv?.TICK_HZ !== undefined ? `TICK_HZ=${latest.config.serverEnv.TICK_HZ}` : 'TICK_HZ=20'}, LOG_LEVEL=warn, rate limits raised so that they are not what is measured (\`MESSAGES_PER_SECOND\`, \`MESSAGE_BURST\`, \`REGISTER_LIMIT\`). The baselines run from TypeScript through tsx.`,
+    `- Shoal (\`shoal\` and \`shoal-compact\` alike): the compiled standalone server (\`node dist/src/server/main.js\`, built with \`npx tsc -p tsconfig.build.json\`), ${latest.config.serverEnv?.TICK_HZ !== undefined ? `TICK_HZ=${latest.config.serverEnv.TICK_HZ}` : 'TICK_HZ=20'}, LOG_LEVEL=warn, rate limits raised so that they are not what is measured (\`MESSAGES_PER_SECOND\`, \`MESSAGE_BURST\`, \`REGISTER_LIMIT\`). The baselines run from TypeScript through tsx.`,
     '- The machine is shared with other work: each run first waits (up to 60 s) for both cores to be under 15% busy, and records how busy core 0 was beyond the server during the window; rows marked "machine busy" may be pessimistic.',
     '',
     '## How it measures',

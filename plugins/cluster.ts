@@ -5,7 +5,7 @@
  * decorates null.
  */
 import fp from 'fastify-plugin'
-import { ClusterSync } from '../src/cluster.js'
+import { ClusterSync } from '../src/core/cluster/cluster.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -20,22 +20,21 @@ export default fp(async function cluster (app) {
     app.decorate('shoalCluster', null)
     return
   }
-  const sync = new ClusterSync(app.shoalUsers, app.shoalSessions, app.shoalBroadcast, bus, config.clock, {
+  const sync = new ClusterSync(app.shoalUsers, app.shoalBroadcast, bus, config.clock, {
     graceMs: config.graceMs,
     heartbeatMs: config.nodeHeartbeatMs,
     claimTimeoutMs: config.claimTimeoutMs
-  }, {
-    invalid: (reason) => app.log.warn({ reason }, 'ignored an invalid cluster message'),
-    failed: (operation, err) => app.log.warn({ err, operation }, 'cluster bus operation failed'),
-    status: (status) => {
-      if (status === 'ok') app.log.info({ node: bus.nodeId }, 'cluster bus reachable: resyncing')
-      else app.log.warn({ node: bus.nodeId }, 'cluster bus unreachable: serving local users only')
-    }
+  })
+  sync.on('invalid', (reason) => app.log.warn({ reason }, 'ignored an invalid cluster message'))
+  sync.on('failed', (operation, err) => app.log.warn({ err, operation }, 'cluster bus operation failed'))
+  sync.on('status', (status) => {
+    if (status === 'ok') app.log.info({ node: bus.nodeId }, 'cluster bus reachable: resyncing')
+    else app.log.warn({ node: bus.nodeId }, 'cluster bus unreachable: serving local users only')
   })
   app.decorate('shoalCluster', sync)
   app.shoalMetrics.gauge('shoal_cluster_bus_up', 'In a cluster: 1 while this node reaches the bus (Redis), 0 while it serves its own users only.', () => sync.status === 'ok' ? 1 : 0)
-  app.shoalTicker.add('cluster-publish', () => sync.publishTick())
-  app.shoalTicker.add('cluster-orphans', () => sync.expireOrphans())
+  app.shoalTicker.add('publish', 'cluster-publish', () => sync.publishTick())
+  app.shoalTicker.add('publish', 'cluster-orphans', () => sync.expireOrphans())
 
   let beatTimer: NodeJS.Timeout | undefined
   app.addHook('onReady', async () => {
@@ -49,4 +48,4 @@ export default fp(async function cluster (app) {
     clearInterval(beatTimer)
     sync.close()
   })
-}, { name: 'shoal-cluster', fastify: '5.x', dependencies: ['shoal-config', 'shoal-metrics', 'shoal-user-store', 'shoal-sessions', 'shoal-broadcast', 'shoal-ticker'] })
+}, { name: 'shoal-cluster', fastify: '5.x', dependencies: ['shoal-config', 'shoal-metrics', 'shoal-user-store', 'shoal-broadcast', 'shoal-ticker'] })

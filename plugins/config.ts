@@ -1,29 +1,55 @@
-/** The instance's resolved settings and injected collaborators, for every other plugin. */
+/**
+ * The instance's options, resolved: settings with their defaults, checked, and
+ * the collaborators the host injected, for every other plugin.
+ */
 import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
-import type { ShoalSettingsT } from '../schemas/options.js'
-import type { Clock } from '../src/clock.js'
-import type { RoomOptions } from '../src/room.js'
-import type { ClusterBus } from '../src/cluster-bus.js'
-import type { CsvFeedConfig } from '../src/csv-feed.js'
-import type { SessionStore } from '../src/session-store.js'
+import type { CsvFeedConfigT, RoomOptionsT, ShoalSettingsT } from '../schemas/options.js'
+import { systemClock, type Clock } from '../src/core/clock.js'
+import type { ClusterBus } from '../src/core/cluster/bus.js'
+import type { SessionStore } from '../src/core/sessions/session-store.js'
+import { checkCsvFeeds, resolveSettings } from '../src/core/settings.js'
 
 /** What `authorize` may answer: allow, refuse with 403, or refuse with a status and reason. */
 export type AuthorizeResult = boolean | { statusCode: 401 | 403, message?: string }
 
-export interface ShoalConfig extends ShoalSettingsT {
+/** What the host may inject besides the settings. */
+export interface ShoalCollaborators {
   /** Decides whether a WebSocket upgrade may proceed, before the socket opens. */
   authorize?: (request: FastifyRequest) => AuthorizeResult | Promise<AuthorizeResult>
   /** Where sessions are kept; without one, the instance makes an in-memory store. */
   sessionStore?: SessionStore
   /** CSV files to publish to clients as `csv` messages, each watched for changes. */
-  csvFeeds?: CsvFeedConfig[]
+  csvFeeds?: CsvFeedConfigT[]
   /** Joins a cluster over this bus (e.g. Redis); without one the instance is a single node. */
   bus?: ClusterBus
   /** Time source of the core; tests inject a manual clock. */
-  clock: Clock
+  clock?: Clock
   /** Options of one room, decided when it is created; what it leaves out comes from the settings. */
-  roomOptions?: (room: string) => Partial<RoomOptions>
+  roomOptions?: (room: string) => Partial<RoomOptionsT>
+}
+
+/** Settings (all optional, the protocol's defaults), collaborators, and the route prefix. */
+export type ShoalOptions = Partial<ShoalSettingsT> & ShoalCollaborators & {
+  /** Route prefix of every Shoal route (`/ws`, `/health`, `/metrics`, the demo). */
+  prefix?: string
+}
+
+export interface ShoalConfig extends ShoalSettingsT, Omit<ShoalCollaborators, 'clock'> {
+  clock: Clock
+}
+
+/** Checks every option; a bad one throws a SettingsError naming it. */
+export function resolveConfig (options: ShoalOptions): ShoalConfig {
+  return {
+    ...resolveSettings(options),
+    clock: options.clock ?? systemClock,
+    ...(options.authorize !== undefined && { authorize: options.authorize }),
+    ...(options.sessionStore !== undefined && { sessionStore: options.sessionStore }),
+    ...(options.bus !== undefined && { bus: options.bus }),
+    ...(options.csvFeeds !== undefined && { csvFeeds: checkCsvFeeds(options.csvFeeds) }),
+    ...(options.roomOptions !== undefined && { roomOptions: options.roomOptions })
+  }
 }
 
 declare module 'fastify' {

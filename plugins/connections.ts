@@ -1,62 +1,6 @@
-/**
- * The open connections of this instance, and draining them at shutdown: from the
- * first moment of a drain, /health says `draining`, upgrades are refused and every
- * socket is closed with 1012 so clients reconnect elsewhere.
- */
+/** The open connections of this instance, and draining them at shutdown (1012 to every socket, then the sessions flushed). */
 import fp from 'fastify-plugin'
-import type { Connection } from '../src/connection.js'
-
-export const CLOSE_RESTARTING = 1012
-
-export class ConnectionRegistry {
-  private readonly open = new Set<Connection>()
-  private drainRun: Promise<void> | null = null
-  /** Called when the last open connection goes (for a drain waiting on it). */
-  private onEmpty: (() => void) | null = null
-
-  constructor (private readonly drainTimeoutMs: number, private readonly beforeExit: () => Promise<void>) {}
-
-  get size (): number { return this.open.size }
-  get draining (): boolean { return this.drainRun !== null }
-
-  add (connection: Connection): void { this.open.add(connection) }
-
-  delete (connection: Connection): void {
-    this.open.delete(connection)
-    if (this.open.size === 0) this.onEmpty?.()
-  }
-
-  [Symbol.iterator] (): IterableIterator<Connection> { return this.open.values() }
-
-  /**
-   * Closes every socket with 1012 and waits for them (at most drainTimeoutMs);
-   * drops the rest, waits for their close handlers (users go into grace), then
-   * flushes sessions. Idempotent.
-   */
-  drain (): Promise<void> {
-    this.drainRun ??= this.run()
-    return this.drainRun
-  }
-
-  private async run (): Promise<void> {
-    for (const connection of this.open) connection.close(CLOSE_RESTARTING, 'server shutting down')
-    await this.allClosed(this.drainTimeoutMs)
-    for (const connection of this.open) connection.socket.terminate()
-    await this.allClosed(this.drainTimeoutMs)
-    await this.beforeExit()
-  }
-
-  private async allClosed (timeoutMs: number): Promise<void> {
-    if (this.open.size === 0) return
-    let timer: NodeJS.Timeout | undefined
-    await new Promise<void>((resolve) => {
-      this.onEmpty = resolve
-      timer = setTimeout(resolve, timeoutMs)
-    })
-    clearTimeout(timer)
-    this.onEmpty = null
-  }
-}
+import { ConnectionRegistry } from '../src/core/transport/connections.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -5,7 +5,7 @@
  * after `welcome` and after `join`.
  */
 import fp from 'fastify-plugin'
-import { CsvFeeds } from '../src/csv-feed.js'
+import { CsvFeeds } from '../src/core/feeds/csv-feed.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -16,8 +16,8 @@ declare module 'fastify' {
 export default fp(async function csvFeeds (app) {
   const { shoalConfig: config, shoalBroadcast: broadcast, shoalUsers: users } = app
   const feeds = new CsvFeeds(config.csvFeeds ?? [], { maxRows: config.csvMaxRows, maxBytes: config.csvMaxBytes }, config.clock, {
-    toRoom: (room, frame) => { broadcast.sendToRoom(room, frame, 'csv') },
-    toEveryRoom: (frame) => { for (const room of users.roomNames()) broadcast.sendToRoom(room, frame, 'csv') }
+    toRoom: (room, frame) => { broadcast.broadcast(frame, 'csv', { room }) },
+    toEveryRoom: (frame) => { for (const room of users.roomNames()) broadcast.broadcast(frame, 'csv', { room }) }
   }, (feed, problem) => {
     const where = problem.line === null ? feed.config.file : `${feed.config.file} line ${problem.line}`
     app.log.error({ feed: feed.name, file: feed.config.file, line: problem.line },

@@ -1,40 +1,6 @@
-/** Prometheus metrics of one instance, in a registry of its own (nothing global). */
+/** Prometheus metrics of this instance: the other plugins count into it, `/metrics` reads it. */
 import fp from 'fastify-plugin'
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
-import type { ErrorCodeT, ServerMessageType } from '../schemas/protocol.js'
-import type { BroadcastMeter } from '../src/broadcaster.js'
-
-export class ShoalMetrics implements BroadcastMeter {
-  readonly registry = new Registry()
-  private readonly messagesIn = new Counter({ name: 'shoal_messages_in_total', help: 'Inbound messages by type (invalid: not a known message).', labelNames: ['type'], registers: [this.registry] })
-  private readonly messagesOut = new Counter({ name: 'shoal_messages_out_total', help: 'Outbound messages by type, counted per recipient.', labelNames: ['type'], registers: [this.registry] })
-  private readonly errors = new Counter({ name: 'shoal_errors_total', help: 'Error replies by code.', labelNames: ['code'], registers: [this.registry] })
-  private readonly skippedFrames = new Counter({ name: 'shoal_frames_skipped_total', help: 'positions frames not sent to clients that read too slowly.', registers: [this.registry] })
-  private readonly slowClosed = new Counter({ name: 'shoal_slow_readers_closed_total', help: 'Connections closed with 1013 for reading too slowly.', registers: [this.registry] })
-  private readonly tickDuration = new Histogram({
-    name: 'shoal_tick_duration_seconds',
-    help: 'Duration of one broadcast tick.',
-    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
-    registers: [this.registry]
-  })
-
-  constructor () {
-    collectDefaultMetrics({ register: this.registry })
-  }
-
-  received (type: string): void { this.messagesIn.inc({ type }) }
-  sent (type: ServerMessageType, frames: number): void { if (frames > 0) this.messagesOut.inc({ type }, frames) }
-  error (code: ErrorCodeT): void { this.errors.inc({ code }) }
-  skipped (frames: number): void { this.skippedFrames.inc(frames) }
-  closedSlow (): void { this.slowClosed.inc() }
-  observeTick (seconds: number): void { this.tickDuration.observe(seconds) }
-
-  /** A gauge read at scrape time, so the hot path never updates it. */
-  gauge (name: string, help: string, read: () => number): void {
-    // eslint-disable-next-line no-new -- registered through `registers`
-    new Gauge({ name, help, registers: [this.registry], collect () { this.set(read()) } })
-  }
-}
+import { ShoalMetrics } from '../src/adapters/prometheus.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -1,10 +1,11 @@
 /**
  * Secret and session management: the session store behind its interface, grace
- * expiry and store writes as tick steps, and the periodic sweep of expired sessions.
+ * expiry and store writes as tick steps, and the periodic sweep of expired
+ * sessions. In a cluster, users live on another node are claimed through it.
  */
 import fp from 'fastify-plugin'
-import { MemorySessionStore } from '../src/session-store.js'
-import { SessionManager } from '../src/sessions.js'
+import { MemorySessionStore } from '../src/core/sessions/session-store.js'
+import { SessionManager } from '../src/core/sessions/sessions.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -13,16 +14,18 @@ declare module 'fastify' {
 }
 
 export default fp(async function sessions (app) {
-  const { shoalConfig: config } = app
+  const { shoalConfig: config, shoalCluster: cluster } = app
   const store = config.sessionStore ?? new MemorySessionStore()
-  const manager = new SessionManager(app.shoalUsers, store, config.clock, config)
+  const manager = new SessionManager(app.shoalUsers, store, config.clock, config, cluster)
+  // A Redis that restarted empty has lost the sessions: write every live one again.
+  cluster?.on('resync', () => manager.saveAll())
   app.decorate('shoalSessions', manager)
 
   const persist = (): void => {
     manager.persist().catch((err: unknown) => app.log.error({ err }, 'saving sessions failed'))
   }
-  app.shoalTicker.add('expire-grace', () => { manager.expireGrace() })
-  app.shoalTicker.add('persist-sessions', persist)
+  app.shoalTicker.add('expire', 'expire-grace', () => { manager.expireGrace() })
+  app.shoalTicker.add('persist', 'persist-sessions', persist)
 
   let sweepTimer: NodeJS.Timeout | undefined
   app.addHook('onReady', async () => {
@@ -38,4 +41,4 @@ export default fp(async function sessions (app) {
     // A store passed in belongs to the host, which may share it (e.g. across a restart).
     if (config.sessionStore === undefined) await store.close()
   })
-}, { name: 'shoal-sessions', fastify: '5.x', dependencies: ['shoal-config', 'shoal-user-store', 'shoal-ticker'] })
+}, { name: 'shoal-sessions', fastify: '5.x', dependencies: ['shoal-config', 'shoal-user-store', 'shoal-ticker', 'shoal-cluster'] })

@@ -1,6 +1,6 @@
-/** The instance's tick: other plugins add steps; it runs them tickHz times a second while the server is up. */
+/** The instance's tick: other plugins add steps by phase; it runs them tickHz times a second while the server is up. */
 import fp from 'fastify-plugin'
-import { TickScheduler } from '../src/tick-scheduler.js'
+import { TickScheduler } from '../src/core/tick.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -1,8 +1,8 @@
-/** The live users, rooms and listening graph of this instance. */
+/** The live users, rooms and listening graph of this instance; its change events are what the other plugins subscribe to. */
 import fp from 'fastify-plugin'
 import { Value } from '@sinclair/typebox/value'
-import { ShoalSettings } from '../schemas/options.js'
-import { UserStore } from '../src/user-store.js'
+import { RoomOptions } from '../schemas/options.js'
+import { UserStore } from '../src/core/presence/user-store.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -13,10 +13,11 @@ declare module 'fastify' {
 export default fp(async function userStore (app) {
   const { interestRadius, roomOptions } = app.shoalConfig
   const users = new UserStore((room) => {
-    const radius = roomOptions?.(room).interestRadius ?? interestRadius
-    if (Value.Check(ShoalSettings.properties.interestRadius, radius)) return { interestRadius: radius }
+    const asked = roomOptions?.(room).interestRadius
+    const chosen = { interestRadius: asked ?? interestRadius }
+    if (Value.Check(RoomOptions, chosen)) return chosen
     // The host's function gave a bad value: say so, and keep the room working with the setting.
-    app.log.error({ room, interestRadius: radius }, 'roomOptions: interestRadius must be a number from 0 to 1e9; using the interestRadius setting')
+    app.log.error({ room, interestRadius: asked }, 'roomOptions: interestRadius must be a number from 0 to 1e9; using the interestRadius setting')
     return { interestRadius }
   })
   app.shoalMetrics.gauge('shoal_users', 'Users in rooms, connected or within their grace period.', () => users.userCount)

@@ -4,16 +4,7 @@
  * still serves its own users, so the balancer should keep it.
  */
 import type { FastifyInstance } from 'fastify'
-import { Type } from '@sinclair/typebox'
-
-const Health = Type.Object({
-  status: Type.Union([Type.Literal('ok'), Type.Literal('degraded'), Type.Literal('draining')]),
-  uptime: Type.Optional(Type.Number({ description: 'Seconds since this instance started.' })),
-  connections: Type.Optional(Type.Integer()),
-  users: Type.Optional(Type.Integer()),
-  rooms: Type.Optional(Type.Integer()),
-  node: Type.Optional(Type.String({ description: 'In a cluster: this node\'s id.' }))
-})
+import { Health } from '../schemas/http.js'
 
 export default async function healthRoute (app: FastifyInstance): Promise<void> {
   const started = app.shoalConfig.clock.now()

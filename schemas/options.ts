@@ -3,6 +3,7 @@
  * standalone server reads the same settings from environment variables.
  */
 import { Type, type Static } from '@sinclair/typebox'
+import { RoomPattern } from './protocol.js'
 
 const ms = (defaultValue: number, description: string, minimum = 1) =>
   Type.Integer({ default: defaultValue, minimum, description })
@@ -32,10 +33,26 @@ export const ShoalSettings = Type.Object({
 
 export type ShoalSettingsT = Static<typeof ShoalSettings>
 
-/** The csvFeeds option: which files to publish, under which names, to which room (every room when none). */
-export const CsvFeedsOption = Type.Array(Type.Object({
-  name: Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' }),
-  file: Type.String({ minLength: 1 }),
-  room: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$' }))
-}, { additionalProperties: false }))
 export type ShoalSettingName = keyof ShoalSettingsT
+
+export const FeedNamePattern = '^[A-Za-z0-9_.-]{1,64}$'
+
+/** One CSV feed: which file to publish, under which name, to which room (every room when none). */
+export const CsvFeedConfig = Type.Object({
+  name: Type.String({ pattern: FeedNamePattern }),
+  file: Type.String({ minLength: 1 }),
+  /** Only this room's clients get the feed; every room's when absent. */
+  room: Type.Optional(Type.String({ pattern: RoomPattern }))
+}, { additionalProperties: false })
+
+/** The csvFeeds option. */
+export const CsvFeedsOption = Type.Array(CsvFeedConfig)
+
+export type CsvFeedConfigT = Static<typeof CsvFeedConfig>
+
+/** Options of one room, decided when it is created (the roomOptions option); what it leaves out comes from the settings. */
+export const RoomOptions = Type.Object({
+  interestRadius: ShoalSettings.properties.interestRadius
+})
+
+export type RoomOptionsT = Static<typeof RoomOptions>

@@ -1,9 +1,10 @@
 /**
- * Wire protocol v1: every message and value of ../shared/protocol.md as a TypeBox
- * schema. Types are derived from these schemas; nothing here is written twice.
+ * Wire protocol v1: every message and value of the contract (docs/protocol.md
+ * describes it for client developers) as a TypeBox schema. Types are derived
+ * from these schemas; nothing here is written twice.
  *
- * `expected` is a Shoal annotation read by the error formatter (src/validation.ts)
- * so that error messages say what a field should hold.
+ * `expected` is a Shoal annotation read by the error formatter
+ * (src/core/validation.ts) so that error messages say what a field should hold.
  */
 import { FormatRegistry, Type, type Static, type TSchema } from '@sinclair/typebox'
 
@@ -203,12 +204,20 @@ export const PongMessage = Type.Object({
   serverTime: Type.Number()
 })
 
-export const ErrorMessage = Type.Object({
-  type: Type.Literal('error'),
+/** What an `error` says: the server's answer to one bad message. */
+export const ProtocolError = Type.Object({
   code: ErrorCode,
   message: Type.String(),
   ref: Type.Optional(Type.String())
 })
+
+export const ErrorMessage = Type.Composite([Type.Object({ type: Type.Literal('error') }), ProtocolError])
+
+/** What the client library reports: the server's errors, and `connection` for what happened to the socket. */
+export const ClientError = Type.Composite([
+  Type.Omit(ProtocolError, ['code']),
+  Type.Object({ code: Type.Union([ErrorCode, Type.Literal('connection')]) })
+])
 
 /** Shoal extension: the current version of a CSV data feed (after welcome, after join, and on every change). */
 export const CsvMessage = Type.Object({
@@ -232,6 +241,8 @@ export type UserT = Static<typeof User>
 export type EncodingT = Static<typeof Encoding>
 export type PresenceUpdateT = Static<typeof PresenceUpdate>
 export type ErrorCodeT = Static<typeof ErrorCode>
+export type ProtocolErrorT = Static<typeof ProtocolError>
+export type ClientErrorT = Static<typeof ClientError>
 export type WelcomeMessageT = Static<typeof WelcomeMessage>
 export type SnapshotMessageT = Static<typeof SnapshotMessage>
 export type PresenceMessageT = Static<typeof PresenceMessage>

@@ -1,5 +1,5 @@
 /**
- * The standalone server as a real process (src/server.ts through tsx), for tests
+ * The standalone server as a real process (src/server/main.ts through tsx), for tests
  * of what only a process shows: signals, exit codes, restarts, its files.
  */
 import { spawn } from 'node:child_process'
@@ -36,11 +36,11 @@ export interface ServerProcess {
 }
 
 /**
- * Starts src/server.ts in its own process with only the given environment (plus
+ * Starts src/server/main.ts in its own process with only the given environment (plus
  * PATH, HOME, and a DATA_DIR of its own unless `env` names one).
  */
 export function startProcess (env: Record<string, string>): ServerProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server/main.ts'], {
     cwd: root,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', DATA_DIR: tempDataDir(), ...env },
     stdio: ['ignore', 'pipe', 'pipe']

@@ -54,7 +54,7 @@
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import { io as sioConnect, type Socket as SioSocket } from 'socket.io-client'
 import WebSocket from 'ws'
-import { decodeCompactPositions } from '../../src/compact.js'
+import { decodeCompactPositions } from '../../src/protocol/compact.js'
 import { percentile, round } from '../lib/proc.js'
 import { RawWebSocket } from './raw-ws.js'
 import {

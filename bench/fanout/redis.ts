@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs'
 import { performance } from 'node:perf_hooks'
 import { Redis } from 'ioredis'
-import { redactRedisUrl } from '../../src/redis-bus.js'
+import { redactRedisUrl } from '../../src/adapters/redis-bus.js'
 import { clockTicks, processTicks, round } from '../lib/proc.js'
 import type { RedisFigures } from './records.js'
 

@@ -45,7 +45,7 @@ import {
   type GeneratorRole, type RunnerMessage, type Scenario, type SetupReport, type TargetName
 } from './protocol.js'
 import { DEFAULT_REDIS_URL, RedisProbe } from './redis.js'
-import { redactRedisUrl } from '../../src/redis-bus.js'
+import { redactRedisUrl } from '../../src/adapters/redis-bus.js'
 import type { ClusterRecord, RunRecord, ServerNode, SweepRecord, SweepTarget } from './records.js'
 import { interestVerdict } from './verdicts.js'
 

@@ -97,9 +97,9 @@ export function shoalServerCommand (): ShoalCommand {
   } catch (err) {
     const output = String((err as { stdout?: Buffer }).stdout ?? '').slice(0, 2000)
     process.stderr.write(`warning: build failed, measuring the TypeScript source through tsx instead\n${output}\n`)
-    return { args: ['--import', 'tsx', join(ROOT, 'src', 'server.ts')], compiled: false, buildError: output }
+    return { args: ['--import', 'tsx', join(ROOT, 'src', 'server', 'main.ts')], compiled: false, buildError: output }
   }
-  return { args: [join(ROOT, 'dist', 'src', 'server.js')], compiled: true }
+  return { args: [join(ROOT, 'dist', 'src', 'server', 'main.js')], compiled: true }
 }
 
 export function exited (child: ChildProcess): boolean {

@@ -5,9 +5,11 @@
  */
 import { EventEmitter } from 'eventemitter3'
 import type {
-  CsvMessageT, EncodingT, ErrorCodeT, PositionT, ServerMessageT, StateT, PresenceUpdateT, UserT, WelcomeMessageT
+  ClientErrorT, ClientMessage, ClientMessageOf, CsvMessageT, EncodingT, PositionT, ServerMessageT, StateT, PresenceUpdateT, UserT, WelcomeMessageT
 } from '../../schemas/protocol.js'
-import { decodeCompactPositions } from '../compact.js'
+import { CloseCode } from '../protocol/close-codes.js'
+import { decodeCompactPositions } from '../protocol/compact.js'
+import { clientFrame } from '../protocol/frames.js'
 import { backoffDelay, type BackoffOptions } from './backoff.js'
 import { RoomMirror } from './mirror.js'
 
@@ -46,11 +48,8 @@ export interface Timers {
 
 export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed'
 
-export interface ShoalError {
-  code: ErrorCodeT | 'connection'
-  message: string
-  ref?: string
-}
+/** A server `error`, or `connection` for what happened to the socket. */
+export type ShoalError = ClientErrorT
 
 export interface ShoalClientEvents {
   /** The socket opened (before `welcome`). */
@@ -106,12 +105,6 @@ export interface ShoalClientOptions {
 }
 
 const OPEN = 1
-/** From the server: the session ended (`leave`, or the server application disconnected us). */
-const CLOSE_ENDED = 1000
-const CLOSE_RESTARTING = 1012
-const CLOSE_REPLACED = 4001
-/** Ours: the server refused register/reconnect for now (rate_limited); retry after a backoff. */
-const CLOSE_RETRY = 4000
 
 const defaultTimers: Timers = {
   setTimeout: (callback, ms) => setTimeout(callback, ms),
@@ -272,14 +265,14 @@ export class ShoalClient extends EventEmitter<ShoalClientEvents> {
     this.storage.removeItem(this.storageKey)
     if (this.welcomed) this.sendNow({ type: 'leave' })
     // Not yet welcomed: the socket stays open until the welcome, which is then ended too.
-    else if (this.socket?.readyState !== OPEN) this.socket?.close(CLOSE_ENDED)
+    else if (this.socket?.readyState !== OPEN) this.socket?.close(CloseCode.ended)
     this.shutDown()
   }
 
   /** Closes without ending the session: the secret stays and a later client resumes the user. */
   close (): void {
     this.shutDown()
-    this.socket?.close(CLOSE_ENDED)
+    this.socket?.close(CloseCode.ended)
   }
 
   private shutDown (): void {
@@ -339,7 +332,7 @@ export class ShoalClient extends EventEmitter<ShoalClientEvents> {
           this.sendNow(this.registerMessage())
         } else if (message.code === 'rate_limited' && !this.welcomed && (message.ref === 'register' || message.ref === 'reconnect')) {
           // Too many attempts from our address: keep the secret and come back after a backoff.
-          this.socket?.close(CLOSE_RETRY)
+          this.socket?.close(CloseCode.retry)
         }
         this.emit('error', message.ref === undefined ? { code: message.code, message: message.message } : { code: message.code, message: message.message, ref: message.ref })
     }
@@ -356,7 +349,7 @@ export class ShoalClient extends EventEmitter<ShoalClientEvents> {
     this.receive({ type: 'positions', t: frame.t, p: frame.entries.map(([sid, x, y, z]) => [this.mirror.idOf(sid), x, y, z]) })
   }
 
-  private registerMessage (): object {
+  private registerMessage (): ClientMessageOf<'register'> {
     return { type: 'register', ...this.options.register, ...this.encodingField() }
   }
 
@@ -369,7 +362,7 @@ export class ShoalClient extends EventEmitter<ShoalClientEvents> {
     if (this.state === 'closed') {
       // leave() or close() came before the welcome: end that session, or just go.
       if (this.ended) this.sendNow({ type: 'leave' })
-      else this.socket?.close(CLOSE_ENDED)
+      else this.socket?.close(CloseCode.ended)
       return
     }
     this.storage.setItem(this.storageKey, message.secret)
@@ -399,11 +392,11 @@ export class ShoalClient extends EventEmitter<ShoalClientEvents> {
     this.timers.clearTimeout(this.flushTimer)
     this.flushTimer = null
     if (this.state === 'closed') return
-    if (code === CLOSE_REPLACED) {
+    if (code === CloseCode.replaced) {
       this.emit('error', { code: 'connection', message: 'replaced: this user connected elsewhere' })
       return this.shutDown()
     }
-    if (code === CLOSE_ENDED) {
+    if (code === CloseCode.ended) {
       // The server ended the session: its secret is dead, and coming back would be a new user.
       this.storage.removeItem(this.storageKey)
       this.emit('error', { code: 'connection', message: 'the server ended this session' })
@@ -411,7 +404,7 @@ export class ShoalClient extends EventEmitter<ShoalClientEvents> {
     }
     this.transition('reconnecting')
     // A restarting server asks for an immediate retry, which does not count as a failed attempt.
-    const delay = code === CLOSE_RESTARTING ? 0 : backoffDelay(this.attempt++, this.random, this.options.backoff)
+    const delay = code === CloseCode.restarting ? 0 : backoffDelay(this.attempt++, this.random, this.options.backoff)
     this.retryTimer = this.timers.setTimeout(() => this.connect(), delay)
   }
 
@@ -431,7 +424,7 @@ export class ShoalClient extends EventEmitter<ShoalClientEvents> {
       delete this.pending.listeningTo
     }
     if (position === undefined && state === undefined && name === undefined) return
-    const update = { type: 'update', ...(position !== undefined && { position }), ...(state !== undefined && { state }), ...(name !== undefined && { name }) }
+    const update: ClientMessageOf<'update'> = { type: 'update', ...(position !== undefined && { position }), ...(state !== undefined && { state }), ...(name !== undefined && { name }) }
     if (!this.sendNow(update)) return
     this.pending = {}
     this.lastUpdateAt = this.timers.now()
@@ -447,10 +440,10 @@ export class ShoalClient extends EventEmitter<ShoalClientEvents> {
     ping()
   }
 
-  private sendNow (message: object): boolean {
+  private sendNow (message: ClientMessage): boolean {
     const socket = this.socket
     if (socket === null || socket.readyState !== OPEN) return false
-    socket.send(JSON.stringify(message))
+    socket.send(clientFrame(message))
     return true
   }
 

@@ -6,7 +6,7 @@
 import t from 'tap'
 import { ShoalClient } from '../../src/client/client.js'
 import { backoffDelay } from '../../src/client/backoff.js'
-import { encodeCompactPositions } from '../../src/compact.js'
+import { encodeCompactPositions } from '../../src/protocol/compact.js'
 import type { ShoalError } from '../../src/client/index.js'
 import {
   FakeTimers, MemoryStorage, fakeClientOptions, fakeSocketClass, welcomeFor, wireUser, type FakeSocket

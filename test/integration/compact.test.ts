@@ -5,7 +5,7 @@
  */
 import t from 'tap'
 import WebSocket from 'ws'
-import { decodeCompactPositions } from '../../src/compact.js'
+import { decodeCompactPositions } from '../../src/protocol/compact.js'
 import { ShoalClient } from '../../src/client/client.js'
 import { FAST, harness, type TestClient } from '../helpers.js'
 import { MemoryStorage, once, until } from '../client/support.js'

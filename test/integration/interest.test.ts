@@ -6,7 +6,7 @@
 import t from 'tap'
 import type { PositionsMessageT, UserT } from '../../schemas/protocol.js'
 import { harness, type Joined } from '../helpers.js'
-import type { TapTest } from '../unit/fakes.js'
+import type { TapTest } from '../core/fakes.js'
 import type { ShoalOptions } from '../../index.js'
 
 type Entry = PositionsMessageT['p'][number]

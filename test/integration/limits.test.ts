@@ -6,7 +6,7 @@
 import t from 'tap'
 import type WebSocket from 'ws'
 import type { PresenceMessageT } from '../../schemas/protocol.js'
-import { ManualClock } from '../../src/clock.js'
+import { ManualClock } from '../../src/core/clock.js'
 import { harness as setup, metric, type TestClient } from '../helpers.js'
 
 /** A ping frame of exactly `bytes` bytes (padded with JSON whitespace). */

@@ -4,7 +4,7 @@
  */
 import t from 'tap'
 import type { UserT } from '../../schemas/protocol.js'
-import { ManualClock } from '../../src/clock.js'
+import { ManualClock } from '../../src/core/clock.js'
 import { harness as setup } from '../helpers.js'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/

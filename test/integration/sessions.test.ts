@@ -7,7 +7,7 @@
 import t from 'tap'
 import type { ShoalOptions } from '../../index.js'
 import type { PresenceMessageT, UserT } from '../../schemas/protocol.js'
-import { ManualClock } from '../../src/clock.js'
+import { ManualClock } from '../../src/core/clock.js'
 import { harness, type Joined } from '../helpers.js'
 
 const GRACE_MS = 1_000

@@ -1,0 +1,28 @@
+/** The protocol engine, built from the other plugins' decorators: routes/ws.ts feeds it every socket's frames. */
+import fp from 'fastify-plugin'
+import { Engine } from '../src/core/engine.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    shoalEngine: Engine
+  }
+}
+
+export default fp(async function engine (app) {
+  app.decorate('shoalEngine', new Engine({
+    settings: app.shoalConfig,
+    clock: app.shoalConfig.clock,
+    users: app.shoalUsers,
+    sessions: app.shoalSessions,
+    broadcaster: app.shoalBroadcast,
+    connections: app.shoalConnections,
+    registrations: app.shoalRegistrations,
+    feeds: app.shoalCsvFeeds,
+    meter: app.shoalMetrics,
+    log: app.log
+  }))
+}, {
+  name: 'shoal-engine',
+  fastify: '5.x',
+  dependencies: ['shoal-config', 'shoal-metrics', 'shoal-user-store', 'shoal-sessions', 'shoal-broadcast', 'shoal-csv-feeds', 'shoal-connections', 'shoal-limits']
+})

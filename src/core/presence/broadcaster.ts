@@ -1,0 +1,213 @@
+/**
+ * Outbound traffic. Every frame leaves through `deliver`, the slow-reader gate;
+ * `broadcast` is the one primitive for a frame that many (or one) get, in the
+ * manner of Socket.IO's adapter: to a room, to a set of users, or to one peer.
+ *
+ * Once per tick, each changed room's presence diff and moved positions are
+ * serialized once per encoding and the same frame goes to every member; only a
+ * member that entered during the tick gets its own presence variant (without
+ * itself in `joined`). With interest management each member gets its own
+ * `positions`, built from entries serialized once per tick. Slow readers are
+ * skipped for positions and closed when hopelessly behind.
+ */
+import type { ShoalSettingsT } from '../../../schemas/options.js'
+import type { ServerMessageType, UserT } from '../../../schemas/protocol.js'
+import { CloseCode } from '../../protocol/close-codes.js'
+import { encodeCompactPositions } from '../../protocol/compact.js'
+import { dataFrame, positionEntry, positionsFrame, presenceFrame } from '../../protocol/frames.js'
+import type { Clock } from '../clock.js'
+import type { PresenceDiff, Room } from './room.js'
+import type { UserStore } from './user-store.js'
+import type { LiveUser, Peer } from './user.js'
+
+export type SlowReaderLimits = Pick<ShoalSettingsT, 'slowReaderSkipBytes' | 'slowReaderCloseBytes'>
+
+/** What the broadcaster reports, for metrics. */
+export interface BroadcastMeter {
+  sent(type: ServerMessageType, frames: number): void
+  skipped(frames: number): void
+  closedSlow(): void
+}
+
+/** Who gets a broadcast frame: a room's connected members, some users (those connected here), or one peer. */
+export type Recipients =
+  | { room: string, except?: LiveUser }
+  | { users: Iterable<LiveUser>, except?: LiveUser }
+  | { peer: Peer }
+
+export class Broadcaster {
+  /** Users skipped for positions, owed every position of their room once they drain. */
+  private readonly behind = new Set<LiveUser>()
+  /** Peers closed for reading too slowly: their close handshake waits behind the backlog, and they get nothing more. */
+  private readonly closedSlow = new WeakSet<Peer>()
+  /** This tick's JSON entry of each user sent so far: serialized once, however many members see it. */
+  private readonly jsonEntries = new Map<LiveUser, string>()
+  /** Reused for each JSON `positions` frame's entries. */
+  private readonly entries: string[] = []
+
+  constructor (
+    private readonly users: UserStore,
+    private readonly clock: Clock,
+    private readonly limits: SlowReaderLimits,
+    private readonly meter: BroadcastMeter
+  ) {
+    users.on('data', (from, payloadJson) => { this.sendData(from.id, payloadJson) })
+  }
+
+  /** One tick: every changed room's presence, then positions. */
+  flush (): void {
+    const now = this.clock.now()
+    this.catchUp(now)
+    for (const room of this.users.takeChangedRooms()) {
+      const presence = room.takePresence()
+      if (presence !== null) this.sendPresence(room, presence)
+      if (!room.hasPendingPositions) continue
+      if (room.hasInterest) this.sendPositionsInView(room, now)
+      else this.sendPositions(room, room.takeMoved(), now)
+    }
+    this.jsonEntries.clear()
+  }
+
+  /** Sends one frame to every recipient connected here; returns how many got it. */
+  broadcast (frame: string | Uint8Array, type: ServerMessageType, to: Recipients): number {
+    let sent = 0
+    if ('peer' in to) {
+      if (this.deliver(to.peer, frame)) sent++
+    } else {
+      const users = 'room' in to ? this.users.room(to.room)?.members.values() ?? [] : to.users
+      for (const user of users) {
+        if (user.peer !== null && user !== to.except && this.deliver(user.peer, frame)) sent++
+      }
+    }
+    this.meter.sent(type, sent)
+    return sent
+  }
+
+  /** `data` from a user (or `server`) to everyone connected here who listens to it; `payloadJson` is already serialized. */
+  sendData (fromId: string, payloadJson: string): number {
+    return this.broadcast(dataFrame(fromId, payloadJson), 'data', { users: this.users.connectedListenersOf(fromId) })
+  }
+
+  private sendPresence (room: Room, diff: PresenceDiff): void {
+    const newcomers = diff.joined.length > 0 ? new Set(diff.joined.map((user) => user.id)) : null
+    const shared = new Map<boolean, string | null>()
+    let sent = 0
+    for (const member of room.members.values()) {
+      const peer = member.peer
+      if (peer === null) continue
+      const withSids = peer.encoding === 'compact'
+      let frame: string | null
+      if (newcomers?.has(member.id) === true) {
+        frame = roomPresenceFrame(room, diff, withSids, member.id)
+      } else {
+        if (!shared.has(withSids)) shared.set(withSids, roomPresenceFrame(room, diff, withSids))
+        frame = shared.get(withSids) ?? null
+      }
+      if (frame !== null && this.deliver(peer, frame)) sent++
+    }
+    this.meter.sent('presence', sent)
+  }
+
+  /** Without interest management everyone gets the same movers: one frame per encoding. */
+  private sendPositions (room: Room, movers: LiveUser[], now: number): void {
+    let json: string | null = null
+    let compact: Uint8Array | null = null
+    let sent = 0
+    let skipped = 0
+    for (const member of room.members.values()) {
+      const peer = member.peer
+      if (peer === null) continue
+      if (this.isBehind(peer)) {
+        this.behind.add(member)
+        skipped++
+        continue
+      }
+      const frame = peer.encoding === 'compact'
+        ? (compact ??= encodeCompactPositions(now, movers))
+        : (json ??= this.jsonPositions(now, movers))
+      if (this.deliver(peer, frame)) sent++
+    }
+    this.countPositions(sent, skipped)
+  }
+
+  private sendPositionsInView (room: Room, now: number): void {
+    let sent = 0
+    let skipped = 0
+    room.takePositionsInView((member, users) => {
+      const peer = member.peer
+      if (peer === null) return
+      if (this.isBehind(peer)) {
+        this.behind.add(member)
+        skipped++
+        return
+      }
+      if (this.deliver(peer, this.positionsFor(peer, now, users))) sent++
+    })
+    this.countPositions(sent, skipped)
+  }
+
+  private countPositions (sent: number, skipped: number): void {
+    this.meter.sent('positions', sent)
+    if (skipped > 0) this.meter.skipped(skipped)
+  }
+
+  /** Users who were skipped get every position they can see as soon as they drain. */
+  private catchUp (now: number): void {
+    for (const user of this.behind) {
+      const peer = user.peer
+      const room = this.users.room(user.room)
+      if (peer === null || room === undefined || !room.members.has(user.id)) {
+        this.behind.delete(user)
+      } else if (!this.isBehind(peer)) {
+        this.behind.delete(user)
+        this.broadcast(this.positionsFor(peer, now, room.usersInViewOf(user)), 'positions', { peer })
+      }
+    }
+  }
+
+  /** A `positions` frame of `users` in the encoding `peer` chose. */
+  private positionsFor (peer: Peer, t: number, users: readonly LiveUser[]): string | Uint8Array {
+    return peer.encoding === 'compact' ? encodeCompactPositions(t, users) : this.jsonPositions(t, users)
+  }
+
+  private jsonPositions (t: number, users: readonly LiveUser[]): string {
+    const entries = this.entries
+    entries.length = 0
+    for (const user of users) {
+      let entry = this.jsonEntries.get(user)
+      if (entry === undefined) {
+        const { x, y, z } = user.position
+        entry = positionEntry(user.id, x, y, z)
+        this.jsonEntries.set(user, entry)
+      }
+      entries.push(entry)
+    }
+    return positionsFrame(t, entries)
+  }
+
+  /** Over the skip threshold but not (yet) over the close one; past that, `deliver` closes it. */
+  private isBehind (peer: Peer): boolean {
+    const buffered = peer.bufferedAmount
+    return buffered > this.limits.slowReaderSkipBytes && buffered <= this.limits.slowReaderCloseBytes
+  }
+
+  /** Sends one frame to one client, unless it is too far behind to ever catch up. */
+  private deliver (peer: Peer, frame: string | Uint8Array): boolean {
+    if (this.closedSlow.has(peer)) return false
+    if (peer.bufferedAmount > this.limits.slowReaderCloseBytes) {
+      peer.close(CloseCode.tooSlow, 'client reads too slowly')
+      this.closedSlow.add(peer)
+      this.meter.closedSlow()
+      return false
+    }
+    peer.send(frame)
+    return true
+  }
+}
+
+/** The room's diff as a frame, with short ids in `joined` for compact clients; without `withoutJoined`'s own entry, and null when that leaves nothing. */
+function roomPresenceFrame (room: Room, diff: PresenceDiff, withSids: boolean, withoutJoined?: string): string | null {
+  let joined: UserT[] = withoutJoined === undefined ? diff.joined : diff.joined.filter((user) => user.id !== withoutJoined)
+  if (withSids) joined = joined.map((user) => ({ ...user, sid: room.members.get(user.id)?.sid }))
+  return presenceFrame(room.name, joined, diff.left, diff.updated)
+}

@@ -1,0 +1,222 @@
+/**
+ * A room and what its clients have been told about it.
+ *
+ * Like Phoenix Presence, a room keeps the last published view of each member and,
+ * once per tick, sends only the difference between that view and the present:
+ * changes inside one tick coalesce into at most one entry per user, and a change
+ * that changes nothing sends nothing.
+ */
+import type { RoomOptionsT } from '../../../schemas/options.js'
+import type { PresenceUpdateT, UserT } from '../../../schemas/protocol.js'
+import { SpatialGrid } from './spatial-grid.js'
+import { sameMembers, sameState } from './state.js'
+import type { LiveUser } from './user.js'
+
+/** A user in view stays in view until this factor beyond the radius, so users at the edge do not flap. */
+export const INTEREST_HYSTERESIS = 1.1
+
+export interface PresenceDiff {
+  joined: UserT[]
+  left: string[]
+  updated: PresenceUpdateT[]
+}
+
+/**
+ * Called once per connected member with the users whose positions it should get
+ * this tick. The array is reused for the next member: read it, do not keep it.
+ */
+export type ViewVisitor = (member: LiveUser, users: readonly LiveUser[]) => void
+
+/** What a member saw last tick, and a spare set to fill this tick (swapped, so no set is allocated per tick). */
+interface View {
+  current: Set<LiveUser>
+  next: Set<LiveUser>
+}
+
+export class Room {
+  readonly members = new Map<string, LiveUser>()
+  /** What this room's clients were last told about each member. */
+  private readonly published = new Map<string, UserT>()
+  /** Members whose presence may differ from `published`. */
+  private readonly changed = new Set<string>()
+  /** Members that entered during this tick: announced whole, since a newcomer's welcome may predate their earlier exit. */
+  private readonly entered = new Set<string>()
+  private readonly moved = new Set<LiveUser>()
+  /** Members by position, when the room has an interest radius. */
+  private readonly grid: SpatialGrid<LiveUser> | null
+  /** With interest management: whom each member was last sent positions of. */
+  private readonly views = new Map<LiveUser, View>()
+  /** With interest management: someone came, went or changed whom they listen to, so views may change without a move. */
+  private viewsStale = false
+
+  /**
+   * With an interest radius, each member's `positions` carry only the users within
+   * it (plus those it listens to); 0 turns interest management off. Presence stays room-wide.
+   */
+  constructor (readonly name: string, readonly options: RoomOptionsT = { interestRadius: 0 }) {
+    this.grid = options.interestRadius > 0 ? new SpatialGrid(options.interestRadius) : null
+  }
+
+  get hasInterest (): boolean { return this.grid !== null }
+
+  add (user: LiveUser): void {
+    this.members.set(user.id, user)
+    this.changed.add(user.id)
+    this.entered.add(user.id)
+    this.grid?.set(user, user.position.x, user.position.y)
+    this.viewsStale = this.grid !== null
+  }
+
+  remove (user: LiveUser): void {
+    this.members.delete(user.id)
+    this.changed.add(user.id)
+    this.entered.delete(user.id)
+    this.moved.delete(user)
+    this.grid?.delete(user)
+    this.views.delete(user)
+    this.viewsStale = this.grid !== null
+  }
+
+  /** The member's name or state changed: what clients know, not what anyone sees. */
+  touch (user: LiveUser): void {
+    this.changed.add(user.id)
+  }
+
+  /** The member's listening set or connection changed: with interest management, views change even if nobody moves. */
+  touchView (user: LiveUser): void {
+    this.changed.add(user.id)
+    this.viewsStale = this.grid !== null
+  }
+
+  move (user: LiveUser): void {
+    this.moved.add(user)
+    this.grid?.set(user, user.position.x, user.position.y)
+  }
+
+  get hasPendingPresence (): boolean { return this.changed.size > 0 }
+  get hasPendingPositions (): boolean { return this.moved.size > 0 || this.viewsStale }
+
+  /** Nothing left to send and nobody here: the room can be dropped. */
+  get isIdle (): boolean {
+    return this.members.size === 0 && this.published.size === 0 && this.changed.size === 0
+  }
+
+  /** Every member but `exceptId`, as they are now (for `welcome` and `snapshot`). */
+  others (exceptId: string, withSids = false): UserT[] {
+    const users: UserT[] = []
+    for (const member of this.members.values()) {
+      if (member.id !== exceptId) users.push(member.toWire(withSids))
+    }
+    return users
+  }
+
+  /** The presence changes since the last call, or null when there are none. */
+  takePresence (): PresenceDiff | null {
+    if (this.changed.size === 0) return null
+    const diff: PresenceDiff = { joined: [], left: [], updated: [] }
+    for (const id of this.changed) {
+      const member = this.members.get(id)
+      const shown = this.published.get(id)
+      if (member === undefined) {
+        // Sent even when never published: a newcomer's welcome may have listed this user.
+        diff.left.push(id)
+        this.published.delete(id)
+        continue
+      }
+      const now = member.toWire()
+      if (shown === undefined || this.entered.has(id)) {
+        diff.joined.push(now)
+      } else {
+        const update = changedFields(shown, now)
+        if (update !== null) diff.updated.push(update)
+      }
+      this.published.set(id, now)
+    }
+    this.changed.clear()
+    this.entered.clear()
+    return diff.joined.length + diff.left.length + diff.updated.length > 0 ? diff : null
+  }
+
+  /** Every member that moved since the last call. */
+  takeMoved (): LiveUser[] {
+    const movers = [...this.moved]
+    this.moved.clear()
+    return movers
+  }
+
+  /**
+   * One tick of interest management: works out what each connected member sees
+   * now and visits it with the users it needs positions of (users in view that
+   * moved, and users that came into view, with their current position).
+   */
+  takePositionsInView (visit: ViewVisitor): void {
+    const grid = this.grid
+    if (grid === null) throw new Error(`room ${this.name} has no interest radius`)
+    const radius = this.options.interestRadius
+    const keep = radius * INTEREST_HYSTERESIS
+    const radiusSquared = radius * radius
+    const keepSquared = keep * keep
+    const moved = this.moved
+    const cells: Array<Set<LiveUser>> = []
+    const needed: LiveUser[] = []
+    for (const member of this.members.values()) {
+      if (member.peer === null) continue
+      let view = this.views.get(member)
+      if (view === undefined) {
+        view = { current: new Set(), next: new Set() }
+        this.views.set(member, view)
+      }
+      const before = view.current
+      const now = view.next
+      now.clear()
+      needed.length = 0
+      const { x, y, z } = member.position
+      grid.cellsNear(x, y, keep, cells)
+      // Each user is in one cell, so nobody is met twice in this loop.
+      for (const cell of cells) {
+        for (const other of cell) {
+          if (other === member) continue
+          const position = other.position
+          const dx = position.x - x
+          const dy = position.y - y
+          const dz = position.z - z
+          const squared = dx * dx + dy * dy + dz * dz
+          if (squared > keepSquared || (squared > radiusSquared && !before.has(other))) continue
+          now.add(other)
+          if (moved.has(other) || !before.has(other)) needed.push(other)
+        }
+      }
+      for (const id of member.listeningTo) {
+        const other = this.members.get(id)
+        if (other === undefined || now.has(other)) continue
+        now.add(other)
+        if (moved.has(other) || !before.has(other)) needed.push(other)
+      }
+      view.current = now
+      view.next = before
+      if (needed.length > 0) visit(member, needed)
+    }
+    moved.clear()
+    this.viewsStale = false
+  }
+
+  /** Everyone `member` currently sees (all members without interest management). */
+  usersInViewOf (member: LiveUser): LiveUser[] {
+    if (this.grid === null) return [...this.members.values()]
+    const users: LiveUser[] = []
+    for (const user of this.views.get(member)?.current ?? []) {
+      if (this.members.get(user.id) === user) users.push(user)
+    }
+    return users
+  }
+}
+
+export function changedFields (before: UserT, after: UserT): PresenceUpdateT | null {
+  const update: PresenceUpdateT = { id: after.id }
+  let changed = false
+  if (before.name !== after.name) { update.name = after.name; changed = true }
+  if (!sameState(before.state, after.state)) { update.state = after.state; changed = true }
+  if (!sameMembers(before.listeningTo, after.listeningTo)) { update.listeningTo = after.listeningTo; changed = true }
+  if (before.connected !== after.connected) { update.connected = after.connected; changed = true }
+  return changed ? update : null
+}

@@ -1,0 +1,58 @@
+/**
+ * User state: a flat object merged key by key, where null removes a key. Limits hold
+ * for the merged result. States are null-prototype objects, so keys such as
+ * `__proto__` or `constructor` are ordinary own keys and never reach a prototype.
+ */
+import { STATE_MAX_BYTES, STATE_MAX_KEYS, type StateT, type StoredStateT } from '../../../schemas/protocol.js'
+
+export type State = StoredStateT
+type StateValue = State[string]
+
+export function emptyState (): State {
+  return Object.create(null) as State
+}
+
+/** A state of our own from one that came from elsewhere (a store, another node, the host). */
+export function copyState (values: Readonly<State>): State {
+  return Object.assign(emptyState(), values)
+}
+
+/** Applies `patch` to a copy of `base`; returns the result, or why it breaks a limit. */
+export function mergeState (base: State, patch: StateT): { state: State } | { error: string } {
+  const merged = emptyState()
+  for (const key of Object.keys(base)) merged[key] = base[key] as StateValue
+  for (const key of Object.keys(patch)) {
+    const value = patch[key]
+    if (value === null || value === undefined) delete merged[key]
+    else merged[key] = value
+  }
+  if (Object.keys(merged).length > STATE_MAX_KEYS) return { error: `state: would exceed ${STATE_MAX_KEYS} keys` }
+  if (Buffer.byteLength(JSON.stringify(merged)) > STATE_MAX_BYTES) return { error: `state: would exceed ${STATE_MAX_BYTES} bytes serialized` }
+  return { state: merged }
+}
+
+export function sameState (a: State, b: State): boolean {
+  const keys = Object.keys(a)
+  if (keys.length !== Object.keys(b).length) return false
+  for (const key of keys) {
+    if (!Object.hasOwn(b, key) || a[key] !== b[key]) return false
+  }
+  return true
+}
+
+/** Lower-cased, own id dropped, duplicates collapsed, first occurrence order kept. */
+export function normalizeListening (ids: readonly string[], selfId: string): string[] {
+  const set = new Set<string>()
+  for (const id of ids) {
+    const lower = id.toLowerCase()
+    if (lower !== selfId) set.add(lower)
+  }
+  return [...set]
+}
+
+/** Set equality of two duplicate-free lists. */
+export function sameMembers (a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false
+  const set = new Set(b)
+  return a.every((value) => set.has(value))
+}

@@ -1,0 +1,69 @@
+/**
+ * A live user: one that is in a room, connected or within its grace period. In a
+ * cluster, users of other nodes are replicas here: `owner` names their node.
+ * Its fields change only through the user store, which tells whoever listens.
+ */
+import type { EncodingT, PositionT, UserT } from '../../../schemas/protocol.js'
+import type { State } from './state.js'
+
+/** The core's view of a client connection; the transport implements it. */
+export interface Peer {
+  /** The user this connection speaks for; the user store links it on register, resume and takeover. */
+  user: LiveUser | null
+  /** How this client wants `positions`; chosen at register or reconnect. */
+  readonly encoding: EncodingT
+  send(frame: string | Uint8Array): void
+  close(code: number, reason: string): void
+  /** Bytes queued for this client and not yet written to the network. */
+  readonly bufferedAmount: number
+}
+
+export class LiveUser {
+  peer: Peer | null = null
+  /** When the socket went away (ms); meaningful only while `peer` is null. */
+  disconnectedAt = 0
+  /** Short id for compact `positions`, unique in this process; the user store sets it. */
+  sid = 0
+  /** The node that has this user's socket; null for this node's own users. */
+  owner: string | null = null
+  /** A replica's connection state, as its owner last said. */
+  remoteConnected = false
+
+  constructor (
+    readonly id: string,
+    /** Empty for replicas: their secrets live with their owner and in the session store. */
+    public secretHash: string,
+    public name: string,
+    public room: string,
+    public position: PositionT,
+    public state: State,
+    public listeningTo: string[]
+  ) {}
+
+  get connected (): boolean { return this.peer !== null || this.remoteConnected }
+  get isLocal (): boolean { return this.owner === null }
+
+  /**
+   * The user as clients see it; with its short id for clients of the compact
+   * encoding. Its position, state and list are the user's own (the store replaces
+   * them, never mutates them): read it now, or `copyUser` it to keep.
+   */
+  toWire (withSid = false): UserT {
+    const wire: UserT = {
+      id: this.id,
+      name: this.name,
+      room: this.room,
+      position: this.position,
+      state: this.state,
+      listeningTo: this.listeningTo,
+      connected: this.connected
+    }
+    if (withSid) wire.sid = this.sid
+    return wire
+  }
+}
+
+/** A copy that shares nothing with the live user: ordinary objects the holder may keep or change. */
+export function copyUser (wire: UserT): UserT {
+  return { ...wire, position: { ...wire.position }, state: { ...wire.state }, listeningTo: [...wire.listeningTo] }
+}

@@ -1,0 +1,76 @@
+/**
+ * One client connection as the core sees it: the peer a user speaks through,
+ * its message limiter, and an ordered queue for its inbound messages.
+ */
+import type { EncodingT } from '../../../schemas/protocol.js'
+import type { MessageLimiter } from './rate-limit.js'
+import type { LiveUser, Peer } from '../presence/user.js'
+
+/** The part of a WebSocket (ws's API) that a connection uses. */
+export interface Socket {
+  readonly readyState: number
+  readonly bufferedAmount: number
+  send(data: string | Uint8Array): void
+  close(code: number, reason: string): void
+  terminate(): void
+  ping(): void
+}
+
+const OPEN = 1
+
+export class Connection implements Peer {
+  user: LiveUser | null = null
+  /** Answered the last heartbeat ping. */
+  alive = true
+  /** Set once the socket has closed; late results of async handlers are then dropped. */
+  closed = false
+  encoding: EncodingT = 'json'
+
+  /** Open for traffic: a socket that is closing takes no more messages either way. */
+  get isOpen (): boolean { return this.socket.readyState === OPEN }
+  private tail: Promise<void> | null = null
+
+  constructor (
+    readonly socket: Socket,
+    /** Remote address, for the per-address register limit. */
+    readonly address: string,
+    readonly limiter: MessageLimiter,
+    private readonly onTaskError: (err: unknown) => void
+  ) {}
+
+  get bufferedAmount (): number { return this.socket.bufferedAmount }
+
+  send (frame: string | Uint8Array): void {
+    if (this.socket.readyState === OPEN) this.socket.send(frame)
+  }
+
+  close (code: number, reason: string): void {
+    if (this.socket.readyState === OPEN) this.socket.close(code, reason)
+  }
+
+  /**
+   * Runs `task` after every earlier task of this connection has finished, so that
+   * a message sent right after `reconnect` sees the resumed user.
+   */
+  serially (task: () => void | Promise<void>): void {
+    if (this.tail === null) {
+      let result: void | Promise<void>
+      try {
+        result = task()
+      } catch (err) {
+        this.onTaskError(err)
+        return
+      }
+      if (result instanceof Promise) this.track(result)
+    } else {
+      this.track(this.tail.then(task))
+    }
+  }
+
+  private track (work: Promise<void>): void {
+    const tail: Promise<void> = work.catch(this.onTaskError).then(() => {
+      if (this.tail === tail) this.tail = null
+    })
+    this.tail = tail
+  }
+}

@@ -1,0 +1,58 @@
+/**
+ * The open connections of one instance, and draining them at shutdown: from the
+ * first moment of a drain, the instance counts as draining (health says so,
+ * upgrades are refused) and every socket is closed with 1012 so clients
+ * reconnect elsewhere.
+ */
+import { CloseCode } from '../../protocol/close-codes.js'
+import type { Connection } from './connection.js'
+
+export class ConnectionRegistry {
+  private readonly open = new Set<Connection>()
+  private drainRun: Promise<void> | null = null
+  /** Called when the last open connection goes (for a drain waiting on it). */
+  private onEmpty: (() => void) | null = null
+
+  constructor (private readonly drainTimeoutMs: number, private readonly beforeExit: () => Promise<void>) {}
+
+  get size (): number { return this.open.size }
+  get draining (): boolean { return this.drainRun !== null }
+
+  add (connection: Connection): void { this.open.add(connection) }
+
+  delete (connection: Connection): void {
+    this.open.delete(connection)
+    if (this.open.size === 0) this.onEmpty?.()
+  }
+
+  [Symbol.iterator] (): IterableIterator<Connection> { return this.open.values() }
+
+  /**
+   * Closes every socket with 1012 and waits for them (at most drainTimeoutMs);
+   * drops the rest, waits for their close handlers (users go into grace), then
+   * flushes sessions. Idempotent.
+   */
+  drain (): Promise<void> {
+    this.drainRun ??= this.run()
+    return this.drainRun
+  }
+
+  private async run (): Promise<void> {
+    for (const connection of this.open) connection.close(CloseCode.restarting, 'server shutting down')
+    await this.allClosed(this.drainTimeoutMs)
+    for (const connection of this.open) connection.socket.terminate()
+    await this.allClosed(this.drainTimeoutMs)
+    await this.beforeExit()
+  }
+
+  private async allClosed (timeoutMs: number): Promise<void> {
+    if (this.open.size === 0) return
+    let timer: ReturnType<typeof setTimeout> | undefined
+    await new Promise<void>((resolve) => {
+      this.onEmpty = resolve
+      timer = setTimeout(resolve, timeoutMs)
+    })
+    clearTimeout(timer)
+    this.onEmpty = null
+  }
+}

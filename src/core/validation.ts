@@ -1,0 +1,83 @@
+/**
+ * Inbound frame checks in the contract's order: envelope (JSON, object, string
+ * `type`, known type), then the message's compiled TypeBox schema. One frame
+ * yields one message or one error.
+ */
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
+import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors'
+import { ClientMessageSchemas, type ClientMessage, type ClientMessageType, type ProtocolErrorT } from '../../schemas/protocol.js'
+
+export type ProtocolError = ProtocolErrorT
+
+export type ParseResult =
+  | { ok: true, message: ClientMessage }
+  | { ok: false, error: ProtocolError }
+
+const checks = Object.fromEntries(
+  Object.entries(ClientMessageSchemas).map(([type, schema]) => [type, TypeCompiler.Compile(schema)])
+) as Record<ClientMessageType, TypeCheck<(typeof ClientMessageSchemas)[ClientMessageType]>>
+
+const isMessageType = (type: string): type is ClientMessageType => Object.hasOwn(checks, type)
+
+/**
+ * `/position/x` → `position.x`, `/listeningTo/3` → `listeningTo[3]` (JSON pointer
+ * unescaped). A segment is an index only where `value` holds an array there, so a
+ * state key such as `123` stays `state.123`.
+ */
+export function dottedPath (pointer: string, value?: unknown): string {
+  let path = ''
+  let here: unknown = value
+  for (const raw of pointer.split('/').slice(1)) {
+    const segment = raw.replaceAll('~1', '/').replaceAll('~0', '~')
+    path += Array.isArray(here) ? `[${segment}]` : (path === '' ? segment : `.${segment}`)
+    here = typeof here === 'object' && here !== null ? (here as Record<string, unknown>)[segment] : undefined
+  }
+  return path
+}
+
+function describe (error: ValueError, type: string, message: unknown): string {
+  const path = dottedPath(error.path, message)
+  const expected = (error.schema as { expected?: string }).expected
+  switch (error.type) {
+    case ValueErrorType.ObjectRequiredProperty:
+      return `${path}: required`
+    case ValueErrorType.ObjectAdditionalProperties:
+      return 'patternProperties' in error.schema
+        ? `${path}: key must match ${Object.keys(error.schema.patternProperties as object)[0] ?? ''}`
+        : `${path}: unexpected field`
+    case ValueErrorType.ObjectMinProperties:
+      return `${type}: needs ${expected ?? 'more fields'}`
+    default:
+      return `${path}: expected ${expected ?? error.message.replace(/^Expected /, '')}`
+  }
+}
+
+export function invalid (message: string, ref?: string): ProtocolError {
+  return ref === undefined ? { code: 'invalid_message', message } : { code: 'invalid_message', message, ref }
+}
+
+/** Parses and validates one text frame. Never throws. */
+export function parseFrame (text: string): ParseResult {
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    return { ok: false, error: { code: 'bad_json', message: 'frame is not valid JSON' } }
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return { ok: false, error: invalid('message must be a JSON object') }
+  }
+  const type: unknown = (value as { type?: unknown }).type
+  if (typeof type !== 'string') {
+    return { ok: false, error: invalid('type: expected a string') }
+  }
+  if (!isMessageType(type)) {
+    return { ok: false, error: { code: 'unknown_type', message: `type: unknown message type ${JSON.stringify(type.slice(0, 64))}`, ref: type.slice(0, 64) } }
+  }
+  const check = checks[type]
+  if (!check.Check(value)) {
+    const first = check.Errors(value).First()
+    return { ok: false, error: invalid(first === undefined ? `${type}: invalid message` : describe(first, type, value), type) }
+  }
+  return { ok: true, message: value as ClientMessage }
+}

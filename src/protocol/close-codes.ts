@@ -1,0 +1,22 @@
+/**
+ * WebSocket close codes of the contract, as server and client both use them.
+ * No Node imports: the browser client shares this file.
+ */
+export const CloseCode = {
+  /** The session ended for good (`leave`, or the server disconnected the user): do not come back with its secret. */
+  ended: 1000,
+  /** Policy: the connection kept breaking the rate limit. */
+  policy: 1008,
+  /** An inbound frame was larger than `maxPayload`. */
+  tooBig: 1009,
+  /** The server is restarting or draining: reconnect at once, to another instance if there is one. */
+  restarting: 1012,
+  /** The client read too slowly and fell hopelessly behind. */
+  tooSlow: 1013,
+  /** The client's own: register/reconnect was refused for now (`rate_limited`); retry after a backoff. */
+  retry: 4000,
+  /** The same user connected elsewhere (another tab, another node): do not reconnect. */
+  replaced: 4001
+} as const
+
+export type CloseCodeT = (typeof CloseCode)[keyof typeof CloseCode]

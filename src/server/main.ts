@@ -1,0 +1,87 @@
+/**
+ * The standalone server: the Shoal plugin in a Fastify app, configured from the
+ * environment, with graceful shutdown on SIGTERM and SIGINT. Alone it keeps
+ * sessions in a SQLite file under DATA_DIR; with REDIS_URL it is a node of a
+ * cluster, with sessions and membership in Redis.
+ */
+import { randomBytes } from 'node:crypto'
+import { hostname } from 'node:os'
+import { join } from 'node:path'
+import closeWithGrace from 'close-with-grace'
+import Fastify from 'fastify'
+import shoal from '../../index.js'
+import { RedisClusterBus, redactRedisUrl } from '../adapters/redis-bus.js'
+import { RedisSessionStore } from '../adapters/redis-session-store.js'
+import { SessionDatabaseError, SqliteSessionStore } from '../adapters/sqlite-session-store.js'
+import { systemClock } from '../core/clock.js'
+import type { SessionStore } from '../core/sessions/session-store.js'
+import { SettingsError } from '../core/settings.js'
+import { csvFeedsFromEnv, dataDirFromEnv, listenFromEnv, settingsFromEnv } from './env.js'
+import { loggerOptions } from './logger.js'
+
+/** The contract: the process exits within 10 seconds of the signal. */
+const SHUTDOWN_LIMIT_MS = 10_000
+
+/** What the server keeps its sessions in, and the cluster bus when it has one. */
+interface Backing {
+  sessionStore: SessionStore & { close(): Promise<void> }
+  bus?: RedisClusterBus
+  describe: Record<string, string>
+}
+
+/** With REDIS_URL: a node of a cluster, sessions in Redis. Without: one node, sessions in SQLite. */
+async function backing (env: NodeJS.ProcessEnv, sessionTtlMs: number): Promise<Backing> {
+  const url = env.REDIS_URL
+  if (url === undefined || url === '') {
+    // Never a silent fallback to memory: identities that should survive a restart would not.
+    const store = new SqliteSessionStore(join(dataDirFromEnv(env), 'sessions.db'))
+    return { sessionStore: store, describe: { sessions: store.file } }
+  }
+  const prefix = env.REDIS_PREFIX === undefined || env.REDIS_PREFIX === '' ? 'shoal:' : env.REDIS_PREFIX
+  const nodeId = env.NODE_ID === undefined || env.NODE_ID === '' ? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}` : env.NODE_ID
+  const store = new RedisSessionStore({ url, prefix, sessionTtlMs })
+  try {
+    await store.ready()
+  } catch (err) {
+    await store.close()
+    throw new BackingError(`cannot reach Redis at ${redactRedisUrl(url)}: ${err instanceof Error ? err.message : String(err)}`)
+  }
+  const bus = new RedisClusterBus({ url, prefix, nodeId, clock: systemClock })
+  return { sessionStore: store, bus, describe: { sessions: 'redis', node: nodeId, redis: redactRedisUrl(url) } }
+}
+
+class BackingError extends Error {}
+
+async function main (): Promise<void> {
+  let settings, listen, csvFeeds, backed
+  try {
+    settings = settingsFromEnv(process.env)
+    listen = listenFromEnv(process.env)
+    csvFeeds = csvFeedsFromEnv(process.env)
+    backed = await backing(process.env, settings.sessionTtlMs)
+  } catch (err) {
+    if (!(err instanceof SettingsError) && !(err instanceof SessionDatabaseError) && !(err instanceof BackingError)) throw err
+    process.stderr.write(`shoal: ${err.message}\n`)
+    process.exit(1)
+  }
+  const { sessionStore, bus } = backed
+
+  // Health must answer `draining` (not Fastify's generic 503) while shutdown runs.
+  const app = Fastify({ logger: loggerOptions(listen.logLevel), return503OnClosing: false, trustProxy: process.env.TRUST_PROXY === 'true' })
+  await app.register(shoal, { ...settings, sessionStore, csvFeeds, ...(bus !== undefined && { bus }) })
+  app.log.info(backed.describe, bus === undefined ? 'single node, sessions in SQLite' : 'cluster node, sessions in Redis')
+
+  closeWithGrace({ delay: SHUTDOWN_LIMIT_MS, logger: { error: (message: string) => app.log.error(message) } }, async ({ signal, err }) => {
+    if (err !== undefined) app.log.error({ err }, 'shutting down after an error')
+    else app.log.info({ signal }, 'shutting down')
+    await app.shoal.drain()
+    await app.close()
+    // The plugin flushed the store when the app closed; the store and bus belong to this file, which closes them.
+    await bus?.close()
+    await sessionStore.close()
+  })
+
+  await app.listen({ port: listen.port, host: listen.host })
+}
+
+await main()
