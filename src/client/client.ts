@@ -70,12 +70,8 @@ export interface ShoalClientEvents {
   rtt: [ms: number]
 }
 
-export interface RegisterFields {
-  name?: string
-  room?: string
-  state?: StateT
-  position?: { x: number, y: number, z?: number }
-}
+/** The fields of `register` a client chooses. */
+export type RegisterFields = Omit<ClientMessageOf<'register'>, 'type' | 'encoding'>
 
 export interface ShoalClientOptions {
   /** ws:// or wss:// URL of the server's WebSocket endpoint. */

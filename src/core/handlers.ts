@@ -23,7 +23,7 @@ export const DEFAULT_ROOM = 'lobby'
 export const guestName = (): string => `guest-${randomBytes(2).toString('hex')}`
 
 /** Which connections a message type is for: `user` needs a user, `guest` needs none. */
-export type Audience = 'user' | 'guest' | 'any'
+type Audience = 'user' | 'guest' | 'any'
 
 interface HandlerEntry<K extends ClientMessageType> {
   audience: Audience

@@ -18,5 +18,3 @@ export const CloseCode = {
   /** The same user connected elsewhere (another tab, another node): do not reconnect. */
   replaced: 4001
 } as const
-
-export type CloseCodeT = (typeof CloseCode)[keyof typeof CloseCode]

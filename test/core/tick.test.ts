@@ -80,3 +80,16 @@ t.test('start runs ticks on a timer until stop; starting twice does not double t
   scheduler.stop()
   t.pass('stopping twice is harmless')
 })
+
+t.test('steps run by phase, whichever was added first: expire, persist, flush, publish', async (t) => {
+  const ran: string[] = []
+  const scheduler = new TickScheduler(20)
+  scheduler.add('publish', 'cluster', () => { ran.push('cluster') })
+  scheduler.add('flush', 'rooms', () => { ran.push('rooms') })
+  scheduler.add('persist', 'sessions', () => { ran.push('sessions') })
+  scheduler.add('expire', 'grace', () => { ran.push('grace') })
+  scheduler.add('publish', 'orphans', () => { ran.push('orphans') })
+  t.strictSame(scheduler.order, ['grace', 'sessions', 'rooms', 'cluster', 'orphans'])
+  scheduler.tick()
+  t.strictSame(ran, ['grace', 'sessions', 'rooms', 'cluster', 'orphans'])
+})

@@ -1,8 +1,8 @@
 import t from 'tap'
 import type { Room } from '../../src/core/presence/room.js'
-import { UserStore } from '../../src/core/presence/user-store.js'
+import { USER_CHANGES, UserStore } from '../../src/core/presence/user-store.js'
 import type { LiveUser } from '../../src/core/presence/user.js'
-import { connectedUser, makeUser, positionsOf, stateOf } from './fakes.js'
+import { connectedUser, FakePeer, makeUser, positionsOf, stateOf } from './fakes.js'
 
 /** One tick: every changed room's presence and positions, by room name. */
 function flush (store: UserStore): Map<string, { room: Room, presence: ReturnType<Room['takePresence']>, positions: Array<[string, number, number, number]> }> {
@@ -224,4 +224,89 @@ t.test('removing a user removes its own edges but keeps others\' listeningTo ent
   store.add(back)
   t.strictSame(ids(store.connectedListenersOf(a.id)), [b.id])
   t.strictSame(ids(store.connectedListenersOf(b.id)), [], 'the old edges of a did not survive its removal')
+})
+
+/** Every event the store emits, in order, as `event:name`. */
+function recordEvents (store: UserStore): string[] {
+  const seen: string[] = []
+  for (const event of [...USER_CHANGES, 'data'] as const) {
+    store.on(event, (user: LiveUser, extra?: string) => { seen.push(`${event}:${user.name}${extra === undefined ? '' : `:${extra}`}`) })
+  }
+  return seen
+}
+
+t.test('every change is told once, as it happens, with the user as it is after it', async (t) => {
+  const store = new UserStore()
+  const seen = recordEvents(store)
+  const ann = makeUser({ name: 'ann', room: 'r1' })
+  const peer = new FakePeer()
+  store.add(ann, peer)
+  t.equal(peer.user, ann, 'add links the peer both ways')
+  store.setPosition(ann, { x: 1, y: 2, z: 3 })
+  store.setProfile(ann, 'ann', stateOf({ mood: 'ok' }))
+  store.setListening(ann, ['00000000-0000-4000-8000-000000000001'])
+  store.moveToRoom(ann, 'r2')
+  store.detach(ann, 5)
+  t.equal(ann.disconnectedAt, 5)
+  t.equal(peer.user, null, 'detach unlinks the peer')
+  store.attach(ann, new FakePeer())
+  store.sendData(ann, '{"hi":1}')
+  store.remove(ann)
+  t.strictSame(seen, [
+    'join:ann', 'moved:ann', 'profile:ann', 'listening:ann', 'leave:ann:r1', 'join:ann',
+    'connection:ann', 'connection:ann', 'data:ann:{"hi":1}', 'leave:ann:r2'
+  ])
+})
+
+t.test('attach over a live peer is a takeover: no connection change, the old peer is detached and returned', async (t) => {
+  const store = new UserStore()
+  const first = new FakePeer()
+  const ann = makeUser({ name: 'ann' })
+  store.add(ann, first)
+  const seen = recordEvents(store)
+  const second = new FakePeer()
+  t.equal(store.attach(ann, second), first)
+  t.equal(first.user, null)
+  t.equal(ann.peer, second)
+  t.strictSame(seen, [], 'the room sees no change')
+})
+
+t.test('assign changes only what differs, each through its own event; a local user keeps its own connection state', async (t) => {
+  const store = new UserStore()
+  const ann = makeUser({ name: 'ann', room: 'r1', position: { x: 1, y: 1, z: 1 }, state: { a: 1 } })
+  store.add(ann, new FakePeer())
+  flush(store)
+  const seen = recordEvents(store)
+  store.assign(ann, { room: 'r1', name: 'ann', state: { a: 1 }, listeningTo: [], position: { x: 1, y: 1, z: 1 }, connected: false })
+  t.strictSame(seen, [], 'nothing differs: nothing told')
+  t.equal(ann.connected, true)
+  store.assign(ann, { room: 'r2', state: { a: 2 }, position: { x: 2, y: 1, z: 1 } })
+  t.strictSame(seen, ['leave:ann:r1', 'join:ann', 'profile:ann', 'moved:ann'])
+  t.strictSame({ ...ann.state }, { a: 2 })
+  t.equal(Object.getPrototypeOf(ann.state), null, 'the state is a copy of our own')
+
+  const replica = makeUser({ name: 'bob' })
+  replica.owner = 'node-b'
+  store.add(replica)
+  store.assign(replica, { connected: true })
+  t.equal(replica.connected, true, 'a replica takes its connection state from its owner')
+  t.equal(seen.at(-1), 'connection:bob')
+})
+
+t.test('adopt and release move a user between this node and another without the room seeing it', async (t) => {
+  const store = new UserStore()
+  const ann = makeUser({ name: 'ann', secretHash: 'h1' })
+  const peer = new FakePeer()
+  store.add(ann, peer)
+  flush(store)
+  const seen = recordEvents(store)
+  t.equal(store.release(ann, 'node-b'), peer, 'release returns the detached peer')
+  t.equal(ann.owner, 'node-b')
+  t.equal(ann.connected, true, 'still connected, on its new owner')
+  t.equal(store.bySecretHash('h1'), undefined, 'its secret is no longer this node\'s')
+  store.adopt(ann, 'h2')
+  t.equal(ann.isLocal, true)
+  t.equal(store.bySecretHash('h2'), ann)
+  t.strictSame(seen, ['owner:ann', 'owner:ann'])
+  t.equal(flush(store).size, 0, 'no room changed')
 })

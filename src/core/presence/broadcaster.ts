@@ -35,6 +35,9 @@ export type Recipients =
   | { users: Iterable<LiveUser>, except?: LiveUser }
   | { peer: Peer }
 
+/** One room's positions this tick: frames sent, members skipped for reading slowly. */
+interface PositionsTally { sent: number, skipped: number }
+
 export class Broadcaster {
   /** Users skipped for positions, owed every position of their room once they drain. */
   private readonly behind = new Set<LiveUser>()
@@ -112,41 +115,37 @@ export class Broadcaster {
   private sendPositions (room: Room, movers: LiveUser[], now: number): void {
     let json: string | null = null
     let compact: Uint8Array | null = null
-    let sent = 0
-    let skipped = 0
+    const tally = { sent: 0, skipped: 0 }
     for (const member of room.members.values()) {
-      const peer = member.peer
+      const peer = this.readyForPositions(member, tally)
       if (peer === null) continue
-      if (this.isBehind(peer)) {
-        this.behind.add(member)
-        skipped++
-        continue
-      }
       const frame = peer.encoding === 'compact'
         ? (compact ??= encodeCompactPositions(now, movers))
         : (json ??= this.jsonPositions(now, movers))
-      if (this.deliver(peer, frame)) sent++
+      if (this.deliver(peer, frame)) tally.sent++
     }
-    this.countPositions(sent, skipped)
+    this.countPositions(tally)
   }
 
   private sendPositionsInView (room: Room, now: number): void {
-    let sent = 0
-    let skipped = 0
+    const tally = { sent: 0, skipped: 0 }
     room.takePositionsInView((member, users) => {
-      const peer = member.peer
-      if (peer === null) return
-      if (this.isBehind(peer)) {
-        this.behind.add(member)
-        skipped++
-        return
-      }
-      if (this.deliver(peer, this.positionsFor(peer, now, users))) sent++
+      const peer = this.readyForPositions(member, tally)
+      if (peer !== null && this.deliver(peer, this.positionsFor(peer, now, users))) tally.sent++
     })
-    this.countPositions(sent, skipped)
+    this.countPositions(tally)
   }
 
-  private countPositions (sent: number, skipped: number): void {
+  /** The member's peer if it gets positions now; one that reads too slowly is skipped, counted, and owed a catch-up. */
+  private readyForPositions (member: LiveUser, tally: PositionsTally): Peer | null {
+    const peer = member.peer
+    if (peer === null || !this.isBehind(peer)) return peer
+    this.behind.add(member)
+    tally.skipped++
+    return null
+  }
+
+  private countPositions ({ sent, skipped }: PositionsTally): void {
     this.meter.sent('positions', sent)
     if (skipped > 0) this.meter.skipped(skipped)
   }

@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import type { ShoalSettingsT } from '../../../schemas/options.js'
-import type { PositionT, UserT } from '../../../schemas/protocol.js'
+import type { UserT } from '../../../schemas/protocol.js'
 import type { SessionRecordT } from '../../../schemas/session.js'
 import type { Clock } from '../clock.js'
 import { copyState, type State } from '../presence/state.js'
@@ -17,12 +17,8 @@ import { hashSecret, newSecret, sameHash } from './secrets.js'
 
 export type SessionTiming = Pick<ShoalSettingsT, 'graceMs' | 'sessionTtlMs'>
 
-export interface NewUser {
-  name: string
-  room: string
-  position: PositionT
-  state: State
-}
+/** What a new user starts with. */
+export type NewUser = Pick<UserT, 'name' | 'room' | 'position'> & { state: State }
 
 export type Resumption =
   /** `replaced` is the socket the user was taken from, now detached; `rejoined` is true when the user had left its room. */

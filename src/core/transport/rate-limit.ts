@@ -1,4 +1,5 @@
 /** Abuse limits of the contract: a per-connection token bucket and a per-address window. */
+import type { ShoalSettingsT } from '../../../schemas/options.js'
 
 export type Admission =
   | 'ok'
@@ -8,10 +9,7 @@ export type Admission =
   /** Dropped in each of `strikeSeconds` consecutive seconds: close the connection (1008). */
   | 'close'
 
-export interface MessageLimits {
-  messagesPerSecond: number
-  messageBurst: number
-}
+export type MessageLimits = Pick<ShoalSettingsT, 'messagesPerSecond' | 'messageBurst'>
 
 /** Messages of one connection: a token bucket, plus the count of consecutive seconds with drops. */
 export class MessageLimiter {

@@ -1,0 +1,315 @@
+/**
+ * The protocol engine without Fastify or ws: a fake socket, a manual clock, the
+ * real user store, sessions, broadcaster and handlers. Each test is what a client
+ * sees for what it sends.
+ */
+import t from 'tap'
+import type { ErrorCodeT, ServerMessageT } from '../../schemas/protocol.js'
+import { ManualClock } from '../../src/core/clock.js'
+import { Engine, type EngineLog, type EngineMeter } from '../../src/core/engine.js'
+import { Broadcaster, type BroadcastMeter } from '../../src/core/presence/broadcaster.js'
+import { UserStore } from '../../src/core/presence/user-store.js'
+import { MemorySessionStore } from '../../src/core/sessions/session-store.js'
+import { SessionManager } from '../../src/core/sessions/sessions.js'
+import type { Connection, Socket } from '../../src/core/transport/connection.js'
+import { ConnectionRegistry } from '../../src/core/transport/connections.js'
+import { AddressLimiter } from '../../src/core/transport/rate-limit.js'
+import { hashSecret } from '../../src/core/sessions/secrets.js'
+import type { FrameOf } from './fakes.js'
+
+const OPEN = 1
+const CLOSED = 3
+
+/** ws's few methods, recording what the engine does with them. */
+class FakeSocket implements Socket {
+  readyState = OPEN
+  bufferedAmount = 0
+  readonly sent: Array<string | Uint8Array> = []
+  readonly closes: Array<{ code: number, reason: string }> = []
+  terminated = false
+  pings = 0
+
+  send (data: string | Uint8Array): void { this.sent.push(data) }
+  close (code: number, reason: string): void { this.closes.push({ code, reason }); this.readyState = CLOSED }
+  terminate (): void { this.terminated = true; this.readyState = CLOSED }
+  ping (): void { this.pings++ }
+
+  get frames (): ServerMessageT[] {
+    return this.sent.filter((frame): frame is string => typeof frame === 'string').map((text) => JSON.parse(text) as ServerMessageT)
+  }
+
+  ofType<T extends ServerMessageT['type']> (type: T): Array<FrameOf<T>> {
+    return this.frames.filter((frame) => frame.type === type) as Array<FrameOf<T>>
+  }
+
+  /** The one frame of `type` received so far. */
+  only<T extends ServerMessageT['type']> (type: T): FrameOf<T> {
+    const frames = this.ofType(type)
+    if (frames.length !== 1) throw new Error(`expected one ${type}, got ${frames.length}: ${JSON.stringify(this.frames).slice(0, 300)}`)
+    return frames[0] as FrameOf<T>
+  }
+
+  clear (): void { this.sent.length = 0 }
+}
+
+class RecordingMeter {
+  readonly received: string[] = []
+  readonly errors: ErrorCodeT[] = []
+  // Arrow properties: the broadcaster and the engine call these detached.
+  readonly meter: EngineMeter & BroadcastMeter = {
+    received: (type: string) => { this.received.push(type) },
+    error: (code: ErrorCodeT) => { this.errors.push(code) },
+    sent () {},
+    skipped () {},
+    closedSlow () {}
+  }
+}
+
+const quietLog: EngineLog = { debug () {}, warn () {}, error () {} }
+
+function setup (limits: { registerLimit?: number, messageBurst?: number } = {}) {
+  const clock = new ManualClock()
+  const users = new UserStore()
+  const store = new MemorySessionStore()
+  const sessions = new SessionManager(users, store, clock, { graceMs: 1000, sessionTtlMs: 60_000 })
+  const recorded = new RecordingMeter()
+  const broadcaster = new Broadcaster(users, clock, { slowReaderSkipBytes: 1e6, slowReaderCloseBytes: 1e7 }, recorded.meter)
+  const connections = new ConnectionRegistry(10, async () => { await sessions.flush() })
+  const engine = new Engine({
+    settings: { tickHz: 20, heartbeatMs: 10_000, maxPayload: 16_384, messagesPerSecond: 10, messageBurst: limits.messageBurst ?? 20 },
+    clock,
+    users,
+    sessions,
+    broadcaster,
+    connections,
+    registrations: new AddressLimiter(limits.registerLimit ?? 30, 60_000),
+    feeds: { framesFor: () => [] },
+    meter: recorded.meter,
+    log: quietLog
+  })
+  /** A client: its socket, its connection, and what it sends as text. */
+  const connect = (address = '10.0.0.1') => {
+    const socket = new FakeSocket()
+    const connection = engine.open(socket, address)
+    const send = (message: unknown): void => engine.receive(connection, Buffer.from(typeof message === 'string' ? message : JSON.stringify(message)), false)
+    return { socket, connection, send }
+  }
+  const registered = (name: string, room = 'r1') => {
+    const client = connect()
+    client.send({ type: 'register', name, room })
+    const welcome = client.socket.only('welcome')
+    client.socket.clear()
+    return { ...client, welcome, id: welcome.id }
+  }
+  return { clock, users, store, sessions, broadcaster, connections, engine, recorded, connect, registered }
+}
+
+/** Lets queued handlers (reconnect awaits its store) run. */
+const settle = async (): Promise<void> => { for (let i = 0; i < 10; i++) await Promise.resolve() }
+
+const errorOf = (socket: FakeSocket): { code: string, ref?: string | undefined } => {
+  const error = socket.only('error')
+  return { code: error.code, ref: error.ref }
+}
+
+t.test('register: a welcome with a fresh identity, and the room hears of the newcomer at the next tick', async (t) => {
+  const s = setup()
+  const ann = s.registered('Ann')
+  s.broadcaster.flush()
+  t.match(ann.welcome, { protocol: 1, room: 'r1', resumed: false, you: { name: 'Ann', connected: true }, users: [], tickHz: 20, heartbeatMs: 10_000 })
+  t.match(ann.welcome.secret, /^[A-Za-z0-9_-]{43}$/)
+  t.equal(s.connections.size, 1)
+
+  const bob = s.registered('Bob')
+  t.strictSame(bob.welcome.users.map((user) => user.name), ['Ann'], 'a newcomer\'s welcome lists who is there')
+  s.broadcaster.flush()
+  t.strictSame(ann.socket.only('presence').joined?.map((user) => user.name), ['Bob'])
+  t.strictSame(bob.socket.ofType('presence'), [], 'the newcomer is not told of itself')
+})
+
+t.test('register without a name or room: a guest in the lobby', async (t) => {
+  const s = setup()
+  const client = s.connect()
+  client.send({ type: 'register' })
+  const welcome = client.socket.only('welcome')
+  t.match(welcome.you.name, /^guest-[0-9a-f]{4}$/)
+  t.equal(welcome.room, 'lobby')
+})
+
+t.test('a bad register is refused with one error and creates no user', async (t) => {
+  const s = setup()
+  const client = s.connect()
+  client.send({ type: 'register', name: '   ' })
+  t.strictSame(errorOf(client.socket), { code: 'invalid_message', ref: 'register' })
+  t.equal(s.users.userCount, 0)
+  client.socket.clear()
+  client.send({ type: 'register', state: Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`k${i}`, i])) })
+  t.match(client.socket.only('error'), { code: 'invalid_message', message: /state: would exceed 32 keys/ })
+  t.equal(s.users.userCount, 0)
+})
+
+t.test('update: positions reach the room at the next tick, and the session store gets the change without the handler asking', async (t) => {
+  const s = setup()
+  const ann = s.registered('Ann')
+  const bob = s.registered('Bob')
+  s.broadcaster.flush()
+  await s.sessions.persist()
+  ann.socket.clear()
+  bob.socket.clear()
+  bob.send({ type: 'update', position: { x: 3, y: 4 }, state: { mood: 'ok' } })
+  t.strictSame(bob.socket.frames, [], 'no reply to a good update')
+  s.broadcaster.flush()
+  t.strictSame(ann.socket.only('positions').p, [[bob.id, 3, 4, 0]])
+  t.strictSame(ann.socket.only('presence').updated, [{ id: bob.id, state: { mood: 'ok' } }])
+  await s.sessions.persist()
+  t.match(await s.store.load(hashSecret(bob.welcome.secret)), { position: { x: 3, y: 4, z: 0 }, state: { mood: 'ok' } })
+})
+
+t.test('a bad update changes nothing and gets one error', async (t) => {
+  const s = setup()
+  const ann = s.registered('Ann')
+  ann.send({ type: 'update', position: { x: 1, y: 1 }, state: { 'bad key': 1 } })
+  t.match(ann.socket.only('error'), { code: 'invalid_message', ref: 'update', message: /key must match/ })
+  t.strictSame(s.users.get(ann.id)?.position, { x: 0, y: 0, z: 0 })
+})
+
+t.test('join: a snapshot of the new room; the old room sees the user leave', async (t) => {
+  const s = setup()
+  const ann = s.registered('Ann', 'r1')
+  const bob = s.registered('Bob', 'r1')
+  const cid = s.registered('Cid', 'r2')
+  s.broadcaster.flush()
+  ann.socket.clear()
+  cid.socket.clear()
+  bob.send({ type: 'join', room: 'r2' })
+  t.match(bob.socket.only('snapshot'), { room: 'r2', users: [{ name: 'Cid' }] })
+  s.broadcaster.flush()
+  t.strictSame(ann.socket.only('presence').left, [bob.id])
+  t.strictSame(cid.socket.only('presence').joined?.map((user) => user.name), ['Bob'])
+  t.equal(s.users.get(bob.id)?.room, 'r2')
+})
+
+t.test('data goes to the listeners only, across rooms; a payload over the limit is refused', async (t) => {
+  const s = setup()
+  const ann = s.registered('Ann', 'r1')
+  const bob = s.registered('Bob', 'r2')
+  const cid = s.registered('Cid', 'r1')
+  bob.send({ type: 'updatelisteningto', listeningTo: [ann.id.toUpperCase()] })
+  ann.send({ type: 'data', payload: { hello: 'world' } })
+  t.strictSame(bob.socket.ofType('data'), [{ type: 'data', from: ann.id, payload: { hello: 'world' } }])
+  t.strictSame(cid.socket.ofType('data'), [], 'not a listener: nothing')
+  t.strictSame(ann.socket.ofType('data'), [], 'never to the sender')
+
+  ann.send({ type: 'data', payload: 'x'.repeat(9000) })
+  t.match(ann.socket.only('error'), { code: 'invalid_message', ref: 'data' })
+  t.equal(bob.socket.ofType('data').length, 1, 'the refused payload reached nobody')
+})
+
+t.test('errors: each bad frame gets its one error and changes nothing', async (t) => {
+  const s = setup()
+  const guest = s.connect()
+  const cases: Array<[unknown, ErrorCodeT, string | undefined]> = [
+    ['{not json', 'bad_json', undefined],
+    ['[1,2]', 'invalid_message', undefined],
+    [{ type: 'teleport' }, 'unknown_type', 'teleport'],
+    [{ type: 'update', position: { x: 1, y: 1 } }, 'not_registered', 'update'],
+    [{ type: 'ping', t: 'soon' }, 'invalid_message', 'ping']
+  ]
+  for (const [frame, code, ref] of cases) {
+    guest.socket.clear()
+    guest.send(frame)
+    t.strictSame(errorOf(guest.socket), { code, ref }, JSON.stringify(frame))
+  }
+  t.equal(s.users.userCount, 0)
+  const ann = s.registered('Ann')
+  ann.send({ type: 'register', name: 'again' })
+  t.strictSame(errorOf(ann.socket), { code: 'already_registered', ref: 'register' })
+  ann.socket.clear()
+  s.engine.receive(ann.connection, Buffer.from([1, 2, 3]), true)
+  t.strictSame(errorOf(ann.socket), { code: 'unsupported_frame', ref: undefined })
+  t.equal(s.users.userCount, 1)
+  t.strictSame(s.recorded.errors, ['bad_json', 'invalid_message', 'unknown_type', 'not_registered', 'invalid_message', 'already_registered', 'unsupported_frame'])
+})
+
+t.test('a frame over maxPayload closes the connection with 1009', async (t) => {
+  const s = setup()
+  const ann = s.registered('Ann')
+  ann.send({ type: 'data', payload: 'x'.repeat(20_000) })
+  t.strictSame(ann.socket.closes, [{ code: 1009, reason: 'message too big' }])
+  ann.send({ type: 'ping' })
+  t.strictSame(ann.socket.frames, [], 'a closing socket takes no more messages')
+})
+
+t.test('rate limit: over the burst, one rate_limited a second; ten seconds of it close with 1008', async (t) => {
+  const s = setup({ messageBurst: 3 })
+  const client = s.connect()
+  for (let i = 0; i < 10; i++) client.send({ type: 'ping', t: i })
+  t.equal(client.socket.ofType('pong').length, 3)
+  t.equal(client.socket.ofType('error').length, 1, 'a flood gets one error back, not a flood')
+  for (let second = 1; second < 10; second++) {
+    s.clock.advance(1000)
+    for (let i = 0; i < 20; i++) client.send({ type: 'ping' })
+  }
+  t.strictSame(client.socket.closes, [{ code: 1008, reason: 'rate limit exceeded' }])
+})
+
+t.test('register and reconnect share a budget per address', async (t) => {
+  const s = setup({ registerLimit: 2 })
+  const a = s.connect('10.0.0.7')
+  a.send({ type: 'register' })
+  a.send({ type: 'reconnect', secret: 'nope' })
+  const b = s.connect('10.0.0.7')
+  b.send({ type: 'register' })
+  t.strictSame(errorOf(b.socket), { code: 'rate_limited', ref: 'register' })
+  const other = s.connect('10.0.0.8')
+  other.send({ type: 'register' })
+  t.equal(other.socket.ofType('welcome').length, 1, 'another address has its own budget')
+})
+
+t.test('reconnect: resumes the user on a new socket, closes the old one with 4001, and queues what follows', async (t) => {
+  const s = setup()
+  const ann = s.registered('Ann')
+  const tab = s.connect()
+  tab.send({ type: 'reconnect', secret: ann.welcome.secret })
+  tab.send({ type: 'update', name: 'Ann B' })
+  await settle()
+  t.match(tab.socket.only('welcome'), { id: ann.id, resumed: true, you: { name: 'Ann' } })
+  t.strictSame(ann.socket.closes, [{ code: 4001, reason: 'replaced by a newer connection' }])
+  t.equal(s.users.get(ann.id)?.name, 'Ann B', 'the update sent right after reconnect applied to the resumed user')
+  t.equal(s.users.userCount, 1)
+
+  const stranger = s.connect()
+  stranger.send({ type: 'reconnect', secret: 'x'.repeat(43) })
+  await settle()
+  t.strictSame(errorOf(stranger.socket), { code: 'invalid_secret', ref: 'reconnect' })
+})
+
+t.test('a closed socket leaves its user in grace; leave ends the session for good', async (t) => {
+  const s = setup()
+  const ann = s.registered('Ann')
+  const bob = s.registered('Bob')
+  s.broadcaster.flush()
+  ann.socket.clear()
+  s.engine.closed(bob.connection)
+  t.equal(s.connections.size, 1)
+  s.broadcaster.flush()
+  t.strictSame(ann.socket.only('presence').updated, [{ id: bob.id, connected: false }])
+
+  ann.socket.clear()
+  ann.send({ type: 'leave' })
+  t.strictSame(ann.socket.closes, [{ code: 1000, reason: 'left' }])
+  t.equal(s.users.get(ann.id), undefined)
+  const again = s.connect()
+  again.send({ type: 'reconnect', secret: ann.welcome.secret })
+  await settle()
+  t.strictSame(errorOf(again.socket), { code: 'invalid_secret', ref: 'reconnect' })
+})
+
+t.test('pong marks the connection alive for the heartbeat', async (t) => {
+  const s = setup()
+  const client = s.connect()
+  const connection: Connection = client.connection
+  connection.alive = false
+  s.engine.pong(connection)
+  t.equal(connection.alive, true)
+})
