@@ -155,63 +155,116 @@ function reason (err: unknown): string {
 /** What a client does with frames after its welcome: count them, or (observers) parse them too. */
 type FrameSink = (client: Client) => (data: Buffer, isBinary: boolean) => void
 
+/** Shoal's JSON protocol on the wire: the register and the position update. */
+const jsonRegister = (fields: RegisterFields): string => JSON.stringify({ type: 'register', ...fields })
+const jsonUpdate = (x: number, y: number, z: number): string => `{"type":"update","position":{"x":${x},"y":${y},"z":${z}}}`
+
+const countPing = (): void => { if (measuring) traffic.pings++ }
+
+/** What a client record needs of its socket; `close` is the socket's own normal close. */
+interface ClientSocket { open: boolean, sendPosition: Client['sendPosition'], close: () => void }
+
+/** A new client record; the generator's own close marks it `closing`, so that it is not counted. */
+function newClient (index: number, slot: number, fields: RegisterFields, socket: ClientSocket): Client {
+  const client: Client = {
+    index,
+    id: '',
+    slot,
+    open: socket.open,
+    closing: false,
+    mover: { x: fields.position.x, y: fields.position.y, heading: random() * 2 * Math.PI },
+    sendPosition: socket.sendPosition,
+    close: () => { client.closing = true; socket.close() }
+  }
+  return client
+}
+
+/** A connecting client's outcome, settled once: by its welcome, its first failure, or the connect timeout. */
+interface Outcome {
+  readonly settled: boolean
+  /** Fails the connect: the socket is dropped (`abort`), and its close is not counted. */
+  fail: (why: string) => void
+  /** The welcome came: the client is registered as `id`. */
+  welcome: (id: string) => void
+  /** The socket closed: before the welcome a failure, after it a close to count (unless the generator's own). */
+  closed: (code: number) => void
+}
+
+function outcomeOf (client: Client, abort: () => void, resolve: (client: Client) => void, reject: (err: Error) => void): Outcome {
+  let settled = false
+  const fail = (why: string): void => {
+    if (settled) return
+    settled = true
+    clearTimeout(timer)
+    client.closing = true
+    abort()
+    reject(new Error(why))
+  }
+  const timer = setTimeout(() => fail('timeout'), CONNECT_TIMEOUT_MS)
+  return {
+    get settled () { return settled },
+    fail,
+    welcome: (id) => {
+      settled = true
+      clearTimeout(timer)
+      client.id = id
+      resolve(client)
+    },
+    closed: (code) => {
+      client.open = false
+      if (!settled) fail(`closed ${code}`)
+      else if (!client.closing) bump(traffic.closes, String(code))
+    }
+  }
+}
+
+/** A JSON-protocol text message before the welcome: the welcome's id, or undefined (failing the client on a bad one or an error). */
+function welcomeId (text: string, slot: number, fail: (why: string) => void): string | undefined {
+  let message: Welcome
+  try {
+    message = JSON.parse(text) as typeof message
+  } catch {
+    fail('bad welcome')
+    return undefined
+  }
+  if (message.type === 'welcome' && typeof message.id === 'string') {
+    const problem = welcomeProblem(message)
+    if (problem !== null) {
+      fail(problem)
+      return undefined
+    }
+    if (slot >= 0 && config.encoding === 'compact') learnSids(slot, [message.you, ...(message.users ?? [])])
+    return message.id
+  }
+  if (message.type === 'error') fail(`register: ${message.code ?? 'error'}`)
+  return undefined
+}
+
 /** Opens one client speaking Shoal's JSON protocol; resolves on `welcome`. */
 function openJson (index: number, slot: number, fields: RegisterFields, sink: FrameSink | null): Promise<Client> {
   return new Promise((resolve, reject) => {
     const socket = new WebSocket(`${baseUrlOf(index)}/ws`, wsOptions(index))
-    let settled = false
-    const client: Client = {
-      index,
-      id: '',
-      slot,
+    const client = newClient(index, slot, fields, {
       open: false,
-      closing: false,
-      mover: { x: fields.position.x, y: fields.position.y, heading: random() * 2 * Math.PI },
-      sendPosition: (x, y, z) => socket.send(`{"type":"update","position":{"x":${x},"y":${y},"z":${z}}}`),
-      close: () => { client.closing = true; socket.close(1000) }
-    }
-    const fail = (why: string): void => {
-      if (settled) return
-      settled = true
-      clearTimeout(timer)
-      client.closing = true
-      socket.terminate()
-      reject(new Error(why))
-    }
-    const timer = setTimeout(() => fail('timeout'), CONNECT_TIMEOUT_MS)
-    socket.on('error', (err) => fail(reason(err)))
-    socket.on('unexpected-response', (_request, response) => fail(`http ${String(response.statusCode)}`))
+      sendPosition: (x, y, z) => socket.send(jsonUpdate(x, y, z)),
+      close: () => socket.close(1000)
+    })
+    const outcome = outcomeOf(client, () => socket.terminate(), resolve, reject)
+    socket.on('error', (err) => outcome.fail(reason(err)))
+    socket.on('unexpected-response', (_request, response) => outcome.fail(`http ${String(response.statusCode)}`))
     socket.on('open', () => {
       client.open = true
-      socket.send(JSON.stringify({ type: 'register', ...fields }))
+      socket.send(jsonRegister(fields))
     })
-    socket.on('close', (code) => {
-      client.open = false
-      if (!settled) fail(`closed ${code}`)
-      else if (!client.closing) bump(traffic.closes, String(code))
-    })
-    socket.on('ping', () => { if (measuring) traffic.pings++ })
+    socket.on('close', (code) => outcome.closed(code))
+    socket.on('ping', countPing)
     const onWelcome = (data: Buffer, isBinary: boolean): void => {
       if (isBinary) return // positions come after the welcome only
-      let message: Welcome
-      try {
-        message = JSON.parse(data.toString()) as typeof message
-      } catch {
-        return fail('bad welcome')
-      }
-      if (message.type === 'welcome' && typeof message.id === 'string') {
-        const problem = welcomeProblem(message)
-        if (problem !== null) return fail(problem)
-        if (slot >= 0 && config.encoding === 'compact') learnSids(slot, [message.you, ...(message.users ?? [])])
-        settled = true
-        clearTimeout(timer)
-        client.id = message.id
-        socket.off('message', onWelcome)
-        if (sink !== null) socket.on('message', sink(client))
-        resolve(client)
-      } else if (message.type === 'error') {
-        fail(`register: ${message.code ?? 'error'}`)
-      }
+      const id = welcomeId(data.toString(), slot, outcome.fail)
+      if (id === undefined) return
+      socket.off('message', onWelcome)
+      if (sink !== null) socket.on('message', sink(client))
+      outcome.welcome(id)
     }
     socket.on('message', onWelcome)
   })
@@ -233,69 +286,44 @@ function openRaw (index: number, fields: RegisterFields): Promise<Client> {
     timeoutMs: CONNECT_TIMEOUT_MS
   })
   return connecting.then((socket) => new Promise<Client>((resolve, reject) => {
-    let settled = false
-    const client: Client = {
-      index,
-      id: '',
-      slot: -1,
+    const client = newClient(index, -1, fields, {
       open: true,
-      closing: false,
-      mover: { x: fields.position.x, y: fields.position.y, heading: random() * 2 * Math.PI },
       sendPosition: sio
         ? (x, y, z) => socket.send(`42["update",{"position":{"x":${x},"y":${y},"z":${z}}}]`)
-        : (x, y, z) => socket.send(`{"type":"update","position":{"x":${x},"y":${y},"z":${z}}}`),
-      close: () => { client.closing = true; socket.close(1000) }
-    }
-    const fail = (why: string): void => {
-      if (settled) return
-      settled = true
-      clearTimeout(timer)
-      client.closing = true
-      socket.terminate()
-      reject(new Error(why))
-    }
-    const timer = setTimeout(() => fail('timeout'), CONNECT_TIMEOUT_MS)
+        : (x, y, z) => socket.send(jsonUpdate(x, y, z)),
+      close: () => socket.close(1000)
+    })
+    const outcome = outcomeOf(client, () => socket.terminate(), resolve, reject)
     const welcomed = (id: string): void => {
-      settled = true
-      clearTimeout(timer)
-      client.id = id
       socket.collect = false
       socket.handlers.text = undefined
       socket.handlers.frame = sio ? countSioFrame(socket) : countJsonFrame
-      resolve(client)
+      outcome.welcome(id)
     }
     socket.handlers = {
-      ping: () => { if (measuring) traffic.pings++ },
-      close: (code) => {
-        client.open = false
-        if (!settled) fail(`closed ${code}`)
-        else if (!client.closing) bump(traffic.closes, String(code))
-      },
+      ping: countPing,
+      close: outcome.closed,
       text: sio
-        ? (text) => {
-            if (text === '2') socket.send('3')
-            else if (text.startsWith('0')) socket.send('40') // Engine.IO open → Socket.IO connect to the main namespace
-            else if (text.startsWith('40')) socket.send(`42${JSON.stringify(['register', fields])}`)
-            else if (text.startsWith('44')) fail('connect_error')
-            else if (text.startsWith('42["welcome"')) welcomed((JSON.parse(text.slice(2)) as [string, { id: string }])[1].id)
-          }
+        ? sioHandshake(socket, fields, outcome.fail, welcomed)
         : (text) => {
-            let message: Welcome
-            try {
-              message = JSON.parse(text) as typeof message
-            } catch {
-              return fail('bad welcome')
-            }
-            if (message.type === 'welcome' && typeof message.id === 'string') {
-              const problem = welcomeProblem(message)
-              if (problem !== null) fail(problem)
-              else welcomed(message.id)
-            } else if (message.type === 'error') fail(`register: ${message.code ?? 'error'}`)
+            const id = welcomeId(text, -1, outcome.fail)
+            if (id !== undefined) welcomed(id)
           }
     }
     socket.start()
-    if (!sio) socket.send(JSON.stringify({ type: 'register', ...fields }))
+    if (!sio) socket.send(jsonRegister(fields))
   }))
+}
+
+/** Engine.IO open → Socket.IO connect to the main namespace → register → `welcome`, answering pings on the way. */
+function sioHandshake (socket: RawWebSocket, fields: RegisterFields, fail: (why: string) => void, welcomed: (id: string) => void) {
+  return (text: string): void => {
+    if (text === '2') socket.send('3')
+    else if (text.startsWith('0')) socket.send('40')
+    else if (text.startsWith('40')) socket.send(`42${JSON.stringify(['register', fields])}`)
+    else if (text.startsWith('44')) fail('connect_error')
+    else if (text.startsWith('42["welcome"')) welcomed((JSON.parse(text.slice(2)) as [string, { id: string }])[1].id)
+  }
 }
 
 /** Text and binary (compact `positions`) frames alike: payload bytes as they came. */
@@ -331,27 +359,13 @@ function openSioObserver (index: number, slot: number, fields: RegisterFields): 
       // engine.io-client passes localAddress on to ws; its option type omits it.
       ...({ localAddress: sourceAddress(index) } as object)
     })
-    let settled = false
-    const client: Client = {
-      index,
-      id: '',
-      slot,
+    const client = newClient(index, slot, fields, {
       open: false,
-      closing: false,
-      mover: { x: fields.position.x, y: fields.position.y, heading: random() * 2 * Math.PI },
       sendPosition: (x, y, z) => { socket.emit('update', { position: { x, y, z } }) },
-      close: () => { client.closing = true; socket.disconnect() }
-    }
-    const fail = (why: string): void => {
-      if (settled) return
-      settled = true
-      clearTimeout(timer)
-      client.closing = true
-      socket.disconnect()
-      reject(new Error(why))
-    }
-    const timer = setTimeout(() => fail('timeout'), CONNECT_TIMEOUT_MS)
-    socket.on('connect_error', (err) => fail(`connect_error ${reason(err)}`))
+      close: () => { socket.disconnect() }
+    })
+    const outcome = outcomeOf(client, () => { socket.disconnect() }, resolve, reject)
+    socket.on('connect_error', (err) => outcome.fail(`connect_error ${reason(err)}`))
     socket.on('connect', () => {
       client.open = true
       socket.io.engine.on('packet', (packet) => {
@@ -365,18 +379,14 @@ function openSioObserver (index: number, slot: number, fields: RegisterFields): 
       })
       socket.emit('register', fields)
     })
+    // Unlike the ws clients, a disconnect before the welcome is left to the connect timeout.
     socket.on('disconnect', (why) => {
       client.open = false
-      if (settled && !client.closing) bump(traffic.closes, `socket.io ${why}`)
+      if (outcome.settled && !client.closing) bump(traffic.closes, `socket.io ${why}`)
     })
-    socket.once('welcome', (welcome: { id: string }) => {
-      settled = true
-      clearTimeout(timer)
-      client.id = welcome.id
-      resolve(client)
-    })
+    socket.once('welcome', (welcome: { id: string }) => outcome.welcome(welcome.id))
     socket.on('positions', (message: { p: PositionEntry[] }) => {
-      if (settled) onPositions(client, message.p, senderOfId, nowRel())
+      if (outcome.settled) onPositions(client, message.p, senderOfId, nowRel())
     })
   })
 }
