@@ -373,8 +373,23 @@ async function main (): Promise<void> {
     'One run of any scenario: `npm run bench -- <room|crowd|idle|churn> --target shoal|shoal-compact|naive|socketio --users N [--seconds S]`; ' +
     'Shoal on two nodes sharing Redis, after one node at the same N: `npm run bench -- cluster --users N [--seconds S] [--redis-url URL]`; ' +
     '`npm run bench` alone prints every option. The older single-scenario bench (CPU per 1,000 updates) is `npm run bench -- update-cpu`.', '')
-  writeFileSync(join(DOCS, 'performance.md'), out.join('\n'))
+  writeFileSync(join(DOCS, 'performance.md'), out.join('\n') + keptSection(join(DOCS, 'performance.md')))
   process.stdout.write(`wrote ${join(DOCS, 'performance.md')} (${runs.length} runs, ${sweeps.length} sweeps, ${clusters.length} cluster runs read)\n`)
+}
+
+/** Marks the hand-written end of performance.md (figures before and after a change), which a new report keeps. */
+const KEPT_MARKER = '<!-- Kept by bench:report: the figures of each change, before and after, written by hand below. -->'
+
+/** The hand-written section of the current file, from its marker on; the marker alone when there is none yet. */
+function keptSection (file: string): string {
+  let current = ''
+  try {
+    current = readFileSync(file, 'utf8')
+  } catch {
+    // No report yet: start the section.
+  }
+  const at = current.indexOf(KEPT_MARKER)
+  return `\n${at < 0 ? `${KEPT_MARKER}\n` : current.slice(at)}`
 }
 
 await main()

@@ -57,7 +57,7 @@ export const StateValue = Type.Union([
 
 /**
  * A flat state object. The key-count and size limits apply to the merged result,
- * so they are checked where states merge (src/state.ts), not here.
+ * so they are checked where states merge (src/core/presence/state.ts), not here.
  */
 export const State = Type.Record(Type.String({ pattern: StateKeyPattern }), StateValue, {
   additionalProperties: false,

@@ -39,7 +39,7 @@
  * its observers and churn clients use `ws`. With `encoding: 'compact'` (target
  * `shoal-compact`) every client adds `"encoding": "compact"` to its register and
  * fails unless the welcome confirms it; `positions` then arrive as binary frames
- * (src/compact.ts: u8 kind, f64 t, then u32 sid, f32 x, f32 y, f32 z per entry)
+ * (src/protocol/compact.ts: u8 kind, f64 t, then u32 sid, f32 x, f32 y, f32 z per entry)
  * that the counting clients count like text ones and the observers decode, mapping
  * each short id to its user through the User objects they received (welcome `you`
  * and `users`, `presence.joined`, `snapshot.users`). Since z travels as an f32, the

@@ -31,7 +31,7 @@ export type Scenario = typeof SCENARIOS[number]
 /**
  * `shoal` and `shoal-compact` are the same server process with the same settings;
  * with `shoal-compact` every client asks for the compact encoding of `positions`
- * at register (binary frames, short ids, 32-bit floats: src/compact.ts).
+ * at register (binary frames, short ids, 32-bit floats: src/protocol/compact.ts).
  */
 export const TARGETS = ['shoal', 'shoal-compact', 'naive', 'socketio'] as const
 export type TargetName = typeof TARGETS[number]
