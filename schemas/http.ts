@@ -36,3 +36,4 @@ export const FeedRows = Type.Object({
 export const HttpError = Type.Object({ error: Type.String() })
 
 export type FeedStatusT = Static<typeof FeedStatus>
+export type FeedRowsT = Static<typeof FeedRows>

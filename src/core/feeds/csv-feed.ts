@@ -8,7 +8,7 @@
 import { readFileSync, statSync, watch, type FSWatcher } from 'node:fs'
 import { basename, dirname } from 'node:path'
 import { CsvError, parse } from 'csv-parse/sync'
-import type { FeedStatusT } from '../../../schemas/http.js'
+import type { FeedRowsT, FeedStatusT } from '../../../schemas/http.js'
 import type { CsvFeedConfigT } from '../../../schemas/options.js'
 import type { CsvMessageT } from '../../../schemas/protocol.js'
 import { serverFrame } from '../../protocol/frames.js'
@@ -21,10 +21,7 @@ export interface CsvLimits {
   maxBytes: number
 }
 
-export interface CsvTable {
-  columns: string[]
-  rows: string[][]
-}
+export type CsvTable = Pick<FeedRowsT, 'columns' | 'rows'>
 
 /** Why a file was refused, and where (1-based line), when the parser knows. */
 export class CsvProblem extends Error {
