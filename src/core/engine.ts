@@ -19,7 +19,7 @@ import type { SessionManager } from './sessions/sessions.js'
 import { Connection, type Socket } from './transport/connection.js'
 import type { ConnectionRegistry } from './transport/connections.js'
 import { MessageLimiter, type AddressLimiter } from './transport/rate-limit.js'
-import { parseFrame, type ProtocolError } from './validation.js'
+import { overBudget, parseFrame, type ProtocolError } from './validation.js'
 
 export type EngineSettings = Pick<ShoalSettingsT, 'tickHz' | 'heartbeatMs' | 'maxPayload' | 'messagesPerSecond' | 'messageBurst'>
 
@@ -146,13 +146,16 @@ export class Engine implements HandlerContext {
     }
     const { message } = parsed
     meter.received(message.type)
-    if ((message.type === 'register' || message.type === 'reconnect') && !registrations.admit(connection.address, clock.now())) {
-      return this.fail(connection, { code: 'rate_limited', message: 'too many register and reconnect messages from this address; try again later', ref: message.type })
-    }
+    // A reconnect counts only when it resumes nobody (its handler charges it): everyone behind one address comes back at once after a restart.
+    if (message.type === 'register' && !registrations.admit(connection.address, clock.now())) return this.fail(connection, overBudget('register'))
     const entry = handlers[message.type]
     const user = connection.user
     if (entry.audience === 'user' && user === null) return this.fail(connection, { ...stateErrors.user, ref: message.type })
-    if (entry.audience === 'guest' && user !== null) return this.fail(connection, { ...stateErrors.guest, ref: message.type })
+    if (entry.audience === 'guest' && user !== null) {
+      // A refused reconnect resumes nobody, so it counts like a register.
+      if (message.type === 'reconnect') registrations.admit(connection.address, clock.now())
+      return this.fail(connection, { ...stateErrors.guest, ref: message.type })
+    }
     // The table's entry and the message share a type; TypeScript cannot correlate the two through the union.
     return (entry.handle as (ctx: HandlerContext, connection: Connection, message: unknown, user: unknown) => void | Promise<void>)(this, connection, message, user)
   }

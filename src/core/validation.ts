@@ -56,6 +56,11 @@ export function invalid (message: string, ref?: string): ProtocolError {
   return ref === undefined ? { code: 'invalid_message', message } : { code: 'invalid_message', message, ref }
 }
 
+/** The per-address budget of register and reconnect is spent. */
+export function overBudget (ref: 'register' | 'reconnect'): ProtocolError {
+  return { code: 'rate_limited', message: 'too many register and reconnect messages from this address; try again later', ref }
+}
+
 /** Parses and validates one text frame. Never throws. */
 export function parseFrame (text: string): ParseResult {
   let value: unknown

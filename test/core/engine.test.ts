@@ -253,14 +253,29 @@ t.test('rate limit: over the burst, one rate_limited a second; ten seconds of it
   t.strictSame(client.socket.closes, [{ code: 1008, reason: 'rate limit exceeded' }])
 })
 
-t.test('register and reconnect share a budget per address', async (t) => {
-  const s = setup({ registerLimit: 2 })
+t.test('register and reconnect share a budget per address; a reconnect that resumes a user is free', async (t) => {
+  const s = setup({ registerLimit: 3 })
   const a = s.connect('10.0.0.7')
   a.send({ type: 'register' })
+  const secret = a.socket.only('welcome').secret
   a.send({ type: 'reconnect', secret: 'nope' })
+  const guess = s.connect('10.0.0.7')
+  guess.send({ type: 'reconnect', secret: 'nope' })
+  await settle()
+  t.strictSame(errorOf(guess.socket), { code: 'invalid_secret', ref: 'reconnect' })
   const b = s.connect('10.0.0.7')
   b.send({ type: 'register' })
-  t.strictSame(errorOf(b.socket), { code: 'rate_limited', ref: 'register' })
+  t.strictSame(errorOf(b.socket), { code: 'rate_limited', ref: 'register' }, 'a register, a refused reconnect and a bad secret spent it')
+  b.socket.clear()
+  b.send({ type: 'reconnect', secret: 'nope' })
+  await settle()
+  t.strictSame(errorOf(b.socket), { code: 'rate_limited', ref: 'reconnect' }, 'over the budget, a bad secret is rate_limited')
+  for (let i = 0; i < 5; i++) {
+    const tab = s.connect('10.0.0.7')
+    tab.send({ type: 'reconnect', secret })
+    await settle()
+    t.equal(tab.socket.only('welcome').resumed, true, `resume ${i + 1} over the budget`)
+  }
   const other = s.connect('10.0.0.8')
   other.send({ type: 'register' })
   t.equal(other.socket.ofType('welcome').length, 1, 'another address has its own budget')

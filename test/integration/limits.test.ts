@@ -7,6 +7,7 @@ import t from 'tap'
 import type WebSocket from 'ws'
 import type { PresenceMessageT } from '../../schemas/protocol.js'
 import { ManualClock } from '../../src/core/clock.js'
+import { MemorySessionStore } from '../../src/core/sessions/session-store.js'
 import { harness as setup, metric, type TestClient } from '../helpers.js'
 
 /** A ping frame of exactly `bytes` bytes (padded with JSON whitespace). */
@@ -141,7 +142,7 @@ t.test('token bucket: a second without drops resets the count', async (t) => {
   t.equal((await client.next('pong', (m) => m.t === -2)).t, -2, 'and still served')
 })
 
-t.test('register and reconnect per address: every attempt counts, whatever its outcome; over the limit, rate_limited', async (t) => {
+t.test('register and reconnect per address: every register and every reconnect that resumes nobody counts; over the limit, rate_limited', async (t) => {
   const clock = new ManualClock()
   const { connect } = await setup(t, { clock, registerLimit: 3, registerWindowMs: 60_000 })
   const first = await connect()
@@ -157,21 +158,49 @@ t.test('register and reconnect per address: every attempt counts, whatever its o
   const limited = await second.next('error')
   t.equal(limited.code, 'rate_limited', '4: over the limit, on another socket')
   t.equal(limited.ref, 'register')
-  second.send({ type: 'reconnect', secret: welcome.secret })
-  const limitedResume = await second.next('error')
-  t.equal(limitedResume.code, 'rate_limited', 'reconnect shares the budget')
-  t.equal(limitedResume.ref, 'reconnect')
-  t.equal(first.socket.readyState, first.socket.OPEN, 'the refused reconnect took nothing over')
+  second.send({ type: 'reconnect', secret: 'still not a secret' })
+  const limitedGuess = await second.next('error')
+  t.equal(limitedGuess.code, 'rate_limited', 'a reconnect that resumes nobody shares the budget')
+  t.equal(limitedGuess.ref, 'reconnect')
   second.send({ type: 'ping', t: 1 })
   t.equal((await second.next('pong')).t, 1, 'other messages are not affected')
 
+  // Revision 1.1: a reconnect that resumes a user is free, however spent the budget.
+  second.send({ type: 'reconnect', secret: welcome.secret })
+  const resumed = await second.next('welcome')
+  t.equal(resumed.resumed, true, 'over the limit, a live secret still resumes')
+  t.equal((await first.closed).code, 4001, 'and takes the user over')
+
   // The window slides: once the attempts are older than registerWindowMs, the budget is back.
+  const third = await connect()
   clock.advance(59_999)
-  second.send({ type: 'register' })
-  t.equal((await second.next('error')).code, 'rate_limited', 'still inside the window')
+  third.send({ type: 'register' })
+  t.equal((await third.next('error')).code, 'rate_limited', 'still inside the window')
   clock.advance(60_001)
-  const later = await second.register({ name: 'two' })
+  const later = await third.register({ name: 'two' })
   t.equal(later.resumed, false, 'allowed again once the window has passed')
+})
+
+t.test('after a restart, everyone behind one address resumes at once (revision 1.1)', async (t) => {
+  const store = new MemorySessionStore()
+  const first = await setup(t, { sessionStore: store, registerLimit: 5 })
+  const secrets: string[] = []
+  for (let i = 0; i < 5; i++) {
+    const client = await first.connect()
+    secrets.push((await client.register({ name: `user ${i}` })).secret)
+  }
+  await first.server.close()
+  const second = await setup(t, { sessionStore: store, registerLimit: 5 })
+  for (let round = 0; round < 4; round++) {
+    for (const secret of secrets) {
+      const client = await second.connect()
+      client.send({ type: 'reconnect', secret })
+      t.equal((await client.next('welcome')).resumed, true)
+      client.socket.close()
+      await client.closed
+    }
+  }
+  t.pass('20 resumes from one address with a budget of 5')
 })
 
 t.test('slow reader: skipped for positions over slowReaderSkipBytes, closed with 1013 over slowReaderCloseBytes', async (t) => {

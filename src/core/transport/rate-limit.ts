@@ -40,8 +40,8 @@ export class MessageLimiter {
 }
 
 /**
- * Attempts per remote address in a sliding window. Every attempt counts, refused
- * ones too, so guessing secrets from one address stays slow.
+ * Attempts per remote address in a sliding window. Every attempt the caller
+ * admits counts, refused ones too, so guessing secrets from one address stays slow.
  */
 export class AddressLimiter {
   private readonly attempts = new Map<string, number[]>()
