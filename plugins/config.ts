@@ -8,15 +8,33 @@ import type { CsvFeedConfigT, RoomOptionsT, ShoalSettingsT } from '../schemas/op
 import { systemClock, type Clock } from '../src/core/clock.js'
 import type { ClusterBus } from '../src/core/cluster/bus.js'
 import type { SessionStore } from '../src/core/sessions/session-store.js'
-import { checkCsvFeeds, resolveSettings } from '../src/core/settings.js'
+import { checkCsvFeeds, resolveSettings, SettingsError } from '../src/core/settings.js'
 
 /** What `authorize` may answer: allow, refuse with 403, or refuse with a status and reason. */
 export type AuthorizeResult = boolean | { statusCode: 401 | 403, message?: string }
+
+/** An HTTP refusal: its status and the body's `error`. */
+export interface Refusal { statusCode: number, error: string }
+
+/** The refusal an `authorize`-style hook's answer means, or null when it allows. */
+export function refusalOf (verdict: AuthorizeResult): Refusal | null {
+  if (verdict === true) return null
+  const { statusCode, message } = verdict === false ? { statusCode: 403, message: undefined } : verdict
+  return { statusCode, error: message ?? (statusCode === 401 ? 'unauthorized' : 'forbidden') }
+}
 
 /** What the host may inject besides the settings. */
 export interface ShoalCollaborators {
   /** Decides whether a WebSocket upgrade may proceed, before the socket opens. */
   authorize?: (request: FastifyRequest) => AuthorizeResult | Promise<AuthorizeResult>
+  /**
+   * Origins a browser may connect from (the upgrade's `Origin` header): a list
+   * (exact match, such as `https://app.example.com`) or a function; any when absent.
+   * A request without an Origin header (not a browser) is not refused by the list.
+   */
+  allowedOrigins?: readonly string[] | ((origin: string, request: FastifyRequest) => boolean | Promise<boolean>)
+  /** Decides whether a request may read /metrics (e.g. a bearer token); anyone may when absent. */
+  metricsAuthorize?: (request: FastifyRequest) => AuthorizeResult | Promise<AuthorizeResult>
   /** Where sessions are kept; without one, the instance makes an in-memory store. */
   sessionStore?: SessionStore
   /** CSV files to publish to clients as `csv` messages, each watched for changes. */
@@ -44,12 +62,25 @@ export function resolveConfig (options: ShoalOptions): ShoalConfig {
   return {
     ...resolveSettings(options),
     clock: options.clock ?? systemClock,
-    ...(options.authorize !== undefined && { authorize: options.authorize }),
+    ...(options.authorize !== undefined && { authorize: checkFunction('authorize', options.authorize) }),
+    ...(options.allowedOrigins !== undefined && { allowedOrigins: checkOrigins(options.allowedOrigins) }),
+    ...(options.metricsAuthorize !== undefined && { metricsAuthorize: checkFunction('metricsAuthorize', options.metricsAuthorize) }),
     ...(options.sessionStore !== undefined && { sessionStore: options.sessionStore }),
     ...(options.bus !== undefined && { bus: options.bus }),
     ...(options.csvFeeds !== undefined && { csvFeeds: checkCsvFeeds(options.csvFeeds) }),
     ...(options.roomOptions !== undefined && { roomOptions: options.roomOptions })
   }
+}
+
+function checkFunction<T> (name: string, value: T): T {
+  if (typeof value !== 'function') throw new SettingsError(`option ${name}: expected a function, got ${typeof value}`)
+  return value
+}
+
+function checkOrigins (value: ShoalCollaborators['allowedOrigins']): NonNullable<ShoalCollaborators['allowedOrigins']> {
+  if (typeof value === 'function') return value
+  if (Array.isArray(value) && value.every((origin) => typeof origin === 'string')) return [...value]
+  throw new SettingsError('option allowedOrigins: expected a list of origins (strings) or a function')
 }
 
 declare module 'fastify' {

@@ -9,7 +9,7 @@ declare module 'fastify' {
 }
 
 export default fp(async function engine (app) {
-  app.decorate('shoalEngine', new Engine({
+  const engine = new Engine({
     settings: app.shoalConfig,
     clock: app.shoalConfig.clock,
     users: app.shoalUsers,
@@ -20,9 +20,11 @@ export default fp(async function engine (app) {
     feeds: app.shoalCsvFeeds,
     meter: app.shoalMetrics,
     log: app.log
-  }))
+  })
+  app.shoalTicker.add('expire', 'expire-unregistered', () => engine.expireUnregistered())
+  app.decorate('shoalEngine', engine)
 }, {
   name: 'shoal-engine',
   fastify: '5.x',
-  dependencies: ['shoal-config', 'shoal-metrics', 'shoal-user-store', 'shoal-sessions', 'shoal-broadcast', 'shoal-csv-feeds', 'shoal-connections', 'shoal-limits']
+  dependencies: ['shoal-config', 'shoal-metrics', 'shoal-ticker', 'shoal-user-store', 'shoal-sessions', 'shoal-broadcast', 'shoal-csv-feeds', 'shoal-connections', 'shoal-limits']
 })

@@ -17,8 +17,6 @@ export default fp(async function sessions (app) {
   const { shoalConfig: config, shoalCluster: cluster } = app
   const store = config.sessionStore ?? new MemorySessionStore()
   const manager = new SessionManager(app.shoalUsers, store, config.clock, config, cluster)
-  // A Redis that restarted empty has lost the sessions: write every live one again.
-  cluster?.on('resync', () => manager.saveAll())
   app.decorate('shoalSessions', manager)
 
   const persist = (): void => {

@@ -5,23 +5,27 @@
  */
 import type { ServerResponse } from 'node:http'
 import type { Socket as NetSocket } from 'node:net'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type {} from '@fastify/websocket'
 import type { RawData, WebSocket } from 'ws'
+import { refusalOf, type Refusal } from '../plugins/config.js'
 import type { Connection } from '../src/core/transport/connection.js'
 
-/** Runs before the upgrade, so a refusal is a plain HTTP answer. */
-async function admit (app: FastifyInstance, request: FastifyRequest, reply: FastifyReply): Promise<void> {
-  if (app.shoalConnections.draining) {
-    await reply.code(503).send({ error: 'draining' })
-    return
-  }
-  const { authorize } = app.shoalConfig
-  if (authorize === undefined) return
-  const verdict = await authorize(request)
-  if (verdict === true) return
-  const { statusCode, message } = verdict === false ? { statusCode: 403, message: undefined } : verdict
-  await reply.code(statusCode).send({ error: message ?? (statusCode === 401 ? 'unauthorized' : 'forbidden') })
+/** Whether the upgrade's Origin may connect (a request without one is not a browser's). */
+async function originAllowed (app: FastifyInstance, request: FastifyRequest): Promise<boolean> {
+  const { allowedOrigins } = app.shoalConfig
+  const origin = request.headers.origin
+  if (allowedOrigins === undefined || origin === undefined) return true
+  return typeof allowedOrigins === 'function' ? await allowedOrigins(origin, request) === true : allowedOrigins.includes(origin)
+}
+
+/** Why the upgrade is refused, or null: decided before it, so a refusal is a plain HTTP answer. */
+async function refusal (app: FastifyInstance, request: FastifyRequest): Promise<Refusal | null> {
+  const { shoalConnections: connections, shoalConfig: config } = app
+  if (connections.draining) return { statusCode: 503, error: 'draining' }
+  if (connections.countFrom(request.ip) >= config.maxConnectionsPerAddress) return { statusCode: 429, error: 'too many connections from this address' }
+  if (!await originAllowed(app, request)) return { statusCode: 403, error: 'origin not allowed' }
+  return config.authorize === undefined ? null : refusalOf(await config.authorize(request))
 }
 
 export default async function wsRoute (app: FastifyInstance): Promise<void> {
@@ -47,7 +51,10 @@ export default async function wsRoute (app: FastifyInstance): Promise<void> {
 
   app.get(app.shoalConfig.path, {
     websocket: true,
-    preValidation: async (request, reply) => { await admit(app, request, reply) }
+    preValidation: async (request, reply) => {
+      const refused = await refusal(app, request)
+      if (refused !== null) await reply.code(refused.statusCode).send({ error: refused.error })
+    }
   }, (socket: WebSocket, request: FastifyRequest) => {
     releaseUpgradeRequest(socket, request, onSocketError)
     connections.set(socket, engine.open(socket, request.ip))

@@ -20,6 +20,8 @@ export const ShoalSettings = Type.Object({
   messageBurst: Type.Integer({ default: 120, minimum: 1, description: 'Token-bucket size of inbound messages per connection.' }),
   registerLimit: Type.Integer({ default: 30, minimum: 1, description: 'register and reconnect messages allowed per remote address within registerWindowMs.' }),
   registerWindowMs: ms(60_000, 'Sliding window of registerLimit.'),
+  registerTimeoutMs: ms(10_000, 'A socket that has not sent register or reconnect this long after it opened is closed with 1008.', 10),
+  maxConnectionsPerAddress: Type.Integer({ default: 1000, minimum: 1, description: 'Open WebSocket connections allowed per remote address; an upgrade over it is refused with HTTP 429.' }),
   slowReaderSkipBytes: Type.Integer({ default: 1_048_576, minimum: 0, description: 'A client with more buffered output than this is skipped for positions frames until it drains.' }),
   slowReaderCloseBytes: Type.Integer({ default: 8_388_608, minimum: 1, description: 'A client with more buffered output than this is closed with 1013.' }),
   interestRadius: Type.Number({ default: 0, minimum: 0, maximum: 1e9, description: 'Interest management for every room: each client gets positions only of users within this distance (plus those it listens to); 0 turns it off.' }),
@@ -28,7 +30,8 @@ export const ShoalSettings = Type.Object({
   claimTimeoutMs: ms(1_000, 'In a cluster: how long a reconnect on one node waits for the node that had the user to hand it over.', 10),
   csvMaxRows: Type.Integer({ default: 10_000, minimum: 1, description: 'Most data rows a CSV feed file may have; a longer file is refused and the last good version stays.' }),
   csvMaxBytes: Type.Integer({ default: 1_048_576, minimum: 1, description: 'Largest CSV feed file in bytes; a larger file is refused and the last good version stays.' }),
-  demo: Type.Boolean({ default: true, description: 'Serve the demo page from public/ at the prefix root.' })
+  demo: Type.Boolean({ default: true, description: 'Serve the demo page from public/ at the prefix root.' }),
+  metrics: Type.Boolean({ default: true, description: 'Serve /metrics (Prometheus); see also metricsAuthorize.' })
 }, { additionalProperties: false })
 
 export type ShoalSettingsT = Static<typeof ShoalSettings>

@@ -21,7 +21,8 @@ import type { ConnectionRegistry } from './transport/connections.js'
 import { MessageLimiter, type AddressLimiter } from './transport/rate-limit.js'
 import { overBudget, parseFrame, type ProtocolError } from './validation.js'
 
-export type EngineSettings = Pick<ShoalSettingsT, 'tickHz' | 'heartbeatMs' | 'maxPayload' | 'messagesPerSecond' | 'messageBurst'>
+export type EngineSettings = Pick<ShoalSettingsT,
+  'tickHz' | 'heartbeatMs' | 'maxPayload' | 'messagesPerSecond' | 'messageBurst' | 'registerTimeoutMs' | 'maxConnectionsPerAddress'>
 
 /** What the engine reports, for metrics. */
 export interface EngineMeter {
@@ -72,15 +73,36 @@ const stateErrors: Record<'user' | 'guest', { code: ErrorCodeT, message: string 
 
 export class Engine implements HandlerContext {
   private readonly onTaskError = (err: unknown): void => { this.services.log.error({ err }, 'message handler failed') }
+  /** Connections that have no user yet, oldest first: closed when registerTimeoutMs passes. */
+  private readonly awaitingUser = new Set<Connection>()
 
   constructor (readonly services: Services) {}
 
   /** A socket opened: its connection, which the transport then feeds through `receive`, `pong` and `closed`. */
   open (socket: Socket, address: string): Connection {
     const { settings, clock, connections } = this.services
-    const connection = new Connection(socket, address, new MessageLimiter(settings, clock.now()), this.onTaskError)
+    const now = clock.now()
+    const connection = new Connection(socket, address, now, new MessageLimiter(settings, now), this.onTaskError)
     connections.add(connection)
+    // The transport refuses upgrades over the cap; this catches those that raced past it.
+    if (connections.countFrom(address) > settings.maxConnectionsPerAddress) {
+      connection.close(CloseCode.policy, 'too many connections from this address')
+    } else {
+      this.awaitingUser.add(connection)
+    }
     return connection
+  }
+
+  /** The tick step: sockets that never registered or reconnected in time are closed with 1008. */
+  expireUnregistered (): void {
+    const cutoff = this.services.clock.now() - this.services.settings.registerTimeoutMs
+    for (const connection of this.awaitingUser) {
+      if (connection.user === null && !connection.closed) {
+        if (connection.openedAt > cutoff) break
+        connection.close(CloseCode.policy, 'no register or reconnect in time')
+      }
+      this.awaitingUser.delete(connection)
+    }
   }
 
   /** One inbound frame of `connection`. */
@@ -116,6 +138,7 @@ export class Engine implements HandlerContext {
   /** The socket closed: a user it spoke for goes into grace. */
   closed (connection: Connection): void {
     connection.closed = true
+    this.awaitingUser.delete(connection)
     this.services.connections.delete(connection)
     const user = connection.user
     if (user !== null && user.peer === connection) this.services.sessions.disconnect(user)

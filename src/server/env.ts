@@ -3,9 +3,12 @@
  * plus PORT, HOST, LOG_LEVEL, DATA_DIR and CSV_FEEDS. A bad value is an error
  * naming the variable.
  */
+import { createHash, timingSafeEqual } from 'node:crypto'
+import { isIP } from 'node:net'
 import { resolve } from 'node:path'
 import type { CsvFeedConfigT, ShoalSettingName, ShoalSettingsT } from '../../schemas/options.js'
 import { ShoalSettings } from '../../schemas/options.js'
+import type { AuthorizeResult } from '../../plugins/config.js'
 import { checkCsvFeeds, resolveSettings, SETTING_NAMES, SettingsError } from '../core/settings.js'
 
 /** `tickHz` → `TICK_HZ`; `path` → `WS_PATH`, since `PATH` belongs to the shell. */
@@ -80,4 +83,59 @@ function parseNumber (raw: string): number | string {
 function parseBoolean (raw: string): boolean | string {
   const lower = raw.trim().toLowerCase()
   return lower === 'true' || lower === '1' ? true : lower === 'false' || lower === '0' ? false : raw
+}
+
+/** ALLOWED_ORIGINS of the standalone server: origins browsers may connect from, comma separated; unset or empty for any. */
+export function allowedOriginsFromEnv (env: NodeJS.ProcessEnv): string[] | undefined {
+  const raw = env.ALLOWED_ORIGINS
+  if (raw === undefined || raw.trim() === '') return undefined
+  const origins = raw.split(',').map((origin) => origin.trim()).filter((origin) => origin !== '')
+  const bad = origins.find((origin) => !/^[a-z][a-z0-9+.-]*:\/\/[^/\s]+$/i.test(origin))
+  if (bad !== undefined) throw new SettingsError(`environment variable ALLOWED_ORIGINS: expected origins such as https://app.example.com, comma separated, got ${JSON.stringify(bad)}`)
+  return origins
+}
+
+/**
+ * TRUST_PROXY of the standalone server, for Fastify's `trustProxy`: unset or
+ * `false` (the socket's address is the client's), `true` (trust every proxy:
+ * only behind one that overwrites X-Forwarded-For), a count of trusted hops (only
+ * where the server is reachable through those proxies alone), or the proxies'
+ * addresses and CIDRs, comma separated (the client is the first address, from
+ * the right, that is not one of them).
+ */
+export function trustProxyFromEnv (env: NodeJS.ProcessEnv): boolean | string[] | ((address: string, hop: number) => boolean) {
+  const raw = (env.TRUST_PROXY ?? '').trim()
+  if (raw === '' || raw.toLowerCase() === 'false') return false
+  if (raw.toLowerCase() === 'true') return true
+  if (/^\d+$/.test(raw)) {
+    // Fastify takes a bare number as "trust nothing"; a count of trusted hops is a function (as in Express).
+    const hops = Number(raw)
+    return (_address, hop) => hop < hops
+  }
+  const entries = raw.split(',').map((entry) => entry.trim())
+  const bad = entries.find((entry) => !isAddressOrCidr(entry))
+  if (bad !== undefined) {
+    throw new SettingsError(`environment variable TRUST_PROXY: expected true, false, a hop count, or addresses and CIDRs (comma separated), got ${JSON.stringify(bad)}`)
+  }
+  return entries
+}
+
+function isAddressOrCidr (entry: string): boolean {
+  const [address = '', bits, extra] = entry.split('/')
+  const family = isIP(address)
+  if (family === 0 || extra !== undefined) return false
+  if (bits === undefined) return true
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128)
+}
+
+/** METRICS_TOKEN of the standalone server: when set, /metrics wants `Authorization: Bearer <token>` (compared in constant time). */
+export function metricsAuthorizeFromEnv (env: NodeJS.ProcessEnv): ((request: { headers: { authorization?: string } }) => AuthorizeResult) | undefined {
+  const token = env.METRICS_TOKEN
+  if (token === undefined || token === '') return undefined
+  const expected = createHash('sha256').update(token).digest()
+  return (request) => {
+    const given = /^Bearer (.+)$/.exec(request.headers.authorization ?? '')?.[1]
+    if (given === undefined) return { statusCode: 401, message: 'send Authorization: Bearer <METRICS_TOKEN>' }
+    return timingSafeEqual(createHash('sha256').update(given).digest(), expected)
+  }
 }

@@ -9,14 +9,14 @@ import { hostname } from 'node:os'
 import { join } from 'node:path'
 import closeWithGrace from 'close-with-grace'
 import Fastify from 'fastify'
-import shoal from '../../index.js'
+import shoal, { type ShoalOptions } from '../../index.js'
 import { RedisClusterBus, redactRedisUrl } from '../adapters/redis-bus.js'
 import { RedisSessionStore } from '../adapters/redis-session-store.js'
 import { SessionDatabaseError, SqliteSessionStore } from '../adapters/sqlite-session-store.js'
 import { systemClock } from '../core/clock.js'
 import type { SessionStore } from '../core/sessions/session-store.js'
 import { SettingsError } from '../core/settings.js'
-import { csvFeedsFromEnv, dataDirFromEnv, listenFromEnv, settingsFromEnv } from './env.js'
+import { allowedOriginsFromEnv, csvFeedsFromEnv, dataDirFromEnv, listenFromEnv, metricsAuthorizeFromEnv, settingsFromEnv, trustProxyFromEnv } from './env.js'
 import { loggerOptions } from './logger.js'
 
 /** The contract: the process exits within 10 seconds of the signal. */
@@ -52,23 +52,38 @@ async function backing (env: NodeJS.ProcessEnv, sessionTtlMs: number): Promise<B
 
 class BackingError extends Error {}
 
+/** Everything the environment says, checked before anything starts. */
+function readEnvironment (env: NodeJS.ProcessEnv) {
+  const metricsAuthorize = metricsAuthorizeFromEnv(env)
+  const allowedOrigins = allowedOriginsFromEnv(env)
+  return {
+    settings: settingsFromEnv(env),
+    listen: listenFromEnv(env),
+    trustProxy: trustProxyFromEnv(env),
+    options: {
+      csvFeeds: csvFeedsFromEnv(env),
+      ...(allowedOrigins !== undefined && { allowedOrigins }),
+      ...(metricsAuthorize !== undefined && { metricsAuthorize })
+    } satisfies ShoalOptions
+  }
+}
+
 async function main (): Promise<void> {
-  let settings, listen, csvFeeds, backed
+  let environment, backed
   try {
-    settings = settingsFromEnv(process.env)
-    listen = listenFromEnv(process.env)
-    csvFeeds = csvFeedsFromEnv(process.env)
-    backed = await backing(process.env, settings.sessionTtlMs)
+    environment = readEnvironment(process.env)
+    backed = await backing(process.env, environment.settings.sessionTtlMs)
   } catch (err) {
     if (!(err instanceof SettingsError) && !(err instanceof SessionDatabaseError) && !(err instanceof BackingError)) throw err
     process.stderr.write(`shoal: ${err.message}\n`)
     process.exit(1)
   }
+  const { settings, listen, trustProxy, options } = environment
   const { sessionStore, bus } = backed
 
   // Health must answer `draining` (not Fastify's generic 503) while shutdown runs.
-  const app = Fastify({ logger: loggerOptions(listen.logLevel), return503OnClosing: false, trustProxy: process.env.TRUST_PROXY === 'true' })
-  await app.register(shoal, { ...settings, sessionStore, csvFeeds, ...(bus !== undefined && { bus }) })
+  const app = Fastify({ logger: loggerOptions(listen.logLevel), return503OnClosing: false, trustProxy })
+  await app.register(shoal, { ...settings, ...options, sessionStore, ...(bus !== undefined && { bus }) })
   app.log.info(backed.describe, bus === undefined ? 'single node, sessions in SQLite' : 'cluster node, sessions in Redis')
 
   closeWithGrace({ delay: SHUTDOWN_LIMIT_MS, logger: { error: (message: string) => app.log.error(message) } }, async ({ signal, err }) => {

@@ -9,6 +9,7 @@ import { ManualClock } from '../../src/core/clock.js'
 import { MemoryClusterHub } from '../../src/core/cluster/bus.js'
 import { ClusterSync } from '../../src/core/cluster/cluster.js'
 import { MemorySessionStore } from '../../src/core/sessions/session-store.js'
+import { hashSecret } from '../../src/core/sessions/secrets.js'
 import { SessionManager } from '../../src/core/sessions/sessions.js'
 import { emptyState } from '../../src/core/presence/state.js'
 import { UserStore } from '../../src/core/presence/user-store.js'
@@ -112,6 +113,33 @@ t.test('data crosses once per tick to the listeners on the other node', async (t
   await settle()
   t.strictSame(bob.peer.ofType('data').map((m) => m.payload), [{ n: 1 }, { n: 2 }], 'both, in order')
   t.equal(a.published.length, 2, 'in the tick\'s one message')
+})
+
+t.test('a user moving rooms moves on the other node too, whichever room\'s batch comes first', async (t) => {
+  const { a, b } = await twoNodes()
+  const ann = a.register('Ann', 'r1')
+  const cid = a.register('Cid', 'r2')
+  a.tick()
+  await settle()
+  // Cid's change makes r2's batch first in the tick; Ann's move then adds her left to r1's batch after it.
+  a.users.setProfile(cid.user, 'Cid 2', cid.user.state)
+  a.users.moveToRoom(ann.user, 'r2')
+  a.tick()
+  await settle()
+  t.equal(b.users.get(ann.user.id)?.room, 'r2', 'the replica is in the new room')
+  t.strictSame([...b.users.room('r2')?.members.keys() ?? []].sort(), [ann.user.id, cid.user.id].sort())
+  t.equal(b.users.room('r1')?.members.size ?? 0, 0, 'and gone from the old one')
+})
+
+t.test('after a resync every live session is written again (the shared store may have restarted empty)', async (t) => {
+  const { a, store } = await twoNodes()
+  const ann = a.register('Ann')
+  await a.sessions.persist()
+  await store.delete(hashSecret(ann.secret))
+  a.sync.resync()
+  await settle()
+  await a.sessions.persist()
+  t.match(await store.load(hashSecret(ann.secret)), { id: ann.user.id, name: 'Ann' })
 })
 
 t.test('a message that is not a valid cluster message is reported and changes nothing', async (t) => {

@@ -6,6 +6,7 @@
 import t from 'tap'
 import type { ErrorCodeT, ServerMessageT } from '../../schemas/protocol.js'
 import { ManualClock } from '../../src/core/clock.js'
+import { createApi } from '../../src/core/api.js'
 import { Engine, type EngineLog, type EngineMeter } from '../../src/core/engine.js'
 import { Broadcaster, type BroadcastMeter } from '../../src/core/presence/broadcaster.js'
 import { UserStore } from '../../src/core/presence/user-store.js'
@@ -67,7 +68,7 @@ class RecordingMeter {
 
 const quietLog: EngineLog = { debug () {}, warn () {}, error () {} }
 
-function setup (limits: { registerLimit?: number, messageBurst?: number } = {}) {
+function setup (limits: { registerLimit?: number, messageBurst?: number, maxConnectionsPerAddress?: number } = {}) {
   const clock = new ManualClock()
   const users = new UserStore()
   const store = new MemorySessionStore()
@@ -76,7 +77,7 @@ function setup (limits: { registerLimit?: number, messageBurst?: number } = {}) 
   const broadcaster = new Broadcaster(users, clock, { slowReaderSkipBytes: 1e6, slowReaderCloseBytes: 1e7 }, recorded.meter)
   const connections = new ConnectionRegistry(10, async () => { await sessions.flush() })
   const engine = new Engine({
-    settings: { tickHz: 20, heartbeatMs: 10_000, maxPayload: 16_384, messagesPerSecond: 10, messageBurst: limits.messageBurst ?? 20 },
+    settings: { tickHz: 20, heartbeatMs: 10_000, maxPayload: 16_384, messagesPerSecond: 10, messageBurst: limits.messageBurst ?? 20, registerTimeoutMs: 1000, maxConnectionsPerAddress: limits.maxConnectionsPerAddress ?? 100 },
     clock,
     users,
     sessions,
@@ -327,4 +328,18 @@ t.test('pong marks the connection alive for the heartbeat', async (t) => {
   connection.alive = false
   s.engine.pong(connection)
   t.equal(connection.alive, true)
+})
+
+t.test('the host API sends `data` from `server` through the same broadcast, a payload JSON cannot express as null', async (t) => {
+  const s = setup()
+  const ann = s.registered('Ann', 'r1')
+  const bob = s.registered('Bob', 'r2')
+  const api = createApi(s.engine)
+  t.equal(api.sendToRoom('r1', { notice: 'hi' }), 1)
+  t.strictSame(ann.socket.ofType('data'), [{ type: 'data', from: 'server', payload: { notice: 'hi' } }])
+  t.equal(api.sendToUser(bob.id, undefined), true)
+  t.strictSame(bob.socket.ofType('data'), [{ type: 'data', from: 'server', payload: null }], 'every data frame has a payload')
+  t.equal(api.disconnect(bob.id), true)
+  t.strictSame(bob.socket.closes, [{ code: 1000, reason: 'disconnected by the server' }])
+  t.strictSame(api.rooms(), ['r1'])
 })

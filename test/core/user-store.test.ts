@@ -254,7 +254,7 @@ t.test('every change is told once, as it happens, with the user as it is after i
   store.remove(ann)
   t.strictSame(seen, [
     'join:ann', 'moved:ann', 'profile:ann', 'listening:ann', 'leave:ann:r1', 'join:ann',
-    'connection:ann', 'connection:ann', 'data:ann:{"hi":1}', 'leave:ann:r2'
+    'connected:ann', 'connected:ann', 'data:ann:{"hi":1}', 'leave:ann:r2'
   ])
 })
 
@@ -290,7 +290,7 @@ t.test('assign changes only what differs, each through its own event; a local us
   store.add(replica)
   store.assign(replica, { connected: true })
   t.equal(replica.connected, true, 'a replica takes its connection state from its owner')
-  t.equal(seen.at(-1), 'connection:bob')
+  t.equal(seen.at(-1), 'connected:bob')
 })
 
 t.test('adopt and release move a user between this node and another without the room seeing it', async (t) => {

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { resolveSettings, SettingsError } from '../../src/core/settings.js'
-import { envName, listenFromEnv, settingsFromEnv } from '../../src/server/env.js'
+import { allowedOriginsFromEnv, envName, listenFromEnv, metricsAuthorizeFromEnv, settingsFromEnv, trustProxyFromEnv } from '../../src/server/env.js'
 import type { TapTest } from '../core/fakes.js'
 
 const contractDefaults = {
@@ -150,4 +150,34 @@ t.test('listenFromEnv', async (t) => {
   for (const level of ['verbose', 'INFO', 'warning']) {
     settingsError(t, () => listenFromEnv({ LOG_LEVEL: level }), 'LOG_LEVEL')
   }
+})
+
+t.test('TRUST_PROXY: false, true, a hop count, or addresses and CIDRs; anything else names the variable', async (t) => {
+  t.equal(trustProxyFromEnv({}), false)
+  t.equal(trustProxyFromEnv({ TRUST_PROXY: 'false' }), false)
+  t.equal(trustProxyFromEnv({ TRUST_PROXY: 'TRUE' }), true)
+  t.strictSame(trustProxyFromEnv({ TRUST_PROXY: '10.0.0.2, 10.1.0.0/16,fd00::/8' }), ['10.0.0.2', '10.1.0.0/16', 'fd00::/8'])
+  const hops = trustProxyFromEnv({ TRUST_PROXY: '2' })
+  if (typeof hops !== 'function') throw new Error('a hop count is a function for Fastify')
+  t.strictSame([0, 1, 2].map((hop) => hops('10.0.0.1', hop)), [true, true, false])
+  for (const bad of ['yes', '10.0.0.300', '10.0.0.0/33', '10.0.0.0/8/1', 'proxy.example']) {
+    t.throws(() => trustProxyFromEnv({ TRUST_PROXY: bad }), { name: 'SettingsError', message: /^environment variable TRUST_PROXY: / }, bad)
+  }
+})
+
+t.test('ALLOWED_ORIGINS: origins, comma separated; empty for any', async (t) => {
+  t.equal(allowedOriginsFromEnv({}), undefined)
+  t.equal(allowedOriginsFromEnv({ ALLOWED_ORIGINS: ' ' }), undefined)
+  t.strictSame(allowedOriginsFromEnv({ ALLOWED_ORIGINS: 'https://a.example, http://localhost:3000' }), ['https://a.example', 'http://localhost:3000'])
+  t.throws(() => allowedOriginsFromEnv({ ALLOWED_ORIGINS: 'a.example' }), { message: /environment variable ALLOWED_ORIGINS: expected origins/ })
+  t.throws(() => allowedOriginsFromEnv({ ALLOWED_ORIGINS: 'https://a.example/path' }), { message: /ALLOWED_ORIGINS/ })
+})
+
+t.test('METRICS_TOKEN: a bearer token for /metrics', async (t) => {
+  t.equal(metricsAuthorizeFromEnv({}), undefined)
+  const check = metricsAuthorizeFromEnv({ METRICS_TOKEN: 'tok' })
+  if (check === undefined) throw new Error('no check')
+  t.match(check({ headers: {} }), { statusCode: 401 })
+  t.equal(check({ headers: { authorization: 'Bearer nope' } }), false)
+  t.equal(check({ headers: { authorization: 'Bearer tok' } }), true)
 })

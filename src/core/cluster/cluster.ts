@@ -24,7 +24,7 @@ import type { Broadcaster } from '../presence/broadcaster.js'
 import { changedFields } from '../presence/room.js'
 import { copyState } from '../presence/state.js'
 import { USER_CHANGES, type UserStore } from '../presence/user-store.js'
-import { copyUser, LiveUser } from '../presence/user.js'
+import { LiveUser } from '../presence/user.js'
 import type { UserClaims } from '../sessions/sessions.js'
 import type { BusStatus, ClusterBus } from './bus.js'
 
@@ -187,7 +187,8 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
       const { x, y, z } = now.position
       if (x !== before.position.x || y !== before.position.y || z !== before.position.z) draft.room(now.room).positions.push([user.id, x, y, z])
     }
-    this.published.set(user.id, copyUser(now))
+    // Its state and list are replaced on change, never mutated: only the position needs a copy.
+    this.published.set(user.id, { ...now, position: { ...now.position } })
     // The stored membership is for nodes that start later: a move alone need not rewrite it (the next move corrects it).
     if (presenceChanged) draft.changed.push(now)
   }
@@ -229,7 +230,8 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
     for (const room of message.rooms) {
       for (const id of room.left) {
         const user = replicaOf(id)
-        if (user !== undefined) this.users.remove(user)
+        // A move shows as a left here and a joined in the new room's batch, which may have come first.
+        if (user !== undefined && user.room === room.room) this.users.remove(user)
       }
       for (const user of room.joined) this.upsert(user, message.from)
       for (const { id, name, state, listeningTo, connected } of room.updated) {

@@ -24,7 +24,7 @@ export interface UserStoreEvents {
   profile: [user: LiveUser]
   listening: [user: LiveUser]
   /** Connected or disconnected: its socket here, or a replica's as its owner says. */
-  connection: [user: LiveUser]
+  connected: [user: LiveUser]
   /** Became this node's own user (taken over from another node), or another node's (handed over). */
   owner: [user: LiveUser]
   /** Sent `data` to its listeners (`payloadJson` is serialized and within the limit). */
@@ -34,7 +34,7 @@ export interface UserStoreEvents {
 export type UserChange = Exclude<keyof UserStoreEvents, 'data'>
 
 /** Every event that changes a user, for listeners that keep something per user up to date. */
-export const USER_CHANGES: readonly UserChange[] = ['join', 'leave', 'moved', 'profile', 'listening', 'connection', 'owner']
+export const USER_CHANGES: readonly UserChange[] = ['join', 'leave', 'moved', 'profile', 'listening', 'connected', 'owner']
 
 /** Fields a user can be brought to at once (a replica refreshed by its owner, a user taken over). */
 export type UserFields = Partial<Pick<UserT, 'room' | 'name' | 'state' | 'listeningTo' | 'position' | 'connected'>>
@@ -205,7 +205,7 @@ export class UserStore extends EventEmitter<UserStoreEvents> {
 
   private connectionChanged (user: LiveUser): void {
     this.viewChanged(user)
-    this.emit('connection', user)
+    this.emit('connected', user)
   }
 
   /** Clients hear of the change, and with interest management views may change without a move. */

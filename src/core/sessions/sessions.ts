@@ -33,6 +33,8 @@ export interface UserClaims {
    * answer (it may be dead; the stored record is then the latest).
    */
   claim(owner: string, userId: string): Promise<UserT | null>
+  /** `resync`: the cluster announced everything again after an outage; what the shared store had may be lost. */
+  on(event: 'resync', listener: () => void): unknown
 }
 
 export class SessionManager {
@@ -55,6 +57,8 @@ export class SessionManager {
     // A departure is not a change to keep: `leave` deletes the session, grace expiry records it itself.
     for (const event of USER_CHANGES) if (event !== 'leave') users.on(event, changed)
     users.on('owner', (user) => { if (!user.isLocal) this.release(user) })
+    // A Redis that restarted empty has lost the sessions: write every live one again.
+    claims?.on('resync', () => this.saveAll())
   }
 
   /** Creates a user and its session. */

@@ -32,8 +32,10 @@ export class Connection implements Peer {
 
   constructor (
     readonly socket: Socket,
-    /** Remote address, for the per-address register limit. */
+    /** Remote address, for the per-address limits. */
     readonly address: string,
+    /** When the socket opened (ms): it must register or reconnect within registerTimeoutMs. */
+    readonly openedAt: number,
     readonly limiter: MessageLimiter,
     private readonly onTaskError: (err: unknown) => void
   ) {}

@@ -9,6 +9,8 @@ import type { Connection } from './connection.js'
 
 export class ConnectionRegistry {
   private readonly open = new Set<Connection>()
+  /** Open connections per remote address, for the per-address cap. */
+  private readonly perAddress = new Map<string, number>()
   private drainRun: Promise<void> | null = null
   /** Called when the last open connection goes (for a drain waiting on it). */
   private onEmpty: (() => void) | null = null
@@ -18,10 +20,20 @@ export class ConnectionRegistry {
   get size (): number { return this.open.size }
   get draining (): boolean { return this.drainRun !== null }
 
-  add (connection: Connection): void { this.open.add(connection) }
+  /** How many connections from `address` are open. */
+  countFrom (address: string): number { return this.perAddress.get(address) ?? 0 }
+
+  add (connection: Connection): void {
+    if (this.open.has(connection)) return
+    this.open.add(connection)
+    this.perAddress.set(connection.address, this.countFrom(connection.address) + 1)
+  }
 
   delete (connection: Connection): void {
-    this.open.delete(connection)
+    if (!this.open.delete(connection)) return
+    const left = this.countFrom(connection.address) - 1
+    if (left > 0) this.perAddress.set(connection.address, left)
+    else this.perAddress.delete(connection.address)
     if (this.open.size === 0) this.onEmpty?.()
   }
 
