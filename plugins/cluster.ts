@@ -6,6 +6,7 @@
  */
 import fp from 'fastify-plugin'
 import { ClusterSync } from '../src/core/cluster/cluster.js'
+import { QuietLog } from '../src/core/quiet-log.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -25,8 +26,9 @@ export default fp(async function cluster (app) {
     heartbeatMs: config.nodeHeartbeatMs,
     claimTimeoutMs: config.claimTimeoutMs
   })
-  sync.on('invalid', (reason) => app.log.warn({ reason }, 'ignored an invalid cluster message'))
-  sync.on('failed', (operation, err) => app.log.warn({ err, operation }, 'cluster bus operation failed'))
+  const log = new QuietLog(app.log, config.clock)
+  sync.on('invalid', (reason) => { log.warn({ reason }, 'ignored an invalid cluster message') })
+  sync.on('failed', (operation, err) => { log.warn({ err, operation }, 'cluster bus operation failed') })
   sync.on('status', (status) => {
     if (status === 'ok') app.log.info({ node: bus.nodeId }, 'cluster bus reachable: resyncing')
     else app.log.warn({ node: bus.nodeId }, 'cluster bus unreachable: serving local users only')
@@ -41,7 +43,7 @@ export default fp(async function cluster (app) {
     await sync.start()
     beatTimer = setInterval(() => {
       // While the bus is known to be away, a failed beat is expected: the status change was logged.
-      sync.beat().catch((err: unknown) => app.log[sync.status === 'ok' ? 'warn' : 'debug']({ err }, 'cluster heartbeat failed'))
+      sync.beat().catch((err: unknown) => { log[sync.status === 'ok' ? 'warn' : 'debug']({ err }, 'cluster heartbeat failed') })
     }, config.nodeHeartbeatMs)
   })
   app.addHook('onClose', async () => {

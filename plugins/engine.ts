@@ -1,6 +1,7 @@
 /** The protocol engine, built from the other plugins' decorators: routes/ws.ts feeds it every socket's frames. */
 import fp from 'fastify-plugin'
 import { Engine } from '../src/core/engine.js'
+import { QuietLog } from '../src/core/quiet-log.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -19,7 +20,7 @@ export default fp(async function engine (app) {
     registrations: app.shoalRegistrations,
     feeds: app.shoalCsvFeeds,
     meter: app.shoalMetrics,
-    log: app.log
+    log: new QuietLog(app.log, app.shoalConfig.clock)
   })
   app.shoalTicker.add('expire', 'expire-unregistered', () => engine.expireUnregistered())
   app.decorate('shoalEngine', engine)

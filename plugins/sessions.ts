@@ -6,6 +6,7 @@
 import fp from 'fastify-plugin'
 import { MemorySessionStore } from '../src/core/sessions/session-store.js'
 import { SessionManager } from '../src/core/sessions/sessions.js'
+import { QuietLog } from '../src/core/quiet-log.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -19,8 +20,9 @@ export default fp(async function sessions (app) {
   const manager = new SessionManager(app.shoalUsers, store, config.clock, config, cluster)
   app.decorate('shoalSessions', manager)
 
+  const log = new QuietLog(app.log, config.clock)
   const persist = (): void => {
-    manager.persist().catch((err: unknown) => app.log.error({ err }, 'saving sessions failed'))
+    manager.persist().catch((err: unknown) => { log.error({ err }, 'saving sessions failed') })
   }
   app.shoalTicker.add('expire', 'expire-grace', () => { manager.expireGrace() })
   app.shoalTicker.add('persist', 'persist-sessions', persist)
@@ -30,7 +32,7 @@ export default fp(async function sessions (app) {
     sweepTimer = setInterval(() => {
       manager.sweep()
         .then((removed) => { if (removed > 0) app.log.info({ removed }, 'expired sessions swept') })
-        .catch((err: unknown) => app.log.error({ err }, 'session sweep failed'))
+        .catch((err: unknown) => { log.error({ err }, 'session sweep failed') })
     }, config.sweepMs)
   })
   app.addHook('onClose', async () => {

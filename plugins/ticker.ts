@@ -1,5 +1,6 @@
 /** The instance's tick: other plugins add steps by phase; it runs them tickHz times a second while the server is up. */
 import fp from 'fastify-plugin'
+import { QuietLog } from '../src/core/quiet-log.js'
 import { TickScheduler } from '../src/core/tick.js'
 
 declare module 'fastify' {
@@ -9,9 +10,10 @@ declare module 'fastify' {
 }
 
 export default fp(async function ticker (app) {
+  const log = new QuietLog(app.log, app.shoalConfig.clock)
   const scheduler = new TickScheduler(app.shoalConfig.tickHz, {
     observe: (seconds) => app.shoalMetrics.observeTick(seconds),
-    onError: (step, err) => app.log.error({ err, step }, 'tick step failed')
+    onError: (step, err) => { log.error({ err, step }, `tick step ${step} failed`) }
   })
   app.decorate('shoalTicker', scheduler)
   app.addHook('onReady', async () => scheduler.start())

@@ -16,7 +16,12 @@ function publicDir (): string {
   return join(dir, 'public')
 }
 
+/** The page and its bundles; not the TypeScript sources, the tsconfig or the source maps beside them. */
+function isPublished (pathName: string): boolean {
+  return pathName === '/' || pathName === '/index.html' || /^\/build\/[\w-]+\.js$/.test(pathName)
+}
+
 export default async function demoRoute (app: FastifyInstance): Promise<void> {
   // decorateReply: false, so a host app that registered @fastify/static itself is not disturbed.
-  await app.register(fastifyStatic, { root: publicDir(), decorateReply: false })
+  await app.register(fastifyStatic, { root: publicDir(), decorateReply: false, allowedPath: isPublished })
 }

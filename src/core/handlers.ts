@@ -32,6 +32,16 @@ interface HandlerEntry<K extends ClientMessageType> {
 
 type HandlerTable = { [K in ClientMessageType]: HandlerEntry<K> }
 
+/** A payload as JSON, or null when it is nested too deeply for the serializer (a frame within maxPayload can be). */
+function serializedPayload (payload: unknown): string | null {
+  try {
+    return JSON.stringify(payload)
+  } catch (err) {
+    if (err instanceof RangeError) return null
+    throw err
+  }
+}
+
 const toPosition = (input: PositionInputT): PositionT => ({ x: input.x, y: input.y, z: input.z ?? 0 })
 
 function welcome (ctx: HandlerContext, connection: Connection, user: LiveUser, secret: string, resumed: boolean): void {
@@ -139,7 +149,8 @@ export const handlers: HandlerTable = {
   data: {
     audience: 'user',
     handle (ctx, connection, message, user) {
-      const payload = JSON.stringify(message.payload)
+      const payload = serializedPayload(message.payload)
+      if (payload === null) return ctx.fail(connection, invalid('payload: nested too deeply to serialize', 'data'))
       if (Buffer.byteLength(payload) > DATA_PAYLOAD_MAX_BYTES) {
         return ctx.fail(connection, invalid(`payload: larger than ${DATA_PAYLOAD_MAX_BYTES} bytes when serialized`, 'data'))
       }

@@ -343,3 +343,13 @@ t.test('the host API sends `data` from `server` through the same broadcast, a pa
   t.strictSame(bob.socket.closes, [{ code: 1000, reason: 'disconnected by the server' }])
   t.strictSame(api.rooms(), ['r1'])
 })
+
+t.test('a data payload nested too deeply to serialize gets its one error reply and reaches nobody', async (t) => {
+  const s = setup()
+  const ann = s.registered('Ann')
+  const bob = s.registered('Bob')
+  bob.send({ type: 'updatelisteningto', listeningTo: [ann.id] })
+  ann.send(`{"type":"data","payload":${'['.repeat(8000)}${']'.repeat(8000)}}`)
+  t.match(ann.socket.only('error'), { code: 'invalid_message', ref: 'data', message: 'payload: nested too deeply to serialize' })
+  t.strictSame(bob.socket.ofType('data'), [])
+})

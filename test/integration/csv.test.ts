@@ -5,7 +5,7 @@
  */
 import { mkdtempSync, renameSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, relative } from 'node:path'
 import Fastify from 'fastify'
 import t from 'tap'
 import shoal from '../../index.js'
@@ -76,7 +76,7 @@ t.test('an invalid file keeps the last good version; GET /csv reports it; GET /c
   const landmarks = status.find((s) => s.name === 'landmarks')
   t.match(landmarks, {
     name: 'landmarks',
-    file: f.landmarks,
+    file: relative(process.cwd(), f.landmarks),
     room: null,
     size: 'name,x,y\nFountain,500\n'.length,
     version: 1,

@@ -197,3 +197,15 @@ t.test('demo: false serves no demo, but health and the socket still work', async
   t.equal(welcome.protocol, 1)
   client.close()
 })
+
+t.test('the static handler serves the page and its bundles only: no sources, tsconfig or source maps', async (t) => {
+  for (const prefix of ['', '/realtime']) {
+    const server = await startServer({ prefix })
+    t.teardown(() => server.close())
+    const status = async (path: string): Promise<number> => (await fetch(`${server.url}${path}`)).status
+    for (const path of ['/', '/index.html', '/build/demo.js', '/build/shoal-client.js']) t.equal(await status(path), 200, `${prefix}${path}`)
+    for (const path of ['/build/demo.js.map', '/src/demo.ts', '/src/demo-api.ts', '/tsconfig.json', '/build/', '/src/']) {
+      t.equal(await status(path), 404, `${prefix}${path} is not served`)
+    }
+  }
+})

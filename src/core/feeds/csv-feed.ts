@@ -6,7 +6,7 @@
  * for `GET /csv` and reported once per change.
  */
 import { readFileSync, statSync, watch, type FSWatcher } from 'node:fs'
-import { basename, dirname } from 'node:path'
+import { basename, dirname, relative } from 'node:path'
 import { CsvError, parse } from 'csv-parse/sync'
 import type { FeedRowsT, FeedStatusT } from '../../../schemas/http.js'
 import type { CsvFeedConfigT } from '../../../schemas/options.js'
@@ -143,7 +143,8 @@ export class CsvFeed {
     }
     return {
       name: this.name,
-      file: this.config.file,
+      // Relative to the working directory: the machine's layout is not the public's business.
+      file: relative(process.cwd(), this.config.file),
       room: this.config.room ?? null,
       size,
       modifiedAt,
