@@ -27,7 +27,10 @@ export default fp(async function cluster (app) {
     claimTimeoutMs: config.claimTimeoutMs
   })
   const log = new QuietLog(app.log, config.clock)
-  sync.on('invalid', (reason) => { log.warn({ reason }, 'ignored an invalid cluster message') })
+  sync.on('invalid', (reason) => {
+    app.shoalMetrics.invalidFromCluster()
+    log.warn({ reason }, 'ignored an invalid cluster message')
+  })
   sync.on('failed', (operation, err) => { log.warn({ err, operation }, 'cluster bus operation failed') })
   sync.on('status', (status) => {
     if (status === 'ok') app.log.info({ node: bus.nodeId }, 'cluster bus reachable: resyncing')

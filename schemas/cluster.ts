@@ -4,15 +4,50 @@
  * else on the channel, cannot corrupt its rooms.
  */
 import { Type, type Static } from '@sinclair/typebox'
-import { PositionEntry, PresenceUpdate, User } from './protocol.js'
+import {
+  Coordinate, ListeningTo, RoomName, STATE_MAX_KEYS, STATE_STRING_MAX_LENGTH, StateKeyPattern, UserId, UserName
+} from './protocol.js'
+
+/*
+ * Another node's users are held to the limits a client is held to (ids, names,
+ * rooms, coordinates, state keys and values, listening sets), so a node of another
+ * version, or anything else that reaches the bus or its keys, cannot put into a
+ * room what no client could. The state's size in bytes is checked where it is
+ * applied (src/core/cluster/cluster.ts), as for clients.
+ */
+export const ReplicaState = Type.Record(
+  Type.String({ pattern: StateKeyPattern }),
+  Type.Union([Type.String({ maxLength: STATE_STRING_MAX_LENGTH }), Type.Number(), Type.Boolean()]),
+  { additionalProperties: false, maxProperties: STATE_MAX_KEYS }
+)
+
+/** A user as its owner node announces it (the User of the protocol, within the client limits). */
+export const ReplicaUser = Type.Object({
+  id: UserId,
+  name: UserName,
+  room: RoomName,
+  position: Type.Object({ x: Coordinate, y: Coordinate, z: Coordinate }),
+  state: ReplicaState,
+  listeningTo: ListeningTo,
+  connected: Type.Boolean()
+})
+
+/** What changed of a user (as in `presence.updated`). */
+export const ReplicaUpdate = Type.Object({
+  id: UserId,
+  name: Type.Optional(UserName),
+  state: Type.Optional(ReplicaState),
+  listeningTo: Type.Optional(ListeningTo),
+  connected: Type.Optional(Type.Boolean())
+})
 
 /** One room's changes of one node's own users during one tick. */
 export const RoomBatch = Type.Object({
-  room: Type.String(),
-  joined: Type.Array(User),
-  left: Type.Array(Type.String()),
-  updated: Type.Array(PresenceUpdate),
-  positions: Type.Array(PositionEntry)
+  room: RoomName,
+  joined: Type.Array(ReplicaUser),
+  left: Type.Array(UserId),
+  updated: Type.Array(ReplicaUpdate),
+  positions: Type.Array(Type.Tuple([UserId, Coordinate, Coordinate, Coordinate]))
 })
 
 /** Everything a node's own users did in one tick: published once per tick, never per message. */
@@ -20,8 +55,8 @@ export const TickMessage = Type.Object({
   kind: Type.Literal('tick'),
   from: Type.String(),
   rooms: Type.Array(RoomBatch),
-  /** `data` its users sent, for the listeners on other nodes; `payload` is serialized JSON. */
-  data: Type.Array(Type.Object({ from: Type.String(), payload: Type.String() }))
+  /** `data` its users sent, for the listeners on other nodes; `payload` is serialized JSON (parsed again on arrival). */
+  data: Type.Array(Type.Object({ from: UserId, payload: Type.String() }))
 })
 
 /** A node asks a user's owner to hand it over (a reconnect landed elsewhere). */
@@ -29,7 +64,7 @@ export const ClaimMessage = Type.Object({
   kind: Type.Literal('claim'),
   from: Type.String(),
   to: Type.String(),
-  userId: Type.String(),
+  userId: UserId,
   requestId: Type.String()
 })
 
@@ -39,11 +74,12 @@ export const HandoverMessage = Type.Object({
   from: Type.String(),
   to: Type.String(),
   requestId: Type.String(),
-  user: Type.Union([User, Type.Null()])
+  user: Type.Union([ReplicaUser, Type.Null()])
 })
 
 export const ClusterMessage = Type.Union([TickMessage, ClaimMessage, HandoverMessage])
 
+export type ReplicaUserT = Static<typeof ReplicaUser>
 export type RoomBatchT = Static<typeof RoomBatch>
 export type TickMessageT = Static<typeof TickMessage>
 export type ClusterMessageT = Static<typeof ClusterMessage>

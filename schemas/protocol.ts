@@ -32,7 +32,7 @@ export const UserId = Type.String({ pattern: uuidPattern, expected: 'a UUID stri
 export const RoomName = Type.String({ pattern: RoomPattern, expected: `a room name matching ${RoomPattern}` })
 export const UserName = Type.String({ format: 'shoal-name', expected: `a name of 1 to ${NAME_MAX_CODE_POINTS} characters after trimming` })
 
-const Coordinate = Type.Number({
+export const Coordinate = Type.Number({
   minimum: -COORDINATE_LIMIT,
   maximum: COORDINATE_LIMIT,
   expected: `a finite number with absolute value at most ${COORDINATE_LIMIT}`

@@ -10,6 +10,7 @@ export class ShoalMetrics implements BroadcastMeter, EngineMeter {
   private readonly messagesOut = new Counter({ name: 'shoal_messages_out_total', help: 'Outbound messages by type, counted per recipient.', labelNames: ['type'], registers: [this.registry] })
   private readonly errors = new Counter({ name: 'shoal_errors_total', help: 'Error replies by code.', labelNames: ['code'], registers: [this.registry] })
   private readonly skippedFrames = new Counter({ name: 'shoal_frames_skipped_total', help: 'positions frames not sent to clients that read too slowly.', registers: [this.registry] })
+  private readonly clusterInvalid = new Counter({ name: 'shoal_cluster_invalid_total', help: 'In a cluster: messages and member records from other nodes skipped as invalid.', registers: [this.registry] })
   private readonly slowClosed = new Counter({ name: 'shoal_slow_readers_closed_total', help: 'Connections closed with 1013 for reading too slowly.', registers: [this.registry] })
   private readonly tickDuration = new Histogram({
     name: 'shoal_tick_duration_seconds',
@@ -27,6 +28,7 @@ export class ShoalMetrics implements BroadcastMeter, EngineMeter {
   error (code: ErrorCodeT): void { this.errors.inc({ code }) }
   skipped (frames: number): void { this.skippedFrames.inc(frames) }
   closedSlow (): void { this.slowClosed.inc() }
+  invalidFromCluster (): void { this.clusterInvalid.inc() }
   observeTick (seconds: number): void { this.tickDuration.observe(seconds) }
 
   /** A gauge read at scrape time, so the hot path never updates it. */

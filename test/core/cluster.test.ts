@@ -156,6 +156,63 @@ t.test('a message that is not a valid cluster message is reported and changes no
   t.equal(b.users.userCount, before, 'no user added or removed')
 })
 
+t.test('another node\'s records are held to the client limits: what no client could send is skipped and reported', async (t) => {
+  const { a, b } = await twoNodes()
+  const ann = a.register('Ann')
+  const bob = b.register('Bob')
+  a.tick()
+  b.tick()
+  await settle()
+  b.users.setListening(bob.user, [ann.user.id])
+  const deliver = (message: unknown): void => { (b.bus as unknown as { receive: (m: unknown) => void }).receive(message) }
+  const someone = (fields: Record<string, unknown>) => ({
+    id: '00000000-0000-4000-8000-00000000000a', name: 'Eve', room: 'r', position: { x: 0, y: 0, z: 0 }, state: {}, listeningTo: [], connected: true, ...fields
+  })
+  const tick = (batch: Record<string, unknown>, data: unknown[] = []) =>
+    ({ kind: 'tick', from: 'a', rooms: [{ room: 'r', joined: [], left: [], updated: [], positions: [], ...batch }], data })
+  const cases: Array<[string, unknown]> = [
+    ['a 200,000-character name', tick({ joined: [someone({ name: 'x'.repeat(200_000) })] })],
+    ['a forbidden state key', tick({ joined: [someone({ state: { 'bad key': 1 } })] })],
+    ['a state over 2 KiB', tick({ joined: [someone({ state: Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`k${i}`, 'v'.repeat(250)])) })] })],
+    ['a coordinate of 1e300', tick({ positions: [[ann.user.id, 1e300, 0, 0]] })],
+    ['a room name no client may use', tick({ room: 'no spaces allowed' })],
+    ['an update renaming to nothing', tick({ updated: [{ id: ann.user.id, name: '   ' }] })],
+    ['data that is not JSON', tick({}, [{ from: ann.user.id, payload: '{"pasted": ' }])],
+    ['data over the payload limit', tick({}, [{ from: ann.user.id, payload: JSON.stringify('x'.repeat(9000)) }])]
+  ]
+  for (const [what, message] of cases) {
+    const reported = b.invalid.length
+    deliver(message)
+    t.equal(b.invalid.length, reported + 1, `${what}: reported`)
+  }
+  b.tick()
+  t.equal(b.users.get('00000000-0000-4000-8000-00000000000a'), undefined, 'nobody was added')
+  t.strictSame(b.users.get(ann.user.id)?.position, { x: 0, y: 0, z: 0 }, 'nobody moved')
+  t.equal(b.users.get(ann.user.id)?.name, 'Ann')
+  t.strictSame(bob.peer.ofType('data'), [], 'no data reached a listener')
+
+  deliver(tick({}, [{ from: ann.user.id, payload: '{ "spaced" : [1, 2] }' }]))
+  t.strictSame(bob.peer.raw.filter((frame) => frame.includes('"data"')), [`{"type":"data","from":"${ann.user.id}","payload":{"spaced":[1,2]}}`],
+    'a good payload is parsed and serialized again, never pasted')
+})
+
+t.test('a node starts, and keeps its heartbeat, over member records that are not users', async (t) => {
+  const clock = new ManualClock()
+  const hub = new MemoryClusterHub(clock)
+  const store = new MemorySessionStore()
+  const a = node(hub, clock, 'a', store)
+  await a.sync.start()
+  a.register('Ann')
+  a.tick()
+  await a.bus.heartbeat(1000)
+  // Records as a broken writer (or a hand edit) might leave them.
+  await a.bus.saveMembers([{ id: 'not-a-uuid', name: '', room: 'r' } as never, { ...structuredClone(a.users.values().next().value?.toWire() ?? {}), name: 'x'.repeat(100) } as never], [])
+  const b = node(hub, clock, 'b', store)
+  await t.resolves(b.sync.start(), 'the new node starts')
+  t.equal(b.invalid.length, 2, 'each bad record reported')
+  await t.resolves(b.sync.beat(), 'and its heartbeat keeps working')
+})
+
 t.test('a dead node\'s users go disconnected at once and leave after grace', async (t) => {
   const { clock, hub, a, b } = await twoNodes()
   const bob = b.register('Bob')

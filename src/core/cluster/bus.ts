@@ -27,8 +27,8 @@ export interface ClusterBus {
   heartbeat(ttlMs: number): Promise<void>
   /** Records this node's users as a (re)starting node should load them. */
   saveMembers(changed: readonly UserT[], removed: readonly string[]): Promise<void>
-  /** The other nodes that are alive, with their users. */
-  peers(): Promise<Map<string, UserT[]>>
+  /** The other nodes that are alive, with their users' records as stored (unvalidated: the receiver checks them). */
+  peers(): Promise<Map<string, unknown[]>>
   close(): Promise<void>
 }
 
@@ -90,10 +90,10 @@ export class MemoryClusterHub {
   }
 
   /** @internal */
-  peers (nodeId: string): Map<string, UserT[]> {
+  peers (nodeId: string): Map<string, unknown[]> {
     this.ensureUp()
     const now = this.clock.now()
-    const peers = new Map<string, UserT[]>()
+    const peers = new Map<string, unknown[]>()
     for (const [id, until] of this.aliveUntil) {
       if (id !== nodeId && until > now) peers.set(id, [...(this.members.get(id)?.values() ?? [])].map((user) => structuredClone(user)))
     }
@@ -132,7 +132,7 @@ class MemoryBus implements ClusterBus {
     this.hub.saveMembers(this.nodeId, changed, removed)
   }
 
-  async peers (): Promise<Map<string, UserT[]>> {
+  async peers (): Promise<Map<string, unknown[]>> {
     return this.hub.peers(this.nodeId)
   }
 

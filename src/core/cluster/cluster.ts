@@ -15,20 +15,31 @@
 import { randomUUID } from 'node:crypto'
 import { EventEmitter } from 'eventemitter3'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
-import { ClusterMessage, type ClusterMessageT, type RoomBatchT, type TickMessageT } from '../../../schemas/cluster.js'
+import { ClusterMessage, ReplicaUser, type ClusterMessageT, type ReplicaUserT, type RoomBatchT, type TickMessageT } from '../../../schemas/cluster.js'
 import type { ShoalSettingsT } from '../../../schemas/options.js'
-import type { UserT } from '../../../schemas/protocol.js'
+import { DATA_PAYLOAD_MAX_BYTES, type UserT } from '../../../schemas/protocol.js'
 import { CloseCode } from '../../protocol/close-codes.js'
 import type { Clock } from '../clock.js'
 import type { Broadcaster } from '../presence/broadcaster.js'
 import { changedFields } from '../presence/room.js'
-import { copyState } from '../presence/state.js'
+import { copyState, stateLimitProblem } from '../presence/state.js'
 import { USER_CHANGES, type UserStore } from '../presence/user-store.js'
 import { LiveUser } from '../presence/user.js'
 import type { UserClaims } from '../sessions/sessions.js'
 import type { BusStatus, ClusterBus } from './bus.js'
 
 const isClusterMessage = TypeCompiler.Compile(ClusterMessage)
+const isReplicaUser = TypeCompiler.Compile(ReplicaUser)
+
+/** `data` from another node, parsed and serialized again within the client limit; null when it is not that. */
+function reserialized (payloadJson: string): string | null {
+  try {
+    const payload = JSON.stringify(JSON.parse(payloadJson))
+    return Buffer.byteLength(payload) <= DATA_PAYLOAD_MAX_BYTES ? payload : null
+  } catch {
+    return null
+  }
+}
 
 export interface ClusterTiming extends Pick<ShoalSettingsT, 'graceMs' | 'claimTimeoutMs'> {
   /** How often this node heartbeats and checks the others; a node is dead after two missed beats. */
@@ -36,7 +47,7 @@ export interface ClusterTiming extends Pick<ShoalSettingsT, 'graceMs' | 'claimTi
 }
 
 export interface ClusterEvents {
-  /** A message from the bus that is not a valid cluster message. */
+  /** A message from the bus, or a member record from its store, that is not valid within the client limits: skipped. */
   invalid: [reason: string]
   /** A bus operation failed (the bus then reports `degraded`). */
   failed: [operation: string, err: unknown]
@@ -203,7 +214,13 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
     }
     this.emit('resync')
     for (const [node, members] of await this.bus.peers()) {
-      for (const member of members) this.upsert(member, node)
+      for (const member of members) {
+        if (!isReplicaUser.Check(member)) {
+          this.emit('invalid', `member record of ${node}: ${[...isReplicaUser.Errors(member)].slice(0, 3).map((e) => `${e.path}: ${e.message}`).join('; ')}`)
+        } else if (this.stateFits(member)) {
+          this.upsert(member, node)
+        }
+      }
     }
   }
 
@@ -218,7 +235,7 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
       this.applyTick(message)
     } else if (message.to === this.nodeId) {
       if (message.kind === 'claim') this.handOver(message.from, message.userId, message.requestId)
-      else this.claims.get(message.requestId)?.(message.user)
+      else this.claims.get(message.requestId)?.(message.user !== null && this.stateFits(message.user) ? message.user : null)
     }
   }
 
@@ -233,17 +250,30 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
         // A move shows as a left here and a joined in the new room's batch, which may have come first.
         if (user !== undefined && user.room === room.room) this.users.remove(user)
       }
-      for (const user of room.joined) this.upsert(user, message.from)
+      for (const user of room.joined) {
+        if (user.room === room.room && this.stateFits(user)) this.upsert(user, message.from)
+      }
       for (const { id, name, state, listeningTo, connected } of room.updated) {
         const user = replicaOf(id)
-        if (user !== undefined) this.users.assign(user, { name, state, listeningTo, connected })
+        if (user !== undefined && (state === undefined || this.stateFits({ id, state }))) this.users.assign(user, { name, state, listeningTo, connected })
       }
       for (const [id, x, y, z] of room.positions) {
         const user = replicaOf(id)
         if (user !== undefined) this.users.setPosition(user, { x, y, z })
       }
     }
-    for (const { from, payload } of message.data) this.broadcaster.sendData(from, payload)
+    for (const { from, payload } of message.data) {
+      const json = reserialized(payload)
+      if (json === null) this.emit('invalid', `data from ${from}: not a JSON payload within ${DATA_PAYLOAD_MAX_BYTES} bytes`)
+      else this.broadcaster.sendData(from, json)
+    }
+  }
+
+  /** A replica's state within the client limits; one that is not is reported and skipped. */
+  private stateFits (user: Pick<ReplicaUserT, 'id' | 'state'>): boolean {
+    const problem = stateLimitProblem(user.state)
+    if (problem !== null) this.emit('invalid', `user ${user.id}: state over ${problem}`)
+    return problem === null
   }
 
   /** Adds or refreshes `wire` as a replica of `node`'s user. */

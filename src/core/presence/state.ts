@@ -26,9 +26,15 @@ export function mergeState (base: State, patch: StateT): { state: State } | { er
     if (value === null || value === undefined) delete merged[key]
     else merged[key] = value
   }
-  if (Object.keys(merged).length > STATE_MAX_KEYS) return { error: `state: would exceed ${STATE_MAX_KEYS} keys` }
-  if (Buffer.byteLength(JSON.stringify(merged)) > STATE_MAX_BYTES) return { error: `state: would exceed ${STATE_MAX_BYTES} bytes serialized` }
-  return { state: merged }
+  const problem = stateLimitProblem(merged)
+  return problem === null ? { state: merged } : { error: `state: would exceed ${problem}` }
+}
+
+/** Which limit a whole state breaks (`32 keys`, `2048 bytes serialized`), or null when it keeps them. */
+export function stateLimitProblem (state: Readonly<State>): string | null {
+  if (Object.keys(state).length > STATE_MAX_KEYS) return `${STATE_MAX_KEYS} keys`
+  if (Buffer.byteLength(JSON.stringify(state)) > STATE_MAX_BYTES) return `${STATE_MAX_BYTES} bytes serialized`
+  return null
 }
 
 export function sameState (a: State, b: State): boolean {
