@@ -29,7 +29,7 @@ import { performance } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
 import WebSocket from 'ws'
 import {
-  clockTicks, commandExists, freePort, percentile, pinProcess, processTicks, RESULTS_DIR, ROOT, round, rssKiB,
+  clockTicks, commandExists, freePort, percentile, pinProcess, processTicks, RESULTS_DIR, round, rssKiB,
   shoalServerCommand as serverCommand, sleep, stopChild as stopServer, waitForHealth
 } from './lib/proc.js'
 
@@ -119,7 +119,7 @@ async function main (): Promise<void> {
     process.stderr.write('warning: fewer than 2 cores or no taskset: server and generator are not pinned\n')
   }
 
-  const { args, compiled } = serverCommand()
+  const { args, compiled, root } = serverCommand()
   const port = await freePort()
   // Raise the per-connection budget only when the send rate needs it; every client registers from 127.0.0.1.
   const rateEnv: Record<string, string> = {}
@@ -133,11 +133,13 @@ async function main (): Promise<void> {
     HOST: '127.0.0.1',
     LOG_LEVEL: 'warn',
     REGISTER_LIMIT: String(opts.users * 10 + 100),
+    // Every client comes from 127.0.0.1: the per-address cap (1000 by default) must not refuse them.
+    MAX_CONNECTIONS_PER_ADDRESS: String(opts.users + 100),
     ...rateEnv
   }
   const command = pin ? 'taskset' : process.execPath
   const commandArgs = pin ? ['-c', '0', process.execPath, ...args] : args
-  const server = spawn(command, commandArgs, { cwd: ROOT, env, stdio: ['ignore', 'inherit', 'inherit'] })
+  const server = spawn(command, commandArgs, { cwd: root, env, stdio: ['ignore', 'inherit', 'inherit'] })
   const serverPid = server.pid
   if (serverPid === undefined) throw new Error('could not start the server')
   const cleanup = (): void => { if (server.exitCode === null) server.kill('SIGKILL') }

@@ -145,7 +145,9 @@ export const ErrorCode = Type.Union([
   Type.Literal('not_registered'),
   Type.Literal('already_registered'),
   Type.Literal('invalid_secret'),
-  Type.Literal('rate_limited')
+  Type.Literal('rate_limited'),
+  /** Shoal extension: the room holds `maxRoomSize` users already. */
+  Type.Literal('room_full')
 ])
 
 export const WelcomeMessage = Type.Object({

@@ -13,8 +13,21 @@ export interface TestServer {
   close: () => Promise<void>
 }
 
-/** Short intervals so that tests never wait on the contract's defaults. */
-export const FAST: ShoalOptions = { tickHz: 50, heartbeatMs: 60_000, drainTimeoutMs: 200 }
+/**
+ * Short intervals so that tests never wait on the contract's defaults. Presence is
+ * not paced (every tick's changes go at once, as most tests freeze a manual clock);
+ * the pacing has tests of its own.
+ */
+export const FAST: ShoalOptions = {
+  tickHz: 50,
+  heartbeatMs: 60_000,
+  drainTimeoutMs: 200,
+  // Tests that advance a manual clock far keep their sockets unregistered for long.
+  registerTimeoutMs: 3_600_000,
+  presenceBytesPerSecond: 1e12,
+  presenceWritesPerSecond: 1e12,
+  presenceUserIntervalMs: 0
+}
 
 export async function startServer (options: ShoalOptions = {}): Promise<TestServer> {
   const app = Fastify({ logger: false, return503OnClosing: false })

@@ -55,10 +55,11 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import { io as sioConnect, type Socket as SioSocket } from 'socket.io-client'
 import WebSocket from 'ws'
 import { decodeCompactPositions } from '../../src/protocol/compact.js'
-import { percentile, round } from '../lib/proc.js'
-import { RawWebSocket } from './raw-ws.js'
+import { round } from '../lib/proc.js'
+import { connectTo, type RawWebSocket } from './raw-ws.js'
+import { bump, openMany, reason, spreadAddress, startsWith, summary } from './shared.js'
 import {
-  SATURATION, type GeneratorConfig, type GeneratorMessage, type GeneratorResult, type LatencySummary,
+  SATURATION, type GeneratorConfig, type GeneratorMessage, type GeneratorResult,
   type PairFigures, type RunnerMessage, type SentLog, type SetupReport
 } from './protocol.js'
 
@@ -94,12 +95,7 @@ let windowStart = Infinity
 let windowEnd = Infinity
 let measuring = false
 const traffic = { frames: 0, bytes: 0, errorFrames: 0, pings: 0, closes: {} as Record<string, number> }
-const bump = (record: Record<string, number>, key: string): void => { record[key] = (record[key] ?? 0) + 1 }
 const ERROR_PREFIX = Buffer.from('{"type":"error"')
-
-function startsWith (data: Buffer, prefix: Buffer): boolean {
-  return data.length >= prefix.length && data.compare(prefix, 0, prefix.length, 0, prefix.length) === 0
-}
 
 // ---- clients -----------------------------------------------------------------
 interface Mover { x: number, y: number, heading: number }
@@ -135,22 +131,13 @@ const baseUrlOf = (index: number): string => config.baseUrls[nodeOf(index)] ?? '
 /** More than one node: observers split their figures into same-node and cross-node pairs. */
 const splitByNode = (): boolean => config.baseUrls.length > 1
 
-const sourceAddress = (index: number): string => `127.0.0.${1 + (index % config.sourceAddresses)}`
+const sourceAddress = (index: number): string => spreadAddress(index, config.sourceAddresses)
 const wsOptions = (index: number): WebSocket.ClientOptions => ({
   perMessageDeflate: false,
   skipUTF8Validation: true,
   handshakeTimeout: CONNECT_TIMEOUT_MS,
   localAddress: sourceAddress(index)
 })
-
-function reason (err: unknown): string {
-  if (err instanceof Error) {
-    const code = (err as { code?: string }).code
-    if (code !== undefined) return code
-    return err.message.replace(/[0-9a-f-]{36}/g, '<id>').slice(0, 80)
-  }
-  return String(err).slice(0, 80)
-}
 
 /** What a client does with frames after its welcome: count them, or (observers) parse them too. */
 type FrameSink = (client: Client) => (data: Buffer, isBinary: boolean) => void
@@ -277,14 +264,7 @@ function openJson (index: number, slot: number, fields: RegisterFields, sink: Fr
  */
 function openRaw (index: number, fields: RegisterFields): Promise<Client> {
   const sio = config.wire === 'socketio'
-  const url = new URL(baseUrlOf(index))
-  const connecting = RawWebSocket.connect({
-    host: url.hostname,
-    port: Number(url.port),
-    path: sio ? '/socket.io/?EIO=4&transport=websocket' : '/ws',
-    localAddress: sourceAddress(index),
-    timeoutMs: CONNECT_TIMEOUT_MS
-  })
+  const connecting = connectTo(baseUrlOf(index), sio ? '/socket.io/?EIO=4&transport=websocket' : '/ws', sourceAddress(index), CONNECT_TIMEOUT_MS)
   return connecting.then((socket) => new Promise<Client>((resolve, reject) => {
     const client = newClient(index, -1, fields, {
       open: true,
@@ -535,31 +515,11 @@ function hostedRange (): [number, number] {
 
 async function setup (): Promise<SetupReport> {
   const [first, end] = hostedRange()
-  const total = end - first
   const observe = config.role === 'observe'
-  const started = Date.now()
-  const deadline = started + config.setupTimeoutMs
-  const errors: Record<string, number> = {}
-  let failed = 0
-  let next = first
-  const opened: Client[] = []
-  const tooManyFailures = (): boolean => failed > Math.max(20, total * 0.05)
-  const worker = async (): Promise<void> => {
-    while (next < end && Date.now() < deadline && !tooManyFailures()) {
-      const index = next++
-      try {
-        opened.push(await openClient(index, observe ? index : -1, registerFields(index), true))
-      } catch (err) {
-        failed++
-        bump(errors, reason(err))
-      }
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(config.connectConcurrency, Math.max(1, total)) }, worker))
-  clients = opened.sort((a, b) => a.index - b.index)
+  const { opened, report } = await openMany(first, end, config.connectConcurrency, config.setupTimeoutMs, (index) => openClient(index, observe ? index : -1, registerFields(index), true))
+  clients = opened
   observerClients = clients.filter((client) => client.slot >= 0)
-  if (next < end) bump(errors, tooManyFailures() ? 'gave up after too many failures' : 'setup deadline')
-  return { target: total, registered: clients.length, failed, complete: clients.length === total, ms: Date.now() - started, errors }
+  return report
 }
 
 function learnIds (ids: string[]): void {
@@ -753,21 +713,6 @@ let wallAtStart = 0
 let cpuMs = 0
 let cpuUserMs = 0
 let wallMs = 0
-
-function summary (values: number[]): LatencySummary {
-  const sorted = values.sort((a, b) => a - b)
-  let sum = 0
-  for (const value of sorted) sum += value
-  const pick = (p: number) => sorted.length === 0 ? null : round(percentile(sorted, p) ?? 0, 2)
-  return {
-    samples: sorted.length,
-    p50: pick(50),
-    p95: pick(95),
-    p99: pick(99),
-    max: sorted.length === 0 ? null : round(sorted[sorted.length - 1] ?? 0, 2),
-    mean: sorted.length === 0 ? null : round(sum / sorted.length, 2)
-  }
-}
 
 function pairDelivery (counts: { expected: number, delivered: number }): PairFigures['delivery'] {
   return { ...counts, ratio: counts.expected === 0 ? null : round(counts.delivered / counts.expected, 5) }

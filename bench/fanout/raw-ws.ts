@@ -21,6 +21,8 @@ import { createHash, randomBytes } from 'node:crypto'
 import { connect, type Socket } from 'node:net'
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
+/** How much of each message's start the `frame` handler sees: enough for a Shoal frame's type and an error's code. */
+export const PREFIX_BYTES = 64
 
 /** Every socket's reads land here, one read at a time (the callbacks are synchronous). */
 const readBuffer = Buffer.allocUnsafe(256 * 1024)
@@ -37,6 +39,12 @@ function maskKey (): Buffer {
   return pool.subarray(poolOffset - 4, poolOffset)
 }
 
+/** Connects to `path` on a `ws://host:port` base URL, from `localAddress`. */
+export async function connectTo (baseUrl: string, path: string, localAddress: string, timeoutMs: number): Promise<RawWebSocket> {
+  const url = new URL(baseUrl)
+  return await RawWebSocket.connect({ host: url.hostname, port: Number(url.port), path, localAddress, timeoutMs })
+}
+
 export interface RawWsOptions {
   host: string
   port: number
@@ -48,7 +56,7 @@ export interface RawWsOptions {
 export interface RawWsHandlers {
   /** A text message, delivered whole, while `collect` is on (binary messages are not). */
   text?: (text: string) => void
-  /** Every complete data message, text or binary: its payload length and its first (up to 16) bytes, collected or not. */
+  /** Every complete data message, text or binary: its payload length and its first (up to PREFIX_BYTES) bytes, collected or not. */
   frame?: (bytes: number, prefix: Buffer, binary: boolean) => void
   ping?: () => void
   close?: (code: number) => void
@@ -70,7 +78,7 @@ export class RawWebSocket {
   private fin = false
   private remaining = 0
   private messageBytes = 0
-  private readonly prefix = Buffer.alloc(16)
+  private readonly prefix = Buffer.alloc(PREFIX_BYTES)
   private prefixLength = 0
   private parts: Buffer[] = []
   private control: Buffer[] = []
@@ -216,7 +224,7 @@ export class RawWebSocket {
         if (this.frameOpcode >= 0x8) this.control.push(Buffer.from(data.subarray(i, i + take)))
         else {
           if (this.collect) this.parts.push(Buffer.from(data.subarray(i, i + take)))
-          if (this.prefixLength < 16) this.prefixLength += data.copy(this.prefix, this.prefixLength, i, i + Math.min(take, 16 - this.prefixLength))
+          if (this.prefixLength < PREFIX_BYTES) this.prefixLength += data.copy(this.prefix, this.prefixLength, i, i + Math.min(take, PREFIX_BYTES - this.prefixLength))
           this.messageBytes += take
         }
         this.remaining -= take

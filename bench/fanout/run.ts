@@ -28,23 +28,25 @@
  * when this process is interrupted; the children also exit on their own when this
  * process dies (bench/lib/orphan-guard.mjs, and the generator's IPC disconnect).
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
-import { loadavg, tmpdir } from 'node:os'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import {
-  canPin, clockTicks, cpuBusyShares, cpuJiffies, exited, freePort, machineInfo, ORPHAN_GUARD, peakRssKiB, pinProcess, processTicks,
-  RESULTS_DIR, ROOT, round, rssKiB, shoalServerCommand, sleep, stopChild, waitForHealth, waitForQuiet, type ShoalCommand
+  clockTicks, cpuBusyShares, cpuJiffies, exited, freePort, machineInfo, peakRssKiB, processTicks,
+  RESULTS_DIR, ROOT, round, rssKiB, sleep, stopChild
 } from '../lib/proc.js'
 import {
-  isShoal, SATURATION, SCENARIOS, TARGETS, type GeneratorConfig, type GeneratorMessage, type GeneratorResult,
-  type GeneratorRole, type RunnerMessage, type Scenario, type SetupReport, type TargetName
+  Generator, killAll, OPEN_REGISTER, pinned, pinRunner, quietEnvironment, shoalBuild, shoalEnv, shoalSource, singleNodeEnv, startServer, track, type StartedServer
+} from './children.js'
+import {
+  isShoal, SATURATION, SCENARIOS, TARGETS, type GeneratorConfig, type GeneratorResult,
+  type RunnerMessage, type Scenario, type TargetName
 } from './protocol.js'
 import { DEFAULT_REDIS_URL, RedisProbe } from './redis.js'
+import { kBps, mergeSetups, percent, positiveNumber, UsageError } from './shared.js'
 import { redactRedisUrl } from '../../src/adapters/redis-bus.js'
 import type { ClusterRecord, RunRecord, ServerNode, SweepRecord, SweepTarget } from './records.js'
 import { interestVerdict } from './verdicts.js'
@@ -143,14 +145,6 @@ const optionSpec = {
   help: { type: 'boolean', short: 'h', default: false }
 } as const
 
-function positiveNumber (name: string, raw: string | undefined, integer = false): number {
-  const value = Number(raw)
-  if (!(value > 0) || (integer && !Number.isInteger(value))) throw new UsageError(`--${name}: expected a positive ${integer ? 'integer' : 'number'}, got ${JSON.stringify(raw)}`)
-  return value
-}
-
-class UsageError extends Error {}
-
 function isScenario (value: string | undefined): value is Scenario {
   return (SCENARIOS as readonly string[]).includes(value ?? '')
 }
@@ -159,16 +153,6 @@ function isTarget (value: string | undefined): value is TargetName {
 }
 
 // ---- children -----------------------------------------------------------------
-const children = new Set<ChildProcess>()
-function track (child: ChildProcess): ChildProcess {
-  children.add(child)
-  child.once('exit', () => children.delete(child))
-  return child
-}
-function killAll (): void {
-  for (const child of children) if (!exited(child)) child.kill('SIGKILL')
-}
-process.on('exit', killAll)
 /** Work to finish (at most 3 s) after the children are killed, when the runner is interrupted: a cluster run's Redis keys. */
 let onInterrupt: (() => Promise<void>) | null = null
 /** Set on SIGINT or SIGTERM: what the killed children make of a run in the meantime is not a result. */
@@ -185,114 +169,35 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   })
 }
 
-const pinned = canPin()
-const nodeArgv = (args: string[]): [string, string[]] => pinned ? ['taskset', ['-c', '0', process.execPath, ...args]] : [process.execPath, args]
-const guard = ['--import', pathToFileURL(ORPHAN_GUARD).href]
-
-let shoalBuild: ShoalCommand | null = null
-
-interface StartedTarget { child: ChildProcess, pid: number, env: Record<string, string>, compiled: boolean, log: () => string }
+interface StartedTarget extends StartedServer { env: Record<string, string>, compiled: boolean }
 
 /** The nodes of a two-node run (`cluster`). */
 const CLUSTER_NODE_IDS = ['bench-a', 'bench-b'] as const
-/** The environment variables that make the standalone server a cluster node: never inherited from the runner's environment. */
-const CLUSTER_ENV = ['REDIS_URL', 'REDIS_PREFIX', 'NODE_ID'] as const
 
 /** Starts the target server; `node` is the node's index in a two-node run (its NODE_ID). */
 async function startTarget (options: RunOptions, port: number, node = 0): Promise<StartedTarget> {
-  const env: Record<string, string> = { PORT: String(port), HOST: '127.0.0.1' }
-  const inherited = { ...process.env }
-  let args: string[]
-  let compiled = true
-  if (isShoal(options.target)) { // shoal-compact: the same server and settings; the clients choose the encoding
-    shoalBuild ??= shoalServerCommand()
-    args = shoalBuild.args
-    compiled = shoalBuild.compiled
-    const budget = Math.max(60, options.hz * 3)
-    Object.assign(env, {
-      LOG_LEVEL: 'warn',
-      DEMO: 'false',
-      // The standalone server as users run it (sessions in SQLite), in a directory of the run's own; no CSV feeds to send.
-      DATA_DIR: mkdtempSync(join(tmpdir(), 'shoal-bench-data-')),
-      CSV_FEEDS: '',
-      TICK_HZ: String(options.tickHz),
-      HEARTBEAT_MS: String(options.heartbeatMs),
-      MESSAGES_PER_SECOND: String(budget),
-      MESSAGE_BURST: String(budget * 2),
-      // Every client comes from 127.0.0.x: the per-address register budget must not be what the run measures.
-      REGISTER_LIMIT: '10000000',
-      REGISTER_WINDOW_MS: '60000'
-    })
-    if (options.scenario === 'crowd') env.INTEREST_RADIUS = String(options.radius)
-    // One node unless this run asks for a cluster, whatever the runner's own environment says.
-    for (const name of CLUSTER_ENV) Reflect.deleteProperty(inherited, name)
-    if (options.cluster !== null) {
-      Object.assign(env, { REDIS_URL: options.cluster.redisUrl, REDIS_PREFIX: options.cluster.prefix, NODE_ID: CLUSTER_NODE_IDS[node] ?? `bench-${node}` })
-    }
-  } else {
-    args = ['--import', 'tsx', join(ROOT, 'bench', 'targets', `${options.target}.ts`)]
+  if (!isShoal(options.target)) {
+    const env = { PORT: String(port), HOST: '127.0.0.1' }
+    const args = ['--import', 'tsx', join(ROOT, 'bench', 'targets', `${options.target}.ts`)]
+    return { ...await startServer(args, ROOT, { ...process.env, ...env }, port, serverName(options, node)), env, compiled: true }
   }
-  const profile = process.env.BENCH_SERVER_PROFILE === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_SERVER_PROFILE}`]
-  const [command, argv] = nodeArgv([...guard, ...profile, ...args])
-  const child = track(spawn(command, argv, { cwd: ROOT, env: { ...inherited, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }))
-  let log = ''
-  const keep = (chunk: Buffer): void => { log = (log + chunk.toString()).slice(-4000) }
-  child.stdout?.on('data', keep)
-  child.stderr?.on('data', keep)
-  if (child.pid === undefined) throw new Error(`could not start the ${serverName(options, node)}`)
-  await waitForHealth(`http://127.0.0.1:${port}/health`, child)
-  return { child, pid: child.pid, env, compiled, log: () => log }
-}
-
-/** The generator, with a promise-based inbox for its IPC messages. */
-class Generator {
-  readonly child: ChildProcess
-  private readonly inbox: GeneratorMessage[] = []
-  private waiting: ((message: GeneratorMessage | Error) => void) | null = null
-
-  constructor (readonly role: GeneratorRole) {
-    const args = [...guard, ...(process.env.BENCH_GENERATOR_PROFILE === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_GENERATOR_PROFILE}`]), '--import', 'tsx', join(ROOT, 'bench', 'fanout', 'generator.ts')]
-    const [command, argv] = pinned ? ['taskset', ['-c', '1', process.execPath, ...args]] : [process.execPath, args]
-    this.child = track(spawn(command, argv, { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }))
-    this.child.on('message', (message: GeneratorMessage) => this.deliver(message))
-    this.child.on('exit', (code, signal) => this.deliver(new Error(`${role} generator exited (code ${String(code)}, signal ${String(signal)})`)))
+  // shoal-compact: the same server and settings; the clients choose the encoding.
+  const build = shoalBuild()
+  const budget = Math.max(60, options.hz * 3)
+  const env: Record<string, string> = {
+    ...shoalEnv(port),
+    TICK_HZ: String(options.tickHz),
+    HEARTBEAT_MS: String(options.heartbeatMs),
+    MESSAGES_PER_SECOND: String(budget),
+    MESSAGE_BURST: String(budget * 2),
+    ...OPEN_REGISTER
   }
-
-  private deliver (message: GeneratorMessage | Error): void {
-    if (this.waiting !== null) {
-      const waiting = this.waiting
-      this.waiting = null
-      waiting(message)
-    } else if (!(message instanceof Error)) {
-      this.inbox.push(message)
-    }
+  if (options.scenario === 'crowd') env.INTEREST_RADIUS = String(options.radius)
+  // One node unless this run asks for a cluster, whatever the runner's own environment says.
+  if (options.cluster !== null) {
+    Object.assign(env, { REDIS_URL: options.cluster.redisUrl, REDIS_PREFIX: options.cluster.prefix, NODE_ID: CLUSTER_NODE_IDS[node] ?? `bench-${node}` })
   }
-
-  send (message: RunnerMessage): void {
-    if (this.child.connected) this.child.send(message)
-  }
-
-  /** The next message, which must be `ev`; fails on timeout, on the generator's `error` or exit. */
-  async next<E extends GeneratorMessage['ev']> (ev: E, timeoutMs: number): Promise<Extract<GeneratorMessage, { ev: E }>> {
-    const queued = this.inbox.shift()
-    const message = queued ?? await new Promise<GeneratorMessage | Error>((resolve) => {
-      const timer = setTimeout(() => { this.waiting = null; resolve(new Error(`no '${ev}' from the ${this.role} generator within ${Math.round(timeoutMs / 1000)} s`)) }, timeoutMs)
-      this.waiting = (value) => { clearTimeout(timer); resolve(value) }
-    })
-    if (message instanceof Error) throw message
-    if (message.ev === 'error') throw new Error(`${this.role} generator: ${message.message}`)
-    if (message.ev !== ev) throw new Error(`${this.role} generator sent '${message.ev}', expected '${ev}'`)
-    return message as Extract<GeneratorMessage, { ev: E }>
-  }
-
-  async stop (): Promise<void> {
-    if (exited(this.child)) return
-    const done = new Promise<void>((resolve) => this.child.once('exit', () => resolve()))
-    this.send({ cmd: 'stop' })
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 5000)
-    await done
-    clearTimeout(timer)
-  }
+  return { ...await startServer(build.args, build.root, singleNodeEnv(env), port, serverName(options, node)), env, compiled: build.compiled }
 }
 
 // ---- one run ---------------------------------------------------------------------
@@ -438,16 +343,7 @@ async function runOnce (options: RunOptions, redis: RedisProbe | null = null): P
   let watchdog: NodeJS.Timeout | null = null
   let stopping = false
   try {
-    // Someone else's test run on this shared machine would be measured too: wait for a quiet moment first.
-    const quiet = await waitForQuiet(0.15, 60_000)
-    const environment = record.environment = {
-      quietBeforeRun: quiet.quiet,
-      busyBeforeRun: quiet.busy,
-      waitedForQuietMs: quiet.waitedMs,
-      loadAverage: loadavg().map((value) => round(value, 2)),
-      coreBusyDuringWindow: [] as number[],
-      otherLoadOnServerCore: null as number | null
-    }
+    const environment = record.environment = await quietEnvironment()
     // One after the other, each listening before the next port is picked (two free ports could otherwise be one).
     for (let node = 0; node < nodeCount; node++) {
       const port = await freePort()
@@ -494,6 +390,7 @@ async function runOnce (options: RunOptions, redis: RedisProbe | null = null): P
       cluster: options.cluster === null ? undefined : { ...options.cluster, redisUrl: redactRedisUrl(options.cluster.redisUrl), nodes: nodes.map((node) => node.id), sharedCore: pinned ? 0 : null },
       pinned,
       compiled: first?.compiled,
+      shoal: isShoal(options.target) ? shoalSource() : undefined,
       serverEnv: first === undefined ? undefined : recordedEnv(first.env),
       encoding: config.encoding,
       generator: { ...config, baseUrls: undefined },
@@ -607,19 +504,6 @@ function saveRun (record: RunRecord): RunRecord {
   return record
 }
 
-function mergeSetups (setups: SetupReport[]): SetupReport {
-  const errors: Record<string, number> = {}
-  for (const setup of setups) for (const [why, n] of Object.entries(setup.errors)) errors[why] = (errors[why] ?? 0) + n
-  return {
-    target: setups.reduce((sum, setup) => sum + setup.target, 0),
-    registered: setups.reduce((sum, setup) => sum + setup.registered, 0),
-    failed: setups.reduce((sum, setup) => sum + setup.failed, 0),
-    complete: setups.every((setup) => setup.complete),
-    ms: Math.max(...setups.map((setup) => setup.ms)),
-    errors
-  }
-}
-
 /** The load process's counts plus the observe process's latency, delivery and interest; CPU added up (one core). */
 function mergeResults (load: GeneratorResult, observe: GeneratorResult | null): GeneratorResult {
   if (observe === null) return load
@@ -655,9 +539,6 @@ function mergeResults (load: GeneratorResult, observe: GeneratorResult | null): 
 
 /** Extra time for the connections still being opened when the setup deadline passes. */
 const CONNECT_GRACE_MS = 15_000
-
-const percent = (share: number | null | undefined): string => share === null || share === undefined ? '-' : `${round(share * 100, 1)}%`
-const kBps = (bytesPerSecond: number): string => `${round(bytesPerSecond / 1e3, 1)} kB/s`
 
 function line (record: RunRecord): string {
   const g = record.generator
@@ -925,11 +806,7 @@ async function main (argv: string[]): Promise<number> {
     sweep: null,
     cluster: null
   }
-  if (pinned) {
-    if (!pinProcess(process.pid, 1)) process.stderr.write('warning: could not pin the runner to core 1\n')
-  } else {
-    process.stderr.write('warning: fewer than 2 cores or no taskset: server and generator are not pinned\n')
-  }
+  pinRunner()
   if (isSweep) {
     const targets = (values.targets ?? '').split(',').map((name) => name.trim()).filter(Boolean)
     for (const name of targets) if (!isTarget(name)) throw new UsageError(`unknown target ${JSON.stringify(name)}: expected ${TARGETS.join(', ')}`)

@@ -6,10 +6,10 @@
  * in bench/fanout/. Linux only (reads /proc).
  */
 import { execFileSync, type ChildProcess } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { availableParallelism, cpus, totalmem, release } from 'node:os'
-import { dirname, join } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 /** The repository root. */
@@ -87,19 +87,60 @@ export const rssKiB = (pid: number) => statusKiB(pid, 'VmRSS')
 /** Peak resident set size, in KiB. */
 export const peakRssKiB = (pid: number) => statusKiB(pid, 'VmHWM')
 
-export interface ShoalCommand { args: string[], compiled: boolean, buildError?: string }
-
-/** Compiles the server to dist/; returns the node arguments that run it (source via tsx if the build fails). */
-export function shoalServerCommand (): ShoalCommand {
-  const tsc = join(ROOT, 'node_modules', '.bin', 'tsc')
+/** Bytes the process passed to write(2)-like calls, sockets included (`wchar` of /proc/<pid>/io); null when unreadable. */
+export function writtenBytes (pid: number): number | null {
   try {
-    execFileSync(tsc, ['-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+    const match = /^wchar:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))
+    return match === null ? null : Number(match[1])
+  } catch {
+    return null
+  }
+}
+
+/**
+ * The Shoal checkout under test: this repository, or another one named by
+ * BENCH_SHOAL_ROOT (before/after comparisons; the harness itself always runs from here).
+ */
+export const SHOAL_ROOT = resolve(process.env.BENCH_SHOAL_ROOT ?? ROOT)
+
+export interface ShoalCommand {
+  args: string[]
+  compiled: boolean
+  buildError?: string
+  /** The checkout it comes from (the server's working directory) and its entry point, relative to it. */
+  root: string
+  entry: string
+}
+
+/** The standalone server's entry point in a checkout: src/server/main.ts, or src/server.ts in older ones. */
+function serverEntry (root: string): string {
+  return existsSync(join(root, 'src', 'server', 'main.ts')) ? 'src/server/main' : 'src/server'
+}
+
+/** Compiles SHOAL_ROOT's server to its dist/; returns the node arguments that run it (source via tsx if the build fails). */
+export function shoalServerCommand (): ShoalCommand {
+  const root = SHOAL_ROOT
+  const entry = serverEntry(root)
+  const own = join(root, 'node_modules', '.bin', 'tsc')
+  const tsc = existsSync(own) ? own : join(ROOT, 'node_modules', '.bin', 'tsc')
+  try {
+    execFileSync(tsc, ['-p', 'tsconfig.build.json'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
   } catch (err) {
     const output = String((err as { stdout?: Buffer }).stdout ?? '').slice(0, 2000)
-    process.stderr.write(`warning: build failed, measuring the TypeScript source through tsx instead\n${output}\n`)
-    return { args: ['--import', 'tsx', join(ROOT, 'src', 'server', 'main.ts')], compiled: false, buildError: output }
+    process.stderr.write(`warning: build of ${root} failed, measuring the TypeScript source through tsx instead\n${output}\n`)
+    return { args: ['--import', 'tsx', join(root, `${entry}.ts`)], compiled: false, buildError: output, root, entry: `${entry}.ts` }
   }
-  return { args: [join(ROOT, 'dist', 'src', 'server', 'main.js')], compiled: true }
+  return { args: [join(root, 'dist', `${entry}.js`)], compiled: true, root, entry: `dist/${entry}.js` }
+}
+
+/** The checkout's commit and whether its work tree differs from it (null outside git). */
+export function shoalRevision (root = SHOAL_ROOT): { commit: string, dirty: boolean } | null {
+  try {
+    const git = (...args: string[]) => execFileSync('git', ['-C', root, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+    return { commit: git('rev-parse', '--short', 'HEAD'), dirty: git('status', '--porcelain', '--untracked-files=no') !== '' }
+  } catch {
+    return null
+  }
 }
 
 export function exited (child: ChildProcess): boolean {

@@ -22,7 +22,8 @@ import { MessageLimiter, type AddressLimiter } from './transport/rate-limit.js'
 import { overBudget, parseFrame, type ProtocolError } from './validation.js'
 
 export type EngineSettings = Pick<ShoalSettingsT,
-  'tickHz' | 'heartbeatMs' | 'maxPayload' | 'messagesPerSecond' | 'messageBurst' | 'registerTimeoutMs' | 'maxConnectionsPerAddress'>
+  'tickHz' | 'heartbeatMs' | 'maxPayload' | 'messagesPerSecond' | 'messageBurst' | 'registerTimeoutMs' | 'maxConnectionsPerAddress' |
+  'snapshotsPerSecond' | 'snapshotBurst' | 'maxRoomSize'>
 
 /** What the engine reports, for metrics. */
 export interface EngineMeter {

@@ -10,12 +10,14 @@ import {
   type ClientMessageOf, type ClientMessageType, type PositionInputT, type PositionT
 } from '../../schemas/protocol.js'
 import { CloseCode } from '../protocol/close-codes.js'
+import { snapshotFrame, welcomeFrame } from '../protocol/frames.js'
 import type { HandlerContext } from './engine.js'
 import { emptyState, mergeState, normalizeListening } from './presence/state.js'
 import type { LiveUser } from './presence/user.js'
 import type { Resumption } from './sessions/sessions.js'
 import type { Connection } from './transport/connection.js'
-import { invalid, overBudget } from './validation.js'
+import { TokenBucket } from './transport/rate-limit.js'
+import { invalid, overBudget, type ProtocolError } from './validation.js'
 
 export const DEFAULT_ROOM = 'lobby'
 
@@ -45,9 +47,9 @@ function serializedPayload (payload: unknown): string | null {
 const toPosition = (input: PositionInputT): PositionT => ({ x: input.x, y: input.y, z: input.z ?? 0 })
 
 function welcome (ctx: HandlerContext, connection: Connection, user: LiveUser, secret: string, resumed: boolean): void {
-  const { users, settings, clock } = ctx.services
+  const { users, settings, clock, broadcaster } = ctx.services
   const compact = connection.encoding === 'compact'
-  ctx.reply(connection, {
+  const frame = welcomeFrame({
     type: 'welcome',
     protocol: PROTOCOL_VERSION,
     id: user.id,
@@ -55,12 +57,12 @@ function welcome (ctx: HandlerContext, connection: Connection, user: LiveUser, s
     room: user.room,
     resumed,
     you: user.toWire(compact),
-    users: users.othersInRoom(user, compact),
     heartbeatMs: settings.heartbeatMs,
     serverTime: clock.now(),
     tickHz: settings.tickHz,
     encoding: compact ? 'compact' : undefined
-  })
+  }, users.othersJson(user, compact))
+  broadcaster.broadcast(frame, 'welcome', { peer: connection })
   sendFeeds(ctx, connection, user)
 }
 
@@ -70,8 +72,27 @@ function sendFeeds (ctx: HandlerContext, connection: Connection, user: LiveUser)
 }
 
 function snapshot (ctx: HandlerContext, connection: Connection, user: LiveUser): void {
-  ctx.reply(connection, { type: 'snapshot', room: user.room, users: ctx.services.users.othersInRoom(user, connection.encoding === 'compact') })
+  const usersJson = ctx.services.users.othersJson(user, connection.encoding === 'compact')
+  ctx.services.broadcaster.broadcast(snapshotFrame(user.room, usersJson), 'snapshot', { peer: connection })
 }
+
+/** join and sync are answered with the whole room: a connection gets a few at once, then snapshotsPerSecond. */
+function snapshotAllowed (ctx: HandlerContext, connection: Connection, ref: 'join' | 'sync'): boolean {
+  const { settings, clock } = ctx.services
+  connection.snapshots ??= new TokenBucket(settings.snapshotBurst, clock.now())
+  if (connection.snapshots.take(clock.now(), settings.snapshotsPerSecond, settings.snapshotBurst)) return true
+  ctx.fail(connection, { code: 'rate_limited', message: `too many join and sync messages; at most ${settings.snapshotsPerSecond} a second`, ref })
+  return false
+}
+
+/** Whether `room` holds maxRoomSize users already (then nobody new enters it). */
+function isFull (ctx: HandlerContext, room: string): boolean {
+  const max = ctx.services.settings.maxRoomSize
+  return max > 0 && (ctx.services.users.room(room)?.members.size ?? 0) >= max
+}
+
+const roomFull = (room: string, ref: 'register' | 'join'): ProtocolError =>
+  ({ code: 'room_full', message: `room ${JSON.stringify(room)} is full`, ref })
 
 /** `reconnect` once the store has answered (the socket may have gone meanwhile). */
 function resumed (ctx: HandlerContext, connection: Connection, message: ClientMessageOf<'reconnect'>, resumption: NonNullable<Resumption>): void {
@@ -94,10 +115,12 @@ export const handlers: HandlerTable = {
     handle (ctx, connection, message) {
       const state = mergeState(emptyState(), message.state ?? {})
       if ('error' in state) return ctx.fail(connection, invalid(state.error, 'register'))
+      const room = message.room ?? DEFAULT_ROOM
+      if (isFull(ctx, room)) return ctx.fail(connection, roomFull(room, 'register'))
       connection.encoding = message.encoding ?? 'json'
       const { user, secret } = ctx.services.sessions.register(connection, {
         name: message.name?.trim() ?? guestName(),
-        room: message.room ?? DEFAULT_ROOM,
+        room,
         position: message.position === undefined ? { x: 0, y: 0, z: 0 } : toPosition(message.position),
         state: state.state
       })
@@ -168,7 +191,11 @@ export const handlers: HandlerTable = {
   join: {
     audience: 'user',
     handle (ctx, connection, message, user) {
-      if (message.room !== user.room) ctx.services.users.moveToRoom(user, message.room)
+      if (!snapshotAllowed(ctx, connection, 'join')) return
+      if (message.room !== user.room) {
+        if (isFull(ctx, message.room)) return ctx.fail(connection, roomFull(message.room, 'join'))
+        ctx.services.users.moveToRoom(user, message.room)
+      }
       snapshot(ctx, connection, user)
       sendFeeds(ctx, connection, user)
     }
@@ -177,7 +204,7 @@ export const handlers: HandlerTable = {
   sync: {
     audience: 'user',
     handle (ctx, connection, _message, user) {
-      snapshot(ctx, connection, user)
+      if (snapshotAllowed(ctx, connection, 'sync')) snapshot(ctx, connection, user)
     }
   },
 

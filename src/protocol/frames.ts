@@ -5,7 +5,7 @@
  * Fan-out frames are built from parts serialized once per tick (a payload, a
  * position entry), so no builder re-serializes what the caller already has.
  */
-import type { ClientMessage, PresenceUpdateT, ServerMessageT, UserT } from '../../schemas/protocol.js'
+import type { ClientMessage, PresenceUpdateT, ServerMessageT, SnapshotMessageT, UserT, WelcomeMessageT } from '../../schemas/protocol.js'
 
 /** Any server message whose parts are not pre-serialized (welcome, snapshot, error, pong, csv). */
 export function serverFrame (message: ServerMessageT): string {
@@ -42,4 +42,16 @@ export function positionEntry (id: string, x: number, y: number, z: number): str
 /** A `positions` frame of entries made by `positionEntry`. */
 export function positionsFrame (t: number, entries: readonly string[]): string {
   return `{"type":"positions","t":${t},"p":[${entries.join(',')}]}`
+}
+
+/** `welcome`, with `usersJson` (the room's others, serialized once per tick) in place of `users`. */
+export function welcomeFrame (welcome: Omit<WelcomeMessageT, 'users'>, usersJson: string): string {
+  const { type, protocol, id, secret, room, resumed, you, ...rest } = welcome
+  const head = JSON.stringify({ type, protocol, id, secret, room, resumed, you })
+  return `${head.slice(0, -1)},"users":${usersJson},${JSON.stringify(rest).slice(1)}`
+}
+
+/** `snapshot`, with `usersJson` in place of `users`. */
+export function snapshotFrame (room: SnapshotMessageT['room'], usersJson: string): string {
+  return `{"type":"snapshot","room":${JSON.stringify(room)},"users":${usersJson}}`
 }

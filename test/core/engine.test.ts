@@ -4,114 +4,11 @@
  * sees for what it sends.
  */
 import t from 'tap'
-import type { ErrorCodeT, ServerMessageT } from '../../schemas/protocol.js'
-import { ManualClock } from '../../src/core/clock.js'
+import type { ErrorCodeT } from '../../schemas/protocol.js'
 import { createApi } from '../../src/core/api.js'
-import { Engine, type EngineLog, type EngineMeter } from '../../src/core/engine.js'
-import { Broadcaster, type BroadcastMeter } from '../../src/core/presence/broadcaster.js'
-import { UserStore } from '../../src/core/presence/user-store.js'
-import { MemorySessionStore } from '../../src/core/sessions/session-store.js'
-import { SessionManager } from '../../src/core/sessions/sessions.js'
-import type { Connection, Socket } from '../../src/core/transport/connection.js'
-import { ConnectionRegistry } from '../../src/core/transport/connections.js'
-import { AddressLimiter } from '../../src/core/transport/rate-limit.js'
 import { hashSecret } from '../../src/core/sessions/secrets.js'
-import type { FrameOf } from './fakes.js'
-
-const OPEN = 1
-const CLOSED = 3
-
-/** ws's few methods, recording what the engine does with them. */
-class FakeSocket implements Socket {
-  readyState = OPEN
-  bufferedAmount = 0
-  readonly sent: Array<string | Uint8Array> = []
-  readonly closes: Array<{ code: number, reason: string }> = []
-  terminated = false
-  pings = 0
-
-  send (data: string | Uint8Array): void { this.sent.push(data) }
-  close (code: number, reason: string): void { this.closes.push({ code, reason }); this.readyState = CLOSED }
-  terminate (): void { this.terminated = true; this.readyState = CLOSED }
-  ping (): void { this.pings++ }
-
-  get frames (): ServerMessageT[] {
-    return this.sent.filter((frame): frame is string => typeof frame === 'string').map((text) => JSON.parse(text) as ServerMessageT)
-  }
-
-  ofType<T extends ServerMessageT['type']> (type: T): Array<FrameOf<T>> {
-    return this.frames.filter((frame) => frame.type === type) as Array<FrameOf<T>>
-  }
-
-  /** The one frame of `type` received so far. */
-  only<T extends ServerMessageT['type']> (type: T): FrameOf<T> {
-    const frames = this.ofType(type)
-    if (frames.length !== 1) throw new Error(`expected one ${type}, got ${frames.length}: ${JSON.stringify(this.frames).slice(0, 300)}`)
-    return frames[0] as FrameOf<T>
-  }
-
-  clear (): void { this.sent.length = 0 }
-}
-
-class RecordingMeter {
-  readonly received: string[] = []
-  readonly errors: ErrorCodeT[] = []
-  // Arrow properties: the broadcaster and the engine call these detached.
-  readonly meter: EngineMeter & BroadcastMeter = {
-    received: (type: string) => { this.received.push(type) },
-    error: (code: ErrorCodeT) => { this.errors.push(code) },
-    sent () {},
-    skipped () {},
-    closedSlow () {}
-  }
-}
-
-const quietLog: EngineLog = { debug () {}, warn () {}, error () {} }
-
-function setup (limits: { registerLimit?: number, messageBurst?: number, maxConnectionsPerAddress?: number } = {}) {
-  const clock = new ManualClock()
-  const users = new UserStore()
-  const store = new MemorySessionStore()
-  const sessions = new SessionManager(users, store, clock, { graceMs: 1000, sessionTtlMs: 60_000 })
-  const recorded = new RecordingMeter()
-  const broadcaster = new Broadcaster(users, clock, { slowReaderSkipBytes: 1e6, slowReaderCloseBytes: 1e7 }, recorded.meter)
-  const connections = new ConnectionRegistry(10, async () => { await sessions.flush() })
-  const engine = new Engine({
-    settings: { tickHz: 20, heartbeatMs: 10_000, maxPayload: 16_384, messagesPerSecond: 10, messageBurst: limits.messageBurst ?? 20, registerTimeoutMs: 1000, maxConnectionsPerAddress: limits.maxConnectionsPerAddress ?? 100 },
-    clock,
-    users,
-    sessions,
-    broadcaster,
-    connections,
-    registrations: new AddressLimiter(limits.registerLimit ?? 30, 60_000),
-    feeds: { framesFor: () => [] },
-    meter: recorded.meter,
-    log: quietLog
-  })
-  /** A client: its socket, its connection, and what it sends as text. */
-  const connect = (address = '10.0.0.1') => {
-    const socket = new FakeSocket()
-    const connection = engine.open(socket, address)
-    const send = (message: unknown): void => engine.receive(connection, Buffer.from(typeof message === 'string' ? message : JSON.stringify(message)), false)
-    return { socket, connection, send }
-  }
-  const registered = (name: string, room = 'r1') => {
-    const client = connect()
-    client.send({ type: 'register', name, room })
-    const welcome = client.socket.only('welcome')
-    client.socket.clear()
-    return { ...client, welcome, id: welcome.id }
-  }
-  return { clock, users, store, sessions, broadcaster, connections, engine, recorded, connect, registered }
-}
-
-/** Lets queued handlers (reconnect awaits its store) run. */
-const settle = async (): Promise<void> => { for (let i = 0; i < 10; i++) await Promise.resolve() }
-
-const errorOf = (socket: FakeSocket): { code: string, ref?: string | undefined } => {
-  const error = socket.only('error')
-  return { code: error.code, ref: error.ref }
-}
+import type { Connection } from '../../src/core/transport/connection.js'
+import { errorOf, settle, setup } from './engine-harness.js'
 
 t.test('register: a welcome with a fresh identity, and the room hears of the newcomer at the next tick', async (t) => {
   const s = setup()

@@ -1,7 +1,11 @@
 import t from 'tap'
+import type { UserT } from '../../schemas/protocol.js'
 import { Room } from '../../src/core/presence/room.js'
 import type { LiveUser } from '../../src/core/presence/user.js'
 import { attach, connectedUser, positionsOf, stateOf } from './fakes.js'
+
+/** The room as `exceptId` is sent it in welcome and snapshot. */
+const others = (room: Room, exceptId: string): UserT[] => JSON.parse(room.othersJson(exceptId)) as UserT[]
 
 /** A room with `count` connected members, their joins already published (as after one tick). */
 function roomWith (count: number): { room: Room, users: LiveUser[] } {
@@ -158,7 +162,7 @@ t.test('a member that left is announced in left, and only once', async (t) => {
   room.remove(a)
   t.strictSame(room.takePresence(), { joined: [], left: [a.id], updated: [] })
   t.equal(room.takePresence(), null)
-  t.strictSame(room.others(b.id), [])
+  t.strictSame(others(room, b.id), [])
 })
 
 t.test('updated entries carry only the changed fields, each with its full new value', async (t) => {
@@ -228,22 +232,22 @@ t.test('a newcomer that is disconnected is announced with connected false', asyn
   t.equal(room.takePresence()?.joined[0]?.connected, false)
 })
 
-t.test('others() is every member but the one asking, as they are now', async (t) => {
+t.test('othersJson is every member but the one asking, as they are now', async (t) => {
   const { room, users: [a, b, c] } = roomWith(3)
   if (a === undefined || b === undefined || c === undefined) throw new Error('fixture')
   rename(room, b, 'renamed, not yet published')
-  const others = room.others(a.id)
-  t.strictSame(others.map((u) => u.id).sort(), [b.id, c.id].sort())
-  t.equal(others.find((u) => u.id === b.id)?.name, 'renamed, not yet published')
-  t.equal(room.others('someone-else').length, 3)
-  t.strictSame(new Room('empty').others(a.id), [])
+  const listed = others(room, a.id)
+  t.strictSame(listed.map((u) => u.id).sort(), [b.id, c.id].sort())
+  t.equal(listed.find((u) => u.id === b.id)?.name, 'renamed, not yet published')
+  t.equal(others(room, 'someone-else').length, 3)
+  t.strictSame(others(new Room('empty'), a.id), [])
 })
 
-t.test('others() lists members in grace as connected false', async (t) => {
+t.test('othersJson lists members in grace as connected false', async (t) => {
   const { room, users: [a, b] } = roomWith(2)
   if (a === undefined || b === undefined) throw new Error('fixture')
   b.peer = null
-  t.equal(room.others(a.id)[0]?.connected, false)
+  t.equal(others(room, a.id)[0]?.connected, false)
 })
 
 t.test('takeMoved() is each member that moved, once, at its latest position', async (t) => {
@@ -270,4 +274,35 @@ t.test('isIdle: only once nobody is in the room and everything was said', async 
   t.notOk(room.isIdle, 'its leave is not sent yet')
   t.strictSame(room.takePresence()?.left, [user.id])
   t.ok(room.isIdle, 'empty and said')
+})
+
+t.test('othersJson leaves out exactly the one asking, wherever it stands in the room', async (t) => {
+  const { room, users } = roomWith(4)
+  for (const user of users) {
+    t.strictSame(others(room, user.id).map((u) => u.id), users.filter((u) => u !== user).map((u) => u.id))
+  }
+  const alone = roomWith(1)
+  const [only] = alone.users
+  if (only === undefined) throw new Error('fixture')
+  t.equal(alone.room.othersJson(only.id), '[]')
+})
+
+t.test('the room is serialized once and shared until it changes; then only the changed member is serialized again', async (t) => {
+  const { room, users } = roomWith(250)
+  const [a, b] = users
+  if (a === undefined || b === undefined) throw new Error('fixture')
+  const first = room.othersJson(a.id)
+  t.equal(room.othersJson(a.id), first, 'unchanged: the same string')
+  const stringify = JSON.stringify
+  let serialized = 0
+  JSON.stringify = ((...args: Parameters<typeof JSON.stringify>) => { serialized++; return stringify(...args) }) as typeof JSON.stringify
+  try {
+    rename(room, b, 'renamed')
+    t.equal(others(room, a.id).find((u) => u.id === b.id)?.name, 'renamed', 'a change is in the next list at once')
+  } finally {
+    JSON.stringify = stringify
+  }
+  t.equal(serialized, 1, 'in a big room only the changed member is serialized again')
+  room.endTick()
+  t.strictSame(others(room, a.id), JSON.parse(first).map((u: { id: string }) => u.id === b.id ? { ...u, name: 'renamed' } : u), 'after the tick, the same content')
 })

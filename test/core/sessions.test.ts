@@ -210,7 +210,7 @@ t.test('disconnect and grace', async (t) => {
     t.notOk(user.connected)
     t.strictSame(presence(s.users), { joined: [], left: [], updated: [{ id: user.id, connected: false }] })
     t.equal(s.users.get(user.id), user)
-    t.equal(s.users.othersInRoom(other).find((u) => u.id === user.id)?.connected, false)
+    t.equal((JSON.parse(s.users.othersJson(other)) as Array<{ id: string, connected: boolean }>).find((u) => u.id === user.id)?.connected, false)
   })
 
   t.test('reconnect within grace in a later tick shows connected true and nothing else', async (t) => {

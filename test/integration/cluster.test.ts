@@ -8,9 +8,9 @@
 import t from 'tap'
 import { MemoryClusterHub, MemorySessionStore, type ShoalOptions } from '../../index.js'
 import { systemClock } from '../../src/core/clock.js'
-import { startServer, TestClient, type TestServer } from '../helpers.js'
+import { FAST, startServer, TestClient, type TestServer } from '../helpers.js'
 
-const NODE: ShoalOptions = { tickHz: 50, heartbeatMs: 60_000, drainTimeoutMs: 100, graceMs: 300, nodeHeartbeatMs: 50, claimTimeoutMs: 300, demo: false }
+const NODE: ShoalOptions = { ...FAST, drainTimeoutMs: 100, graceMs: 300, nodeHeartbeatMs: 50, claimTimeoutMs: 300, demo: false }
 
 type Tap = Parameters<Parameters<typeof t.test>[0]>[0]
 

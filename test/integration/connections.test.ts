@@ -132,3 +132,55 @@ t.test('/metrics: off with metrics: false; metricsAuthorize (METRICS_TOKEN) guar
   t.equal(ok.status, 200)
   t.match(await ok.text(), /shoal_connections/)
 })
+
+t.test('maxRoomSize: a register or join into a full room gets room_full and changes nothing', async (t) => {
+  const { join, connect } = await setup(t, { maxRoomSize: 2 })
+  await join({ room: 'small' })
+  await join({ room: 'small' })
+  const late = await connect()
+  late.send({ type: 'register', room: 'small' })
+  t.match(await late.next('error'), { code: 'room_full', ref: 'register', message: 'room "small" is full' })
+  const elsewhere = await join({ room: 'big' })
+  elsewhere.client.send({ type: 'join', room: 'small' })
+  t.match(await elsewhere.client.next('error'), { code: 'room_full', ref: 'join' })
+  elsewhere.client.send({ type: 'sync' })
+  t.equal((await elsewhere.client.next('snapshot')).room, 'big', 'still in its room')
+})
+
+t.test('join and sync: the burst, then snapshotsPerSecond; over it rate_limited and no snapshot', async (t) => {
+  const clock = new ManualClock()
+  const { join } = await setup(t, { clock, snapshotBurst: 2, snapshotsPerSecond: 1 })
+  const { client } = await join({ room: 'a' })
+  client.send({ type: 'sync' })
+  client.send({ type: 'join', room: 'b' })
+  client.send({ type: 'join', room: 'c' })
+  t.equal((await client.next('snapshot')).room, 'a')
+  t.equal((await client.next('snapshot')).room, 'b')
+  t.match(await client.next('error'), { code: 'rate_limited', ref: 'join' })
+  clock.advance(1000)
+  client.send({ type: 'join', room: 'c' })
+  t.equal((await client.next('snapshot')).room, 'c', 'a second later, one more')
+  t.strictSame(await client.drainType('snapshot'), [])
+})
+
+t.test('presence pacing over real sockets: a client churning its listening set costs a bystander at most the budget', async (t) => {
+  const clock = new ManualClock()
+  const budget = 4096
+  const { join, tick } = await setup(t, { clock, presenceBytesPerSecond: budget, presenceUserIntervalMs: 250, messagesPerSecond: 60, messageBurst: 120 })
+  const bystander = await join({ room: 'r' })
+  const churner = await join({ room: 'r' })
+  await tick()
+  clock.advance(2000)
+  await tick()
+  await bystander.client.drainType('presence')
+  const sets = [0, 1].map((n) => Array.from({ length: 100 }, (_, i) => `00000000-0000-4000-8000-${String(n * 1000 + i).padStart(12, '0')}`))
+  const seconds = 3
+  for (let step = 0; step < seconds * 59; step++) {
+    churner.client.send({ type: 'updatelisteningto', listeningTo: sets[step % 2] })
+    clock.advance(1000 / 59)
+    if (step % 3 === 2) await tick()
+  }
+  const received = (await bystander.client.drainType('presence')).reduce((sum, frame) => sum + JSON.stringify(frame).length, 0)
+  t.ok(received <= budget * (seconds + 1), `${received} bytes of presence in ${seconds} s (budget ${budget} B/s)`)
+  t.ok(received > 0, 'the changes still arrive')
+})

@@ -58,6 +58,8 @@ t.test('random frames from other connections never disturb A and B, and the serv
     graceMs: 0,
     messagesPerSecond: 1_000_000,
     messageBurst: 1_000_000,
+    snapshotsPerSecond: 1_000_000,
+    snapshotBurst: 1_000_000,
     registerLimit: 1_000_000
   })
   t.teardown(server.close)

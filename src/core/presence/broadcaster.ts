@@ -22,6 +22,15 @@ import type { LiveUser, Peer } from './user.js'
 
 export type SlowReaderLimits = Pick<ShoalSettingsT, 'slowReaderSkipBytes' | 'slowReaderCloseBytes'>
 
+/** How presence is paced (see the settings); without them, every tick's changes go out at once. */
+export type PresencePacing = Pick<ShoalSettingsT, 'presenceBytesPerSecond' | 'presenceWritesPerSecond' | 'presenceUserIntervalMs'>
+
+/** The contract's bound on coalescing presence: no change waits longer than this. */
+export const MAX_COALESCE_MS = 1000
+
+/** When a room's next presence frame may go, and since when it has had changes waiting. */
+interface Pace { dueAt: number, waitingSince: number | null }
+
 /** What the broadcaster reports, for metrics. */
 export interface BroadcastMeter {
   sent(type: ServerMessageType, frames: number): void
@@ -47,23 +56,29 @@ export class Broadcaster {
   private readonly jsonEntries = new Map<LiveUser, string>()
   /** Reused for each JSON `positions` frame's entries. */
   private readonly entries: string[] = []
+  private readonly paces = new WeakMap<Room, Pace>()
+  private readonly pacing: PresencePacing
 
   constructor (
     private readonly users: UserStore,
     private readonly clock: Clock,
-    private readonly limits: SlowReaderLimits,
+    private readonly limits: SlowReaderLimits & Partial<PresencePacing>,
     private readonly meter: BroadcastMeter
   ) {
+    this.pacing = {
+      presenceBytesPerSecond: limits.presenceBytesPerSecond ?? Number.POSITIVE_INFINITY,
+      presenceWritesPerSecond: limits.presenceWritesPerSecond ?? Number.POSITIVE_INFINITY,
+      presenceUserIntervalMs: limits.presenceUserIntervalMs ?? 0
+    }
     users.on('data', (from, payloadJson) => { this.sendData(from.id, payloadJson) })
   }
 
-  /** One tick: every changed room's presence, then positions. */
+  /** One tick: every changed room's presence (when its pace allows), then positions. */
   flush (): void {
     const now = this.clock.now()
     this.catchUp(now)
     for (const room of this.users.takeChangedRooms()) {
-      const presence = room.takePresence()
-      if (presence !== null) this.sendPresence(room, presence)
+      if (room.hasPendingPresence) this.flushPresence(room, now)
       if (!room.hasPendingPositions) continue
       if (room.hasInterest) this.sendPositionsInView(room, now)
       else this.sendPositions(room, room.takeMoved(), now)
@@ -91,10 +106,37 @@ export class Broadcaster {
     return this.broadcast(dataFrame(fromId, payloadJson), 'data', { users: this.users.connectedListenersOf(fromId) })
   }
 
-  private sendPresence (room: Room, diff: PresenceDiff): void {
+  /**
+   * Sends the room's presence if its pace allows: after a frame of S bytes to N
+   * members, the next waits S / presenceBytesPerSecond and N / presenceWritesPerSecond
+   * (the longer), but no change waits more than a second. What waits coalesces.
+   */
+  private flushPresence (room: Room, now: number): void {
+    let pace = this.paces.get(room)
+    if (pace === undefined) {
+      pace = { dueAt: 0, waitingSince: null }
+      this.paces.set(room, pace)
+    }
+    pace.waitingSince ??= now
+    if (now >= pace.dueAt || now - pace.waitingSince >= MAX_COALESCE_MS) {
+      const diff = room.takePresence(now, this.pacing.presenceUserIntervalMs)
+      if (diff !== null) {
+        const { bytes, writes } = this.sendPresence(room, diff)
+        const { presenceBytesPerSecond, presenceWritesPerSecond } = this.pacing
+        pace.dueAt = now + Math.min(MAX_COALESCE_MS, Math.max(bytes * 1000 / presenceBytesPerSecond, writes * 1000 / presenceWritesPerSecond))
+      }
+      pace.waitingSince = null
+    }
+    // Changes that wait (the room's pace, a user's own interval) need this room again next tick.
+    if (room.hasPendingPresence) this.users.revisit(room)
+  }
+
+  /** The diff to every connected member; returns the largest frame's size and how many were sent. */
+  private sendPresence (room: Room, diff: PresenceDiff): { bytes: number, writes: number } {
     const newcomers = diff.joined.length > 0 ? new Set(diff.joined.map((user) => user.id)) : null
     const shared = new Map<boolean, string | null>()
     let sent = 0
+    let bytes = 0
     for (const member of room.members.values()) {
       const peer = member.peer
       if (peer === null) continue
@@ -106,9 +148,12 @@ export class Broadcaster {
         if (!shared.has(withSids)) shared.set(withSids, roomPresenceFrame(room, diff, withSids))
         frame = shared.get(withSids) ?? null
       }
-      if (frame !== null && this.deliver(peer, frame)) sent++
+      if (frame === null) continue
+      if (frame.length > bytes) bytes = frame.length
+      if (this.deliver(peer, frame)) sent++
     }
     this.meter.sent('presence', sent)
+    return { bytes, writes: sent }
   }
 
   /** Without interest management everyone gets the same movers: one frame per encoding. */

@@ -27,6 +27,17 @@ export interface PresenceDiff {
  */
 export type ViewVisitor = (member: LiveUser, users: readonly LiveUser[]) => void
 
+/** The members as one JSON array, and where each member's entry is in it. */
+interface Listing {
+  json: string
+  spans: Map<string, [start: number, end: number]>
+}
+
+const COMMA = 44
+
+/** From this many members a room keeps each member's serialized entry (below, serializing them again is cheap). */
+const ENTRY_CACHE_MIN_MEMBERS = 200
+
 /** What a member saw last tick, and a spare set to fill this tick (swapped, so no set is allocated per tick). */
 interface View {
   current: Set<LiveUser>
@@ -37,6 +48,8 @@ export class Room {
   readonly members = new Map<string, LiveUser>()
   /** What this room's clients were last told about each member. */
   private readonly published = new Map<string, UserT>()
+  /** When each member's last `updated` entry was published (ms), for coalescing per user. */
+  private readonly updatedAt = new Map<string, number>()
   /** Members whose presence may differ from `published`. */
   private readonly changed = new Set<string>()
   /** Members that entered during this tick: announced whole, since a newcomer's welcome may predate their earlier exit. */
@@ -48,6 +61,10 @@ export class Room {
   private readonly views = new Map<LiveUser, View>()
   /** With interest management: someone came, went or changed whom they listen to, so views may change without a move. */
   private viewsStale = false
+  /** The serialized member list, for JSON clients [0] and compact ones [1], until the room changes or the tick ends. */
+  private readonly listings: [Listing | null, Listing | null] = [null, null]
+  /** In a big room, each member's serialized entry, until that member changes. */
+  private readonly entries: [Map<string, string> | null, Map<string, string> | null] = [null, null]
 
   /**
    * With an interest radius, each member's `positions` carry only the users within
@@ -60,6 +77,7 @@ export class Room {
   get hasInterest (): boolean { return this.grid !== null }
 
   add (user: LiveUser): void {
+    this.stale(user.id)
     this.members.set(user.id, user)
     this.changed.add(user.id)
     this.entered.add(user.id)
@@ -68,6 +86,7 @@ export class Room {
   }
 
   remove (user: LiveUser): void {
+    this.stale(user.id)
     this.members.delete(user.id)
     this.changed.add(user.id)
     this.entered.delete(user.id)
@@ -79,16 +98,19 @@ export class Room {
 
   /** The member's name or state changed: what clients know, not what anyone sees. */
   touch (user: LiveUser): void {
+    this.stale(user.id)
     this.changed.add(user.id)
   }
 
   /** The member's listening set or connection changed: with interest management, views change even if nobody moves. */
   touchView (user: LiveUser): void {
+    this.stale(user.id)
     this.changed.add(user.id)
     this.viewsStale = this.grid !== null
   }
 
   move (user: LiveUser): void {
+    this.stale(user.id)
     this.moved.add(user)
     this.grid?.set(user, user.position.x, user.position.y)
   }
@@ -101,17 +123,69 @@ export class Room {
     return this.members.size === 0 && this.published.size === 0 && this.changed.size === 0
   }
 
-  /** Every member but `exceptId`, as they are now (for `welcome` and `snapshot`). */
-  others (exceptId: string, withSids = false): UserT[] {
-    const users: UserT[] = []
-    for (const member of this.members.values()) {
-      if (member.id !== exceptId) users.push(member.toWire(withSids))
-    }
-    return users
+  /**
+   * Every member but `exceptId`, as they are now, as a JSON array (for `welcome`
+   * and `snapshot`). The array is built once and shared until the room changes
+   * (and at most until the tick ends); in a big room each member's entry is
+   * serialized once per change of that member, so a new array only joins them.
+   */
+  othersJson (exceptId: string, withSids = false): string {
+    const listing = this.listing(withSids)
+    const span = listing.spans.get(exceptId)
+    if (span === undefined) return listing.json
+    const [start, end] = span
+    const { json } = listing
+    // Cut the entry with one of the commas beside it.
+    if (json.charCodeAt(end) === COMMA) return json.slice(0, start) + json.slice(end + 1)
+    if (json.charCodeAt(start - 1) === COMMA) return json.slice(0, start - 1) + json.slice(end)
+    return '[]'
   }
 
-  /** The presence changes since the last call, or null when there are none. */
-  takePresence (): PresenceDiff | null {
+  /** The tick is over: nothing keeps this tick's arrays (an idle room holds no copy of itself). */
+  endTick (): void {
+    this.listings[0] = this.listings[1] = null
+  }
+
+  private listing (withSids: boolean): Listing {
+    const index = withSids ? 1 : 0
+    const cached = this.listings[index]
+    if (cached !== null) return cached
+    let entries = this.entries[index]
+    if (entries === null && this.members.size >= ENTRY_CACHE_MIN_MEMBERS) entries = this.entries[index] = new Map()
+    if (entries !== null && this.members.size < ENTRY_CACHE_MIN_MEMBERS / 2) entries = this.entries[index] = null
+    const spans = new Map<string, [number, number]>()
+    const parts: string[] = []
+    let length = 1
+    for (const member of this.members.values()) {
+      let entry = entries?.get(member.id)
+      if (entry === undefined) {
+        entry = JSON.stringify(member.toWire(withSids))
+        entries?.set(member.id, entry)
+      }
+      if (parts.length > 0) length++
+      spans.set(member.id, [length, length + entry.length])
+      length += entry.length
+      parts.push(entry)
+    }
+    const listing = { json: `[${parts.join(',')}]`, spans }
+    this.listings[index] = listing
+    return listing
+  }
+
+  /** `member` changed (or came or went): its entry and every array holding it are stale. */
+  private stale (id: string): void {
+    this.listings[0] = this.listings[1] = null
+    this.entries[0]?.delete(id)
+    this.entries[1]?.delete(id)
+  }
+
+  /**
+   * The presence changes since the last call, or null when there are none. A
+   * member whose last `updated` entry went out less than `userIntervalMs` before
+   * `now` keeps its change for a later call (latest value wins); joins and leaves
+   * always go.
+   */
+  takePresence (now = 0, userIntervalMs = 0): PresenceDiff | null {
     if (this.changed.size === 0) return null
     const diff: PresenceDiff = { joined: [], left: [], updated: [] }
     for (const id of this.changed) {
@@ -121,18 +195,24 @@ export class Room {
         // Sent even when never published: a newcomer's welcome may have listed this user.
         diff.left.push(id)
         this.published.delete(id)
+        this.updatedAt.delete(id)
+      } else if (shown === undefined || this.entered.has(id)) {
+        const current = member.toWire()
+        diff.joined.push(current)
+        this.published.set(id, current)
+      } else if (now - (this.updatedAt.get(id) ?? Number.NEGATIVE_INFINITY) < userIntervalMs) {
         continue
-      }
-      const now = member.toWire()
-      if (shown === undefined || this.entered.has(id)) {
-        diff.joined.push(now)
       } else {
-        const update = changedFields(shown, now)
-        if (update !== null) diff.updated.push(update)
+        const current = member.toWire()
+        const update = changedFields(shown, current)
+        if (update !== null) {
+          diff.updated.push(update)
+          this.updatedAt.set(id, now)
+        }
+        this.published.set(id, current)
       }
-      this.published.set(id, now)
+      this.changed.delete(id)
     }
-    this.changed.clear()
     this.entered.clear()
     return diff.joined.length + diff.left.length + diff.updated.length > 0 ? diff : null
   }

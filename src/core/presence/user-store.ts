@@ -45,6 +45,8 @@ export class UserStore extends EventEmitter<UserStoreEvents> {
   private readonly rooms = new Map<string, Room>()
   private readonly changedRooms = new Set<Room>()
   private readonly listening = new ListeningGraph()
+  /** Rooms that serialized their members this tick, to let go of it when the tick ends. */
+  private readonly listedRooms = new Set<Room>()
   /** Short ids are never reused within a process (for 2^32 users), so a late compact frame cannot name the wrong user. */
   private nextSid = 1
 
@@ -62,9 +64,11 @@ export class UserStore extends EventEmitter<UserStoreEvents> {
   roomNames (): string[] { return [...this.rooms.keys()].filter((name) => (this.rooms.get(name)?.members.size ?? 0) > 0) }
   values (): IterableIterator<LiveUser> { return this.users.values() }
 
-  /** The room as a member sees it: everyone but `user`. */
-  othersInRoom (user: LiveUser, withSids = false): UserT[] {
-    return this.roomOf(user).others(user.id, withSids)
+  /** The room as a member sees it, as a JSON array: everyone but `user` (serialized once per tick, see Room.othersJson). */
+  othersJson (user: LiveUser, withSids = false): string {
+    const room = this.roomOf(user)
+    this.listedRooms.add(room)
+    return room.othersJson(user.id, withSids)
   }
 
   /** A new live user enters its room, speaking through `peer` when it has one here. */
@@ -193,6 +197,11 @@ export class UserStore extends EventEmitter<UserStoreEvents> {
     }
   }
 
+  /** The room has changes still to send (they wait for its pace): the next tick takes it again. */
+  revisit (room: Room): void {
+    this.changedRooms.add(room)
+  }
+
   /** Rooms with changes since the last call; rooms left empty are dropped afterwards. */
   * takeChangedRooms (): Generator<Room> {
     const rooms = [...this.changedRooms]
@@ -201,6 +210,8 @@ export class UserStore extends EventEmitter<UserStoreEvents> {
       yield room
       if (room.isIdle) this.rooms.delete(room.name)
     }
+    for (const room of this.listedRooms) room.endTick()
+    this.listedRooms.clear()
   }
 
   private connectionChanged (user: LiveUser): void {

@@ -3,7 +3,7 @@
  * its message limiter, and an ordered queue for its inbound messages.
  */
 import type { EncodingT } from '../../../schemas/protocol.js'
-import type { MessageLimiter } from './rate-limit.js'
+import type { MessageLimiter, TokenBucket } from './rate-limit.js'
 import type { LiveUser, Peer } from '../presence/user.js'
 
 /** The part of a WebSocket (ws's API) that a connection uses. */
@@ -25,6 +25,8 @@ export class Connection implements Peer {
   /** Set once the socket has closed; late results of async handlers are then dropped. */
   closed = false
   encoding: EncodingT = 'json'
+  /** The budget of join and sync, made at the first of them (most connections never send one). */
+  snapshots: TokenBucket | null = null
 
   /** Open for traffic: a socket that is closing takes no more messages either way. */
   get isOpen (): boolean { return this.socket.readyState === OPEN }

@@ -1,4 +1,4 @@
-/** Abuse limits of the contract: a per-connection token bucket and a per-address window. */
+/** Abuse limits of the contract: per-connection token buckets and a per-address window. */
 import type { ShoalSettingsT } from '../../../schemas/options.js'
 
 export type Admission =
@@ -11,26 +11,35 @@ export type Admission =
 
 export type MessageLimits = Pick<ShoalSettingsT, 'messagesPerSecond' | 'messageBurst'>
 
-/** Messages of one connection: a token bucket, plus the count of consecutive seconds with drops. */
-export class MessageLimiter {
-  private tokens: number
+/** A token bucket; its rate and size come with each take, so a connection's bucket holds only two numbers. */
+export class TokenBucket {
   private refilledAt: number
+
+  constructor (private tokens: number, now: number) {
+    this.refilledAt = now
+  }
+
+  take (now: number, perSecond: number, burst: number): boolean {
+    const elapsed = Math.max(0, now - this.refilledAt)
+    this.tokens = Math.min(burst, this.tokens + elapsed * perSecond / 1000)
+    this.refilledAt = now
+    if (this.tokens < 1) return false
+    this.tokens -= 1
+    return true
+  }
+}
+
+/** Messages of one connection: a token bucket, plus the count of consecutive seconds with drops. */
+export class MessageLimiter extends TokenBucket {
   private lastDropSecond = Number.NEGATIVE_INFINITY
   private dropStreak = 0
 
   constructor (private readonly limits: MessageLimits, now: number, private readonly strikeSeconds = 10) {
-    this.tokens = limits.messageBurst
-    this.refilledAt = now
+    super(limits.messageBurst, now)
   }
 
   admit (now: number): Admission {
-    const elapsed = Math.max(0, now - this.refilledAt)
-    this.tokens = Math.min(this.limits.messageBurst, this.tokens + elapsed * this.limits.messagesPerSecond / 1000)
-    this.refilledAt = now
-    if (this.tokens >= 1) {
-      this.tokens -= 1
-      return 'ok'
-    }
+    if (this.take(now, this.limits.messagesPerSecond, this.limits.messageBurst)) return 'ok'
     const second = Math.floor(now / 1000)
     if (second === this.lastDropSecond) return 'drop'
     this.dropStreak = second === this.lastDropSecond + 1 ? this.dropStreak + 1 : 1
