@@ -9,7 +9,10 @@ declare module 'fastify' {
 }
 
 export default fp(async function connections (app) {
-  const registry = new ConnectionRegistry(app.shoalConfig.drainTimeoutMs, () => app.shoalSessions.flush())
+  const flush = async (): Promise<void> => {
+    await app.shoalSessions.flush().catch((err: unknown) => { app.log.error({ err }, 'saving sessions at shutdown failed') })
+  }
+  const registry = new ConnectionRegistry(app.shoalConfig.drainTimeoutMs, flush)
   app.shoalMetrics.gauge('shoal_connections', 'Open WebSocket connections.', () => registry.size)
   app.decorate('shoalConnections', registry)
 }, { name: 'shoal-connections', fastify: '5.x', dependencies: ['shoal-config', 'shoal-metrics', 'shoal-sessions'] })

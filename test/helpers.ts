@@ -29,8 +29,11 @@ export const FAST: ShoalOptions = {
   presenceUserIntervalMs: 0
 }
 
-export async function startServer (options: ShoalOptions = {}): Promise<TestServer> {
-  const app = Fastify({ logger: false, return503OnClosing: false })
+/** Where a test's server writes its pino lines (one JSON object per line), to read them back. */
+export interface LogStream { write: (line: string) => void }
+
+export async function startServer (options: ShoalOptions = {}, logStream?: LogStream): Promise<TestServer> {
+  const app = Fastify({ logger: logStream === undefined ? false : { level: 'info', stream: logStream }, return503OnClosing: false })
   await app.register(shoal, { ...FAST, ...options })
   await app.listen({ port: 0, host: '127.0.0.1' })
   const address = app.server.address()
@@ -134,8 +137,8 @@ export async function joinedClient (server: TestServer, fields: Record<string, u
 export interface Joined { client: TestClient, welcome: WelcomeMessageT }
 
 /** A server for one test and every client it makes, all closed when the test ends. */
-export async function harness (t: { teardown: (fn: () => unknown) => void }, options: ShoalOptions = {}) {
-  const server = await startServer(options)
+export async function harness (t: { teardown: (fn: () => unknown) => void }, options: ShoalOptions = {}, logStream?: LogStream) {
+  const server = await startServer(options, logStream)
   const clients: TestClient[] = []
   t.teardown(async () => {
     for (const client of clients) client.close()

@@ -50,6 +50,7 @@ import { kBps, mergeSetups, percent, positiveNumber, UsageError } from './shared
 import { redactRedisUrl } from '../../src/adapters/redis-bus.js'
 import type { ClusterRecord, RunRecord, ServerNode, SweepRecord, SweepTarget } from './records.js'
 import { interestVerdict } from './verdicts.js'
+import { isScenarioName, scenarioMain, scenarioUsage } from '../scenarios/cli.js'
 
 const usage = `Shoal fan-out benchmark (bench/fanout/). Everything runs on 127.0.0.1; the server is
 pinned to core 0 and the load generator to core 1.
@@ -90,6 +91,7 @@ Capacity sweep (largest N with p99 < 100 ms and delivery >= 0.99):
 The existing single-scenario bench (CPU per 1,000 updates):
   npm run bench -- update-cpu [--users 100] [--hz 10] [--seconds 10]
 
+${scenarioUsage}
 Then: npm run bench:report   (docs/performance.md and its SVG charts from bench/results/)
 `
 
@@ -775,6 +777,7 @@ async function passthroughUpdateCpu (args: string[]): Promise<number> {
 
 async function main (argv: string[]): Promise<number> {
   if (argv[0] === 'update-cpu') return await passthroughUpdateCpu(argv.slice(1))
+  if (isScenarioName(argv[0])) return await scenarioMain(argv)
   const { values, positionals } = parseArgs({ args: argv, options: optionSpec, allowPositionals: true })
   if (values.help || positionals.length === 0) {
     process.stdout.write(usage)

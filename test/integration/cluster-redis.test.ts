@@ -4,6 +4,7 @@
  * positions, state and data across nodes; reconnect and takeover on another
  * node; a node killed with SIGKILL; Redis itself going away and coming back.
  */
+import { Redis } from 'ioredis'
 import t from 'tap'
 import { TestClient } from '../helpers.js'
 import { freePort, startProcess, waitReady, type ServerProcess } from '../process.js'
@@ -183,5 +184,28 @@ if (redis.url === null) {
     }), 'Bob can reconnect on node A: his session was rebuilt in the restarted Redis')
     for (const node of [a, b]) node.proc.kill('SIGTERM')
     await Promise.all([a.proc.exited, b.proc.exited])
+  })
+
+  t.test('malformed member records under the prefix: a node still starts, beats and serves; each is counted', async (t) => {
+    const prefix = uniquePrefix()
+    const writer = new Redis(redisUrl)
+    t.teardown(() => writer.disconnect())
+    // A node that looks alive, with a record that is not JSON, one over the client limits, and a key of the wrong type.
+    await writer.zadd(`${prefix}nodes`, Date.now() + 60_000, 'broken-a', Date.now() + 60_000, 'broken-b')
+    await writer.hset(`${prefix}members:broken-a`, 'x', '{not json', 'y', JSON.stringify({ id: '00000000-0000-4000-8000-000000000001', name: 'x'.repeat(200_000), room: 'r', position: { x: 1e300, y: 0, z: 0 }, state: {}, listeningTo: [], connected: true }))
+    await writer.set(`${prefix}members:broken-b`, 'a string, not a hash')
+    const a = await startNode(t, redisUrl, prefix, 'node-a')
+    t.equal((await healthOf(a)).body.status, 'ok', 'the node started')
+    const ann = await client(t, a, { name: 'Ann', room: 'r' })
+    t.strictSame(ann.welcome.users, [], 'no bad record became a user')
+    const invalid = async (): Promise<number> => {
+      const text = await (await fetch(`${a.url}/metrics`)).text()
+      return Number(/^shoal_cluster_invalid_total (\d+)/m.exec(text)?.[1] ?? 0)
+    }
+    t.ok(await until(async () => await invalid() >= 3), 'each bad record counted in shoal_cluster_invalid_total')
+    const b = await startNode(t, redisUrl, prefix, 'node-b')
+    const bob = await client(t, b, { name: 'Bob', room: 'r' })
+    await ann.client.next('presence', joinedBy(bob.welcome.id), 5000)
+    t.pass('heartbeats and ticks go on: a second node joins and the first sees its user')
   })
 }

@@ -3,9 +3,10 @@
  * refused message gets exactly one error and changes nothing.
  */
 import t from 'tap'
-import type { ShoalOptions } from '../../index.js'
+import type { SessionStore, ShoalOptions } from '../../index.js'
+import { ManualClock } from '../../src/core/clock.js'
 import type { ServerMessageT } from '../../schemas/protocol.js'
-import { harness, type TestClient } from '../helpers.js'
+import { harness, type LogStream, type TestClient } from '../helpers.js'
 
 type ErrorMessage = Extract<ServerMessageT, { type: 'error' }>
 /** The `t` a test function gets. */
@@ -14,7 +15,7 @@ type Assert = Parameters<Parameters<typeof t.test>[0]>[0]
 /** Generous message budgets: these tests send many messages and must never meet a rate limit. */
 const NO_LIMITS: ShoalOptions = { messagesPerSecond: 100_000, messageBurst: 100_000, registerLimit: 10_000 }
 
-const setup = async (t: Assert, options: ShoalOptions = {}) => await harness(t, { ...NO_LIMITS, ...options })
+const setup = async (t: Assert, options: ShoalOptions = {}, logStream?: LogStream) => await harness(t, { ...NO_LIMITS, ...options }, logStream)
 
 /**
  * Sends `frame` and returns the one error it got, after checking that a ping round
@@ -335,6 +336,46 @@ t.test('a data payload over 8 KiB as re-serialized is refused naming payload, an
   t.same(await listener.client.drainType('data'), [], 'not delivered')
   sender.client.send({ type: 'data', payload: 'x'.repeat(8190) })
   t.equal((await listener.client.next('data')).payload, 'x'.repeat(8190), 'exactly 8 KiB is delivered')
+})
+
+t.test('a data payload nested too deeply to serialize gets its one error, is not delivered, and logs nothing', async (t) => {
+  const lines: Array<{ level: number, msg: string }> = []
+  const { join, tick } = await setup(t, {}, { write: (line: string) => { lines.push(JSON.parse(line) as { level: number, msg: string }) } })
+  const sender = await join()
+  const listener = await join()
+  listener.client.send({ type: 'updatelisteningto', listeningTo: [sender.welcome.id] })
+  await listener.client.drainType('error')
+  for (let i = 0; i < 3; i++) {
+    const error = await onlyError(t, sender.client, `{"type":"data","payload":${'['.repeat(8000)}${']'.repeat(8000)}}`)
+    t.strictSame(error, { type: 'error', code: 'invalid_message', message: 'payload: nested too deeply to serialize', ref: 'data' })
+  }
+  await tick()
+  t.same(await listener.client.drainType('data'), [], 'not delivered')
+  t.strictSame(lines.filter((line) => line.level >= 40), [], 'no warning or error in the log')
+})
+
+t.test('a session store that keeps failing is logged once per 10 s with a count, not on every tick', async (t) => {
+  const lines: Array<{ level: number, msg: string, repeated?: number }> = []
+  const clock = new ManualClock()
+  const failing: SessionStore = {
+    load: async () => undefined,
+    save: async () => { throw new Error('store down') },
+    delete: async () => {},
+    sweep: async () => 0,
+    close: async () => {}
+  }
+  const { join, tick, server } = await setup(t, { clock, sessionStore: failing }, { write: (line: string) => { lines.push(JSON.parse(line) as { level: number, msg: string }) } })
+  await join()
+  for (let i = 0; i < 10; i++) await tick()
+  const failures = (): Array<{ repeated?: number }> => lines.filter((line) => line.msg === 'saving sessions failed')
+  t.equal(failures().length, 1, `ten ticks of failures, one line (of ${lines.length})`)
+  clock.advance(10_000)
+  await tick()
+  await tick()
+  t.equal(failures().length, 2, 'ten seconds later, the next one')
+  t.ok((failures()[1]?.repeated ?? 0) >= 5, `with how many were held back (${failures()[1]?.repeated ?? 0})`)
+  await t.resolves(server.close(), 'and the app still closes, saying what it could not save')
+  t.ok(lines.some((line) => line.msg === 'saving sessions at shutdown failed'))
 })
 
 t.test('values at the limits are accepted', async (t) => {
