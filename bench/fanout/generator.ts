@@ -57,7 +57,7 @@ import WebSocket from 'ws'
 import { decodeCompactPositions } from '../../src/protocol/compact.js'
 import { round } from '../lib/proc.js'
 import { connectTo, type RawWebSocket } from './raw-ws.js'
-import { bump, openMany, reason, spreadAddress, startsWith, summary } from './shared.js'
+import { bump, openMany, reason, settleOnce, spreadAddress, startsWith, summary } from './shared.js'
 import {
   SATURATION, type GeneratorConfig, type GeneratorMessage, type GeneratorResult,
   type PairFigures, type RunnerMessage, type SentLog, type SetupReport
@@ -178,28 +178,17 @@ interface Outcome {
 }
 
 function outcomeOf (client: Client, abort: () => void, resolve: (client: Client) => void, reject: (err: Error) => void): Outcome {
-  let settled = false
-  const fail = (why: string): void => {
-    if (settled) return
-    settled = true
-    clearTimeout(timer)
-    client.closing = true
-    abort()
-    reject(new Error(why))
-  }
-  const timer = setTimeout(() => fail('timeout'), CONNECT_TIMEOUT_MS)
+  const once = settleOnce(CONNECT_TIMEOUT_MS, () => { client.closing = true; abort() }, resolve, reject)
   return {
-    get settled () { return settled },
-    fail,
+    get settled () { return once.settled },
+    fail: once.fail,
     welcome: (id) => {
-      settled = true
-      clearTimeout(timer)
       client.id = id
-      resolve(client)
+      once.succeed(client)
     },
     closed: (code) => {
       client.open = false
-      if (!settled) fail(`closed ${code}`)
+      if (!once.settled) once.fail(`closed ${code}`)
       else if (!client.closing) bump(traffic.closes, String(code))
     }
   }

@@ -25,22 +25,27 @@ export interface RunConfig {
   [key: string]: unknown
 }
 
-export interface RunRecord {
-  kind: 'fanout-run'
+/** The fields every run's result file has (fanout-run, fanout-cluster, scenario-run). */
+export interface RecordHead {
   version: 1
-  scenario: Scenario
-  /** `shoal` and `shoal-compact` are the same server; `shoal-compact`'s clients use the compact encoding. */
-  target: TargetName
   users: number
   date: string
+  /** The command line it came from. */
   command: string
-  sweep: { id: string, step: number } | null
   pass: boolean
   failReasons: string[]
   warnings: string[]
   error: string | null
-  config: RunConfig
   machine: MachineInfo
+}
+
+export interface RunRecord extends RecordHead {
+  kind: 'fanout-run'
+  scenario: Scenario
+  /** `shoal` and `shoal-compact` are the same server; `shoal-compact`'s clients use the compact encoding. */
+  target: TargetName
+  sweep: { id: string, step: number } | null
+  config: RunConfig
   setup: SetupReport | null
   server: {
     cpuMs: number | null
@@ -106,21 +111,13 @@ export interface RedisFigures {
   commandsPerSecond: number
 }
 
-export interface ClusterRecord {
+export interface ClusterRecord extends RecordHead {
   kind: 'fanout-cluster'
-  version: 1
   scenario: 'cluster'
   /** `shoal` or `shoal-compact`. */
   target: TargetName
-  users: number
-  date: string
-  command: string
   /** The two-node run's verdict (as `room`: p99 < 100 ms and delivery ≥ 0.99). */
   pass: boolean
-  failReasons: string[]
-  warnings: string[]
-  error: string | null
-  machine: MachineInfo
   redis: {
     /** Without its password. */
     url: string

@@ -50,6 +50,35 @@ export function summary (values: number[]): LatencySummary {
   }
 }
 
+/** A connect that settles once, by `succeed` or `fail` (which aborts it), whichever comes first; it fails by itself after `timeoutMs`. */
+export interface Settle<T> {
+  readonly settled: boolean
+  fail: (why: string) => void
+  succeed: (value: T) => void
+}
+
+export function settleOnce<T> (timeoutMs: number, abort: () => void, resolve: (value: T) => void, reject: (err: Error) => void): Settle<T> {
+  let settled = false
+  const fail = (why: string): void => {
+    if (settled) return
+    settled = true
+    clearTimeout(timer)
+    abort()
+    reject(new Error(why))
+  }
+  const timer = setTimeout(() => fail('timeout'), timeoutMs)
+  return {
+    get settled () { return settled },
+    fail,
+    succeed: (value) => {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      resolve(value)
+    }
+  }
+}
+
 /** Client `index` of clients spread over `count` addresses 127.0.0.1, 127.0.0.2, ... (ephemeral ports per address). */
 export const spreadAddress = (index: number, count: number): string => `127.0.0.${1 + (index % count)}`
 

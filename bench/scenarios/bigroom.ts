@@ -14,7 +14,7 @@ import { kBps, percent } from '../fanout/shared.js'
 import type { BigroomConfig } from './protocol.js'
 import type { BigroomRecord } from './records.js'
 import {
-  judgeCommon, newRecord, saveRecord, seconds, ServerMeter, settle, setupAll, summaryLine, take, Timeline, withScenario, type Clients, type Scene
+  commonConfig, judgeCommon, newRecord, saveRecord, seconds, ServerMeter, settle, startClients, summaryLine, take, Timeline, withScenario, type Clients, type Scene
 } from './runner.js'
 
 export interface BigroomOptions {
@@ -46,21 +46,8 @@ export async function bigroom (options: BigroomOptions, command: string): Promis
     rssPerConnectionKiB: null
   }
   await withScenario(record, { ...OPEN_REGISTER }, async (scene) => {
-    const config: BigroomConfig = {
-      role: 'bigroom',
-      baseUrl: scene.baseUrl,
-      concurrency: options.concurrency,
-      setupTimeoutMs: options.setupSeconds * 1000,
-      sourceAddresses: Math.max(4, Math.ceil(options.users / 10_000)),
-      room: 'bigroom',
-      users: options.users,
-      observers: options.observers,
-      rate: options.rate,
-      deadlineMs: options.deadline * 1000
-    }
-    record.config.clients = config
-    const clients = scene.spawn('bigroom')
-    record.setup = (await setupAll(scene, [[clients, { cmd: 'setup', config }]], config.setupTimeoutMs + 15_000))[0] ?? null
+    const config: BigroomConfig = { ...commonConfig(scene, options, 'bigroom'), role: 'bigroom', observers: options.observers, rate: options.rate, deadlineMs: options.deadline * 1000 }
+    const clients = await startClients(scene, record, config)
     await rampThenIdle(scene, clients, record, options)
   })
   judge(record, options)

@@ -8,7 +8,7 @@
 import { performance } from 'node:perf_hooks'
 import { round } from '../lib/proc.js'
 import { connectTo, type RawWebSocket } from '../fanout/raw-ws.js'
-import { bump, errorCode, openMany, spreadAddress, startsWith } from '../fanout/shared.js'
+import { bump, errorCode, openMany, settleOnce, spreadAddress, startsWith } from '../fanout/shared.js'
 import type { SetupReport } from '../fanout/protocol.js'
 import type { ClientsConfig, ClientsResult, Spread, Traffic } from './protocol.js'
 
@@ -63,36 +63,25 @@ export async function openCounting (options: CountingOptions): Promise<Counted> 
   const socket = await connectTo(options.baseUrl, '/ws', options.address, options.timeoutMs)
   return await new Promise((resolve, reject) => {
     const client = new Counted(options.index, socket)
-    let settled = false
-    const fail = (why: string): void => {
-      if (settled) return
-      settled = true
-      clearTimeout(timer)
-      client.closing = true
-      socket.terminate()
-      reject(new Error(why))
-    }
-    const timer = setTimeout(() => fail('timeout'), Math.max(1, deadline - performance.now()))
+    const once = settleOnce(Math.max(1, deadline - performance.now()), () => { client.closing = true; socket.terminate() }, resolve, reject)
     socket.collect = false
     socket.handlers = {
       frame: (bytes, prefix) => {
         client.frames++
         client.bytes += bytes
         options.onFrame?.(client, bytes, prefix)
-        if (settled) return
+        if (once.settled) return
         if (startsWith(prefix, WELCOME)) {
-          settled = true
-          clearTimeout(timer)
           client.welcomeAt = performance.now()
           client.welcomeBytes = bytes
-          resolve(client)
+          once.succeed(client)
         } else if (startsWith(prefix, ERROR)) {
-          fail(`register: ${errorCode(prefix)}`)
+          once.fail(`register: ${errorCode(prefix)}`)
         }
       },
       close: (code) => {
         client.open = false
-        if (!settled) fail(`closed ${code}`)
+        if (!once.settled) once.fail(`closed ${code}`)
         else if (!client.closing) bump(options.closes, String(code))
       }
     }

@@ -17,7 +17,9 @@ import { OPEN_REGISTER } from '../fanout/children.js'
 import { kBps, mergeSetups, percent } from '../fanout/shared.js'
 import type { ClientsCommand, HostilePattern } from './protocol.js'
 import type { HostileRecord } from './records.js'
-import { judgeCommon, newRecord, saveRecord, ServerMeter, settle, setupAll, summaryLine, take, withScenario, type Clients, type Scene } from './runner.js'
+import {
+  commonConfig, judgeCommon, newRecord, saveRecord, ServerMeter, settle, SETUP_GRACE_MS, setupAll, summaryLine, take, withScenario, type Clients, type Scene
+} from './runner.js'
 
 export interface HostileOptions {
   users: number
@@ -49,7 +51,7 @@ export async function hostile (options: HostileOptions, command: string): Promis
     const setups = setupCommands(scene, options)
     record.config.clients = setups.map((setup) => setup.config)
     const [members, attackers, probe] = (['members', 'hostile', 'probe'] as const).map((role) => scene.spawn(role)) as [Clients, Clients, Clients]
-    const timeoutMs = options.setupSeconds * 1000 + 15_000
+    const timeoutMs = options.setupSeconds * 1000 + SETUP_GRACE_MS
     // The room first, then the hostile clients and the probe join it.
     const [membersSetup] = await setupAll(scene, [[members, setups[0]]], timeoutMs)
     const others = await setupAll(scene, [[attackers, setups[1]], [probe, setups[2]]], timeoutMs)
@@ -62,17 +64,11 @@ export async function hostile (options: HostileOptions, command: string): Promis
 }
 
 function setupCommands (scene: Scene, options: HostileOptions): [ClientsCommand & { cmd: 'setup' }, ClientsCommand & { cmd: 'setup' }, ClientsCommand & { cmd: 'setup' }] {
-  const common = {
-    baseUrl: scene.baseUrl,
-    concurrency: options.concurrency,
-    setupTimeoutMs: options.setupSeconds * 1000,
-    sourceAddresses: Math.max(4, Math.ceil(options.users / 10_000)),
-    room: ROOM
-  }
+  const common = commonConfig(scene, options, ROOM)
   return [
-    { cmd: 'setup', config: { ...common, role: 'members', users: options.users, bigState: options.pattern === 'sync' } },
+    { cmd: 'setup', config: { ...common, role: 'members', bigState: options.pattern === 'sync' } },
     { cmd: 'setup', config: { ...common, role: 'hostile', users: options.hostile, pattern: options.pattern, rate: options.rate, otherRoom: `${ROOM}-other` } },
-    { cmd: 'setup', config: { ...common, role: 'probe', intervalMs: PROBE_INTERVAL_MS } }
+    { cmd: 'setup', config: { ...common, role: 'probe', users: 1, intervalMs: PROBE_INTERVAL_MS } }
   ]
 }
 

@@ -21,7 +21,7 @@ export type AddressMode = typeof ADDRESS_MODES[number]
 
 export type ClientsRole = 'bigroom' | 'restart' | 'members' | 'hostile' | 'probe'
 
-interface CommonConfig {
+export interface CommonConfig {
   /** `ws://127.0.0.1:PORT`. */
   baseUrl: string
   /** Connections opened at once during setup, and how long setup may take. */
@@ -30,12 +30,13 @@ interface CommonConfig {
   /** Clients spread over this many 127.0.0.x source addresses (restart uses an address per client instead). */
   sourceAddresses: number
   room: string
+  /** Clients of this process (bigroom: all users, the observers included). */
+  users: number
 }
 
 export interface BigroomConfig extends CommonConfig {
   role: 'bigroom'
-  /** Users in all, the observers (the first ones, registered during setup) included. */
-  users: number
+  /** The first users, registered during setup. */
   observers: number
   /** Registers started per second during the ramp. */
   rate: number
@@ -44,7 +45,6 @@ export interface BigroomConfig extends CommonConfig {
 
 export interface RestartConfig extends CommonConfig {
   role: 'restart'
-  users: number
   roomSize: number
   /** `one`: every reconnect from 127.0.0.1; `many`: each client from its own address (registers always are). */
   addresses: AddressMode
@@ -53,14 +53,12 @@ export interface RestartConfig extends CommonConfig {
 
 export interface MembersConfig extends CommonConfig {
   role: 'members'
-  users: number
   /** Each member registers with a state of about 2 KiB (the `sync` pattern: snapshots are then big). */
   bigState: boolean
 }
 
 export interface HostileConfig extends CommonConfig {
   role: 'hostile'
-  users: number
   pattern: HostilePattern
   /** Messages per second per hostile client. */
   rate: number
@@ -120,12 +118,16 @@ export interface RampResult {
   closes: Record<string, number>
 }
 
-export interface IdleResult {
-  kind: 'idle'
+/** Over a window: its length, the role's clients still connected at its end, and the server's closes (by code) so far. */
+interface WindowFigures {
   windowMs: number
-  traffic: Traffic
   stillOpen: number
   closes: Record<string, number>
+}
+
+export interface IdleResult extends WindowFigures {
+  kind: 'idle'
+  traffic: Traffic
 }
 
 export interface RestartResult {
@@ -148,18 +150,14 @@ export interface RestartResult {
   gaveUp: number
 }
 
-export interface MembersResult {
+export interface MembersResult extends WindowFigures {
   kind: 'members'
-  windowMs: number
   perMember: { frames: Spread, framesPerSecond: Spread, bytesPerSecond: Spread }
   traffic: Traffic
-  stillOpen: number
-  closes: Record<string, number>
 }
 
-export interface HostileResult {
+export interface HostileResult extends WindowFigures {
   kind: 'hostile'
-  windowMs: number
   clients: number
   sent: number
   /** Per hostile client, over the window. */
@@ -170,8 +168,6 @@ export interface HostileResult {
   /** Frames received in the window by type, and `error` frames by code. */
   receivedByType: Record<string, number>
   errors: Record<string, number>
-  stillOpen: number
-  closes: Record<string, number>
 }
 
 export interface ProbeResult {

@@ -3,9 +3,8 @@
  * bench/results/<scenario>[-<variant>]-shoal-<N>-<timestamp>.json, one per run.
  * bench/report.ts leaves them out of docs/performance.md.
  */
-import type { MachineInfo } from '../lib/proc.js'
 import type { SetupReport } from '../fanout/protocol.js'
-import type { RunRecord } from '../fanout/records.js'
+import type { RecordHead, RunRecord } from '../fanout/records.js'
 import type {
   AddressMode, HostilePattern, HostileResult, IdleResult, MembersResult, ProbeResult, ProcessFigures, RampResult, RestartResult, ScenarioName
 } from './protocol.js'
@@ -24,23 +23,14 @@ export interface ServerWindow {
   otherLoadOnServerCore: number | null
 }
 
-export interface ScenarioRecordBase {
+export interface ScenarioRecordBase extends RecordHead {
   kind: 'scenario-run'
-  version: 1
   scenario: ScenarioName
   /** restart: `one` or `many`; hostile: the pattern; bigroom: null. */
   variant: string | null
   target: 'shoal'
-  users: number
-  date: string
-  command: string
-  pass: boolean
-  failReasons: string[]
-  warnings: string[]
-  error: string | null
   /** The options, the server's environment (`serverEnv`), which checkout ran (`shoal`), the client processes' configs (`clients`). */
   config: Record<string, unknown>
-  machine: MachineInfo
   environment: RunRecord['environment']
   setup: SetupReport | null
   server: { rssBaselineMiB: number | null, exitedDuringRun: boolean, logTail: string | null }

@@ -15,7 +15,7 @@ import { sleep } from '../lib/proc.js'
 import { percent } from '../fanout/shared.js'
 import type { AddressMode, RestartConfig } from './protocol.js'
 import type { RestartRecord } from './records.js'
-import { judgeCommon, newRecord, saveRecord, seconds, ServerMeter, settle, setupAll, summaryLine, take, withScenario, type Scene } from './runner.js'
+import { commonConfig, judgeCommon, newRecord, saveRecord, seconds, ServerMeter, settle, startClients, summaryLine, take, withScenario, type Scene } from './runner.js'
 
 export interface RestartOptions {
   users: number
@@ -44,21 +44,8 @@ export async function restart (options: RestartOptions, command: string): Promis
   }
   // No OPEN_REGISTER: the per-address register budget stays at its default.
   await withScenario(record, {}, async (scene) => {
-    const config: RestartConfig = {
-      role: 'restart',
-      baseUrl: scene.baseUrl,
-      concurrency: options.concurrency,
-      setupTimeoutMs: options.setupSeconds * 1000,
-      sourceAddresses: 0,
-      room: 'restart',
-      users: options.users,
-      roomSize: options.roomSize,
-      addresses: options.addresses,
-      deadlineMs: options.deadline * 1000
-    }
-    record.config.clients = config
-    const clients = scene.spawn('restart')
-    record.setup = (await setupAll(scene, [[clients, { cmd: 'setup', config }]], config.setupTimeoutMs + 15_000))[0] ?? null
+    const config: RestartConfig = { ...commonConfig(scene, options, 'restart'), role: 'restart', roomSize: options.roomSize, addresses: options.addresses, deadlineMs: options.deadline * 1000 }
+    const clients = await startClients(scene, record, config)
     // A few ticks, so that every session has been written once before the signal (which flushes them anyway).
     await sleep(1000)
     const healthAt = await restartServer(scene, record)

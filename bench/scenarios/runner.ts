@@ -16,7 +16,7 @@ import {
 } from '../lib/proc.js'
 import { Generator, pinned, quietEnvironment, shoalBuild, shoalEnv, shoalSource, singleNodeEnv, startServer, type StartedServer } from '../fanout/children.js'
 import { SATURATION, type SetupReport } from '../fanout/protocol.js'
-import type { ClientsCommand, ClientsEvent, ClientsResult, ClientsRole, ProcessFigures, ScenarioName } from './protocol.js'
+import type { ClientsCommand, ClientsConfig, ClientsEvent, ClientsResult, ClientsRole, CommonConfig, ProcessFigures, ScenarioName } from './protocol.js'
 import type { ScenarioRecordBase, ServerWindow, TimelineSample } from './records.js'
 
 /** Core 0 busy beyond the server above this share: someone else ran there (as in bench/fanout/run.ts). */
@@ -197,6 +197,29 @@ export async function withScenario (record: ScenarioRecordBase, env: Record<stri
     await server?.stop(5000)
   }
 }
+
+/** The config fields every client process takes, from the run's options. */
+export function commonConfig (scene: Scene, options: { users: number, concurrency: number, setupSeconds: number }, room: string): CommonConfig {
+  return {
+    baseUrl: scene.baseUrl,
+    concurrency: options.concurrency,
+    setupTimeoutMs: options.setupSeconds * 1000,
+    sourceAddresses: Math.max(4, Math.ceil(options.users / 10_000)),
+    room,
+    users: options.users
+  }
+}
+
+/** One client process with `config`, set up (its setup and config in the record). */
+export async function startClients (scene: Scene, record: ScenarioRecordBase, config: ClientsConfig): Promise<Clients> {
+  record.config.clients = config
+  const clients = scene.spawn(config.role)
+  record.setup = (await setupAll(scene, [[clients, { cmd: 'setup', config }]], config.setupTimeoutMs + SETUP_GRACE_MS))[0] ?? null
+  return clients
+}
+
+/** Beyond a setup's own deadline: the connections still being opened then. */
+export const SETUP_GRACE_MS = 15_000
 
 /** Sets up client processes (at most `timeoutMs`), failing the run unless every client registered. */
 export async function setupAll (scene: Scene, entries: Array<[Clients, ClientsCommand & { cmd: 'setup' }]>, timeoutMs: number): Promise<SetupReport[]> {

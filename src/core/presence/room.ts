@@ -8,6 +8,7 @@
  */
 import type { RoomOptionsT } from '../../../schemas/options.js'
 import type { PresenceUpdateT, UserT } from '../../../schemas/protocol.js'
+import { MemberListing } from './listing.js'
 import { SpatialGrid } from './spatial-grid.js'
 import { sameMembers, sameState } from './state.js'
 import type { LiveUser } from './user.js'
@@ -26,17 +27,6 @@ export interface PresenceDiff {
  * this tick. The array is reused for the next member: read it, do not keep it.
  */
 export type ViewVisitor = (member: LiveUser, users: readonly LiveUser[]) => void
-
-/** The members as one JSON array, and where each member's entry is in it. */
-interface Listing {
-  json: string
-  spans: Map<string, [start: number, end: number]>
-}
-
-const COMMA = 44
-
-/** From this many members a room keeps each member's serialized entry (below, serializing them again is cheap). */
-const ENTRY_CACHE_MIN_MEMBERS = 200
 
 /** What a member saw last tick, and a spare set to fill this tick (swapped, so no set is allocated per tick). */
 interface View {
@@ -61,10 +51,8 @@ export class Room {
   private readonly views = new Map<LiveUser, View>()
   /** With interest management: someone came, went or changed whom they listen to, so views may change without a move. */
   private viewsStale = false
-  /** The serialized member list, for JSON clients [0] and compact ones [1], until the room changes or the tick ends. */
-  private readonly listings: [Listing | null, Listing | null] = [null, null]
-  /** In a big room, each member's serialized entry, until that member changes. */
-  private readonly entries: [Map<string, string> | null, Map<string, string> | null] = [null, null]
+  /** The members serialized for welcome and snapshot: for JSON clients [0] and compact ones [1]. */
+  private readonly listings = [new MemberListing(false), new MemberListing(true)] as const
 
   /**
    * With an interest radius, each member's `positions` carry only the users within
@@ -77,8 +65,8 @@ export class Room {
   get hasInterest (): boolean { return this.grid !== null }
 
   add (user: LiveUser): void {
-    this.stale(user.id)
     this.members.set(user.id, user)
+    for (const listing of this.listings) listing.added(user)
     this.changed.add(user.id)
     this.entered.add(user.id)
     this.grid?.set(user, user.position.x, user.position.y)
@@ -86,8 +74,8 @@ export class Room {
   }
 
   remove (user: LiveUser): void {
-    this.stale(user.id)
     this.members.delete(user.id)
+    for (const listing of this.listings) listing.removed(user)
     this.changed.add(user.id)
     this.entered.delete(user.id)
     this.moved.delete(user)
@@ -98,19 +86,19 @@ export class Room {
 
   /** The member's name or state changed: what clients know, not what anyone sees. */
   touch (user: LiveUser): void {
-    this.stale(user.id)
+    this.changedEntry(user)
     this.changed.add(user.id)
   }
 
   /** The member's listening set or connection changed: with interest management, views change even if nobody moves. */
   touchView (user: LiveUser): void {
-    this.stale(user.id)
+    this.changedEntry(user)
     this.changed.add(user.id)
     this.viewsStale = this.grid !== null
   }
 
   move (user: LiveUser): void {
-    this.stale(user.id)
+    this.changedEntry(user)
     this.moved.add(user)
     this.grid?.set(user, user.position.x, user.position.y)
   }
@@ -123,60 +111,21 @@ export class Room {
     return this.members.size === 0 && this.published.size === 0 && this.changed.size === 0
   }
 
-  /**
-   * Every member but `exceptId`, as they are now, as a JSON array (for `welcome`
-   * and `snapshot`). The array is built once and shared until the room changes
-   * (and at most until the tick ends); in a big room each member's entry is
-   * serialized once per change of that member, so a new array only joins them.
-   */
+  /** Every member but `exceptId`, as they are now, as a JSON array (for `welcome` and `snapshot`; see MemberListing). */
   othersJson (exceptId: string, withSids = false): string {
-    const listing = this.listing(withSids)
-    const span = listing.spans.get(exceptId)
-    if (span === undefined) return listing.json
-    const [start, end] = span
-    const { json } = listing
-    // Cut the entry with one of the commas beside it.
-    if (json.charCodeAt(end) === COMMA) return json.slice(0, start) + json.slice(end + 1)
-    if (json.charCodeAt(start - 1) === COMMA) return json.slice(0, start - 1) + json.slice(end)
-    return '[]'
+    return this.listings[withSids ? 1 : 0].othersJson(this.members.values(), exceptId)
   }
 
-  /** The tick is over: nothing keeps this tick's arrays (an idle room holds no copy of itself). */
-  endTick (): void {
-    this.listings[0] = this.listings[1] = null
+  /** What clients are sent of `user` in welcome and snapshot changed. */
+  private changedEntry (user: LiveUser): void {
+    for (const listing of this.listings) listing.changed(user)
   }
 
-  private listing (withSids: boolean): Listing {
-    const index = withSids ? 1 : 0
-    const cached = this.listings[index]
-    if (cached !== null) return cached
-    let entries = this.entries[index]
-    if (entries === null && this.members.size >= ENTRY_CACHE_MIN_MEMBERS) entries = this.entries[index] = new Map()
-    if (entries !== null && this.members.size < ENTRY_CACHE_MIN_MEMBERS / 2) entries = this.entries[index] = null
-    const spans = new Map<string, [number, number]>()
-    const parts: string[] = []
-    let length = 1
-    for (const member of this.members.values()) {
-      let entry = entries?.get(member.id)
-      if (entry === undefined) {
-        entry = JSON.stringify(member.toWire(withSids))
-        entries?.set(member.id, entry)
-      }
-      if (parts.length > 0) length++
-      spans.set(member.id, [length, length + entry.length])
-      length += entry.length
-      parts.push(entry)
-    }
-    const listing = { json: `[${parts.join(',')}]`, spans }
-    this.listings[index] = listing
-    return listing
-  }
-
-  /** `member` changed (or came or went): its entry and every array holding it are stale. */
-  private stale (id: string): void {
-    this.listings[0] = this.listings[1] = null
-    this.entries[0]?.delete(id)
-    this.entries[1]?.delete(id)
+  /** The tick ended; returns whether the room still holds a serialized listing (one in use keeps it). */
+  endTick (): boolean {
+    const json = this.listings[0].endTick()
+    const compact = this.listings[1].endTick()
+    return json || compact
   }
 
   /**

@@ -1,0 +1,59 @@
+/** MemberListing against the obvious construction, over random arrivals, changes, departures and tick ends. */
+import fc from 'fast-check'
+import t from 'tap'
+import { MemberListing } from '../../src/core/presence/listing.js'
+import type { LiveUser } from '../../src/core/presence/user.js'
+import { makeUser } from './fakes.js'
+
+type Op = { kind: 'add' } | { kind: 'change', who: number } | { kind: 'remove', who: number } | { kind: 'read', who: number } | { kind: 'tick' }
+
+const op: fc.Arbitrary<Op> = fc.oneof(
+  fc.constant({ kind: 'add' as const }),
+  fc.record({ kind: fc.constant('change' as const), who: fc.nat(40) }),
+  fc.record({ kind: fc.constant('remove' as const), who: fc.nat(40) }),
+  fc.record({ kind: fc.constant('read' as const), who: fc.nat(40) }),
+  fc.constant({ kind: 'tick' as const })
+)
+
+t.test('othersJson is always the members but the one asking, in order, as they are now', async (t) => {
+  fc.assert(fc.property(fc.array(op, { maxLength: 120 }), fc.boolean(), (ops, withSids) => {
+    const members = new Map<string, LiveUser>()
+    const listing = new MemberListing(withSids)
+    let made = 0
+    const pick = (who: number): LiveUser | undefined => [...members.values()][who % Math.max(1, members.size)]
+    const expected = (exceptId: string): string => JSON.stringify([...members.values()].filter((m) => m.id !== exceptId).map((m) => m.toWire(withSids)))
+    for (const step of ops) {
+      if (step.kind === 'add') {
+        const user = makeUser({ name: `u${made}` })
+        user.sid = ++made
+        members.set(user.id, user)
+        listing.added(user)
+      } else if (step.kind === 'tick') {
+        listing.endTick()
+      } else {
+        const user = pick(step.who)
+        if (user === undefined) continue
+        if (step.kind === 'change') {
+          user.name = `${user.name}'`
+          listing.changed(user)
+        } else if (step.kind === 'remove') {
+          members.delete(user.id)
+          listing.removed(user)
+        }
+        const asker = step.kind === 'read' ? user.id : 'nobody'
+        if (listing.othersJson(members.values(), asker) !== expected(asker)) return false
+      }
+    }
+    const first = pick(0)
+    return listing.othersJson(members.values(), first?.id ?? 'nobody') === expected(first?.id ?? 'nobody')
+  }), { numRuns: 300 })
+  t.pass('300 random histories')
+})
+
+t.test('a listing nobody used during a tick is let go of', async (t) => {
+  const listing = new MemberListing(false)
+  const user = makeUser()
+  t.equal(listing.othersJson([user], 'x'), JSON.stringify([user.toWire()]))
+  t.equal(listing.endTick(), true, 'used this tick: kept')
+  t.equal(listing.endTick(), false, 'a tick unused: let go')
+})
