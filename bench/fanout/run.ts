@@ -24,6 +24,10 @@
  * delivery ≥ 0.99). It writes bench/results/sweep-<scenario>-<timestamp>.json
  * listing its runs; bench/report.ts turns the latest sweeps into docs/performance.md.
  *
+ * `bigroom`, `restart` and `hostile` are handed to bench/scenarios/cli.ts (Shoal only).
+ * BENCH_SHOAL_ROOT=/other/checkout builds and runs that checkout's Shoal server instead
+ * of this one's (bench/lib/proc.ts), for before/after comparisons.
+ *
  * Every child is killed when a run ends, fails or overruns its time budget, and
  * when this process is interrupted; the children also exit on their own when this
  * process dies (bench/lib/orphan-guard.mjs, and the generator's IPC disconnect).

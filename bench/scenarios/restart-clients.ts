@@ -58,6 +58,8 @@ export class RestartClients implements Role {
   private timer: NodeJS.Timeout | null = null
   private reported = false
   private stopped = false
+  /** Clients resumed or given up. */
+  private done = 0
 
   constructor (private readonly config: RestartConfig, private readonly report: Report) {}
 
@@ -112,11 +114,8 @@ export class RestartClients implements Role {
   /** A welcomed socket closed: before the resume, the client reconnects (at once after 1012). */
   private dropped (resumer: Resumer, code: number): void {
     bump(this.closes, resumer.resumedAt === null ? String(code) : `${code} after the resume`)
-    if (this.stopped || resumer.resumedAt !== null) return
-    if (code === CloseCode.replaced) {
-      resumer.gaveUp = true
-      return this.checkDone()
-    }
+    if (this.stopped || resumer.resumedAt !== null || resumer.gaveUp) return
+    if (code === CloseCode.replaced) return this.settled(resumer, false)
     this.resume(resumer, code === CloseCode.restarting ? 0 : this.backoff(resumer)).catch((err: unknown) => bump(this.errors, reason(err)))
   }
 
@@ -134,16 +133,11 @@ export class RestartClients implements Role {
       resumer.attempts++
       try {
         const welcome = await this.attempt(resumer, address, reconnect)
-        if (welcome.resumed === true) resumer.resumedAt = Date.now()
-        else resumer.gaveUp = true
         if (welcome.resumed !== true) bump(this.errors, 'welcome without resumed')
-        return this.checkDone()
+        return this.settled(resumer, welcome.resumed === true)
       } catch (err) {
         bump(this.errors, reason(err))
-        if (err instanceof AttemptFailure && err.final) {
-          resumer.gaveUp = true
-          return this.checkDone()
-        }
+        if (err instanceof AttemptFailure && err.final) return this.settled(resumer, false)
         delay = err instanceof AttemptFailure && err.closeCode === CloseCode.restarting ? 0 : this.backoff(resumer)
       }
     }
@@ -156,8 +150,16 @@ export class RestartClients implements Role {
     this.checkDone()
   }
 
+  /** A client is done: resumed, or gave up for good. */
+  private settled (resumer: Resumer, resumed: boolean): void {
+    if (resumed) resumer.resumedAt = Date.now()
+    else resumer.gaveUp = true
+    this.done++
+    this.checkDone()
+  }
+
   private checkDone (): void {
-    if (this.healthAt !== null && this.resumers.every((resumer) => resumer.resumedAt !== null || resumer.gaveUp)) this.finish()
+    if (this.healthAt !== null && this.done >= this.resumers.length) this.finish()
   }
 
   private finish (): void {

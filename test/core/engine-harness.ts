@@ -23,7 +23,10 @@ export class FakeSocket implements Socket {
   terminated = false
   pings = 0
 
-  send (data: string | Uint8Array): void { this.sent.push(data) }
+  /** Text frames are kept as text, however they were sent (a string, or bytes encoded once for many). */
+  send (data: string | Uint8Array, options: { binary: boolean }): void {
+    this.sent.push(options.binary || typeof data === 'string' ? data : Buffer.from(data).toString())
+  }
   close (code: number, reason: string): void { this.closes.push({ code, reason }); this.readyState = CLOSED }
   terminate (): void { this.terminated = true; this.readyState = CLOSED }
   ping (): void { this.pings++ }

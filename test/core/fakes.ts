@@ -21,9 +21,9 @@ export class FakePeer implements Peer {
 
   constructor (public encoding: EncodingT = 'json') {}
 
-  send (frame: string | Uint8Array): void {
-    if (typeof frame === 'string') this.raw.push(frame)
-    else this.binary.push(frame)
+  send (frame: string | Uint8Array, binary = typeof frame !== 'string'): void {
+    if (binary) this.binary.push(frame as Uint8Array)
+    else this.raw.push(typeof frame === 'string' ? frame : Buffer.from(frame).toString())
   }
 
   close (code: number, reason: string): void {

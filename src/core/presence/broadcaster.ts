@@ -86,15 +86,20 @@ export class Broadcaster {
     this.jsonEntries.clear()
   }
 
-  /** Sends one frame to every recipient connected here; returns how many got it. */
+  /** Sends one frame (text, or binary bytes) to every recipient connected here; returns how many got it. */
   broadcast (frame: string | Uint8Array, type: ServerMessageType, to: Recipients): number {
     let sent = 0
+    const binary = typeof frame !== 'string'
     if ('peer' in to) {
-      if (this.deliver(to.peer, frame)) sent++
+      if (this.deliver(to.peer, frame, binary)) sent++
     } else {
       const users = 'room' in to ? this.users.room(to.room)?.members.values() ?? [] : to.users
+      let bytes: string | Uint8Array = frame
       for (const user of users) {
-        if (user.peer !== null && user !== to.except && this.deliver(user.peer, frame)) sent++
+        if (user.peer === null || user === to.except) continue
+        // Encoded once, at the first recipient: the others get the same bytes.
+        bytes = typeof bytes === 'string' ? Buffer.from(bytes) : bytes
+        if (this.deliver(user.peer, bytes, binary)) sent++
       }
     }
     this.meter.sent(type, sent)
@@ -134,23 +139,24 @@ export class Broadcaster {
   /** The diff to every connected member; returns the largest frame's size and how many were sent. */
   private sendPresence (room: Room, diff: PresenceDiff): { bytes: number, writes: number } {
     const newcomers = diff.joined.length > 0 ? new Set(diff.joined.map((user) => user.id)) : null
-    const shared = new Map<boolean, string | null>()
+    const shared = new Map<boolean, Uint8Array | null>()
     let sent = 0
     let bytes = 0
     for (const member of room.members.values()) {
       const peer = member.peer
       if (peer === null) continue
       const withSids = peer.encoding === 'compact'
-      let frame: string | null
+      let frame: string | Uint8Array | null
       if (newcomers?.has(member.id) === true) {
         frame = roomPresenceFrame(room, diff, withSids, member.id)
       } else {
-        if (!shared.has(withSids)) shared.set(withSids, roomPresenceFrame(room, diff, withSids))
+        // The frame every other member gets: encoded once.
+        if (!shared.has(withSids)) shared.set(withSids, encoded(roomPresenceFrame(room, diff, withSids)))
         frame = shared.get(withSids) ?? null
       }
       if (frame === null) continue
       if (frame.length > bytes) bytes = frame.length
-      if (this.deliver(peer, frame)) sent++
+      if (this.deliver(peer, frame, false)) sent++
     }
     this.meter.sent('presence', sent)
     return { bytes, writes: sent }
@@ -158,16 +164,17 @@ export class Broadcaster {
 
   /** Without interest management everyone gets the same movers: one frame per encoding. */
   private sendPositions (room: Room, movers: LiveUser[], now: number): void {
-    let json: string | null = null
+    let json: Uint8Array | null = null
     let compact: Uint8Array | null = null
     const tally = { sent: 0, skipped: 0 }
     for (const member of room.members.values()) {
       const peer = this.readyForPositions(member, tally)
       if (peer === null) continue
-      const frame = peer.encoding === 'compact'
+      const binary = peer.encoding === 'compact'
+      const frame = binary
         ? (compact ??= encodeCompactPositions(now, movers))
-        : (json ??= this.jsonPositions(now, movers))
-      if (this.deliver(peer, frame)) tally.sent++
+        : (json ??= Buffer.from(this.jsonPositions(now, movers)))
+      if (this.deliver(peer, frame, binary)) tally.sent++
     }
     this.countPositions(tally)
   }
@@ -176,7 +183,7 @@ export class Broadcaster {
     const tally = { sent: 0, skipped: 0 }
     room.takePositionsInView((member, users) => {
       const peer = this.readyForPositions(member, tally)
-      if (peer !== null && this.deliver(peer, this.positionsFor(peer, now, users))) tally.sent++
+      if (peer !== null && this.deliver(peer, this.positionsFor(peer, now, users), peer.encoding === 'compact')) tally.sent++
     })
     this.countPositions(tally)
   }
@@ -236,7 +243,7 @@ export class Broadcaster {
   }
 
   /** Sends one frame to one client, unless it is too far behind to ever catch up. */
-  private deliver (peer: Peer, frame: string | Uint8Array): boolean {
+  private deliver (peer: Peer, frame: string | Uint8Array, binary: boolean): boolean {
     if (this.closedSlow.has(peer)) return false
     if (peer.bufferedAmount > this.limits.slowReaderCloseBytes) {
       peer.close(CloseCode.tooSlow, 'client reads too slowly')
@@ -244,9 +251,14 @@ export class Broadcaster {
       this.meter.closedSlow()
       return false
     }
-    peer.send(frame)
+    peer.send(frame, binary)
     return true
   }
+}
+
+/** A text frame as UTF-8 bytes, for sending the same bytes to many. */
+function encoded (frame: string | null): Uint8Array | null {
+  return frame === null ? null : Buffer.from(frame)
 }
 
 /** The room's diff as a frame, with short ids in `joined` for compact clients; without `withoutJoined`'s own entry, and null when that leaves nothing. */

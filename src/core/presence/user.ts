@@ -12,7 +12,8 @@ export interface Peer {
   user: LiveUser | null
   /** How this client wants `positions`; chosen at register or reconnect. */
   readonly encoding: EncodingT
-  send(frame: string | Uint8Array): void
+  /** A text frame (a string, or its UTF-8 bytes encoded once for many recipients), or a binary one. */
+  send(frame: string | Uint8Array, binary: boolean): void
   close(code: number, reason: string): void
   /** Bytes queued for this client and not yet written to the network. */
   readonly bufferedAmount: number

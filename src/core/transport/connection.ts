@@ -10,7 +10,7 @@ import type { LiveUser, Peer } from '../presence/user.js'
 export interface Socket {
   readonly readyState: number
   readonly bufferedAmount: number
-  send(data: string | Uint8Array): void
+  send(data: string | Uint8Array, options: { binary: boolean }): void
   close(code: number, reason: string): void
   terminate(): void
   ping(): void
@@ -44,8 +44,8 @@ export class Connection implements Peer {
 
   get bufferedAmount (): number { return this.socket.bufferedAmount }
 
-  send (frame: string | Uint8Array): void {
-    if (this.socket.readyState === OPEN) this.socket.send(frame)
+  send (frame: string | Uint8Array, binary: boolean): void {
+    if (this.socket.readyState === OPEN) this.socket.send(frame, { binary })
   }
 
   close (code: number, reason: string): void {
