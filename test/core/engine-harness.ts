@@ -27,6 +27,7 @@ export class FakeSocket implements Socket {
   send (data: string | Uint8Array, options: { binary: boolean }): void {
     this.sent.push(options.binary || typeof data === 'string' ? data : Buffer.from(data).toString())
   }
+
   close (code: number, reason: string): void { this.closes.push({ code, reason }); this.readyState = CLOSED }
   terminate (): void { this.terminated = true; this.readyState = CLOSED }
   ping (): void { this.pings++ }
