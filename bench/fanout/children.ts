@@ -12,7 +12,7 @@ import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import {
-  canPin, exited, ORPHAN_GUARD, pinProcess, ROOT, round, shoalRevision, shoalServerCommand, waitForHealth, waitForQuiet, type ShoalCommand
+  canPin, exited, ORPHAN_GUARD, pinProcess, ROOT, round, SHOAL_ROOT, shoalRevision, shoalServerCommand, waitForHealth, waitForQuiet, type ShoalCommand
 } from '../lib/proc.js'
 import type { GeneratorMessage, GeneratorRole, RunnerMessage } from './protocol.js'
 import type { RunRecord } from './records.js'
@@ -147,6 +147,13 @@ export function shoalBuild (): ShoalCommand & { revision: { commit: string, dirt
 export function shoalSource (): { root: string, entry: string, compiled: boolean, revision: { commit: string, dirty: boolean } | null } {
   const { root, entry, compiled, revision } = shoalBuild()
   return { root, entry, compiled, revision }
+}
+
+/** ` (from /other/checkout @commit)` when the Shoal measured is not this repository's, for summary lines; '' otherwise. */
+export function shoalLabel (): string {
+  if (SHOAL_ROOT === ROOT) return ''
+  const revision = shoalRevision(SHOAL_ROOT)
+  return ` (from ${SHOAL_ROOT}${revision === null ? '' : ` @${revision.commit}${revision.dirty ? '+' : ''}`})`
 }
 
 /** Waits (up to 60 s) for a quiet machine: someone else's test run would be measured too. */

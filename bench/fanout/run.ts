@@ -43,7 +43,7 @@ import {
   RESULTS_DIR, ROOT, round, rssKiB, sleep, stopChild
 } from '../lib/proc.js'
 import {
-  Generator, killAll, OPEN_REGISTER, pinned, pinRunner, quietEnvironment, shoalBuild, shoalEnv, shoalSource, singleNodeEnv, startServer, track, type StartedServer
+  Generator, killAll, OPEN_REGISTER, pinned, pinRunner, quietEnvironment, shoalBuild, shoalEnv, shoalLabel, shoalSource, singleNodeEnv, startServer, track, type StartedServer
 } from './children.js'
 import {
   isShoal, SATURATION, SCENARIOS, TARGETS, type GeneratorConfig, type GeneratorResult,
@@ -549,7 +549,8 @@ const CONNECT_GRACE_MS = 15_000
 function line (record: RunRecord): string {
   const g = record.generator
   const nodes = record.nodes ?? []
-  const parts = [`${record.scenario} ${record.target} N=${record.users}${nodes.length > 0 ? ` on ${nodes.length} nodes` : ''}: ${record.pass ? 'PASS' : 'FAIL'}`]
+  const from = isShoal(record.target) ? shoalLabel() : ''
+  const parts = [`${record.scenario} ${record.target}${from} N=${record.users}${nodes.length > 0 ? ` on ${nodes.length} nodes` : ''}: ${record.pass ? 'PASS' : 'FAIL'}`]
   if (g !== null) {
     if (record.scenario === 'room' || record.scenario === 'crowd') {
       parts.push(`p50/p95/p99/max ${g.latencyMs.p50 ?? '-'}/${g.latencyMs.p95 ?? '-'}/${g.latencyMs.p99 ?? '-'}/${g.latencyMs.max ?? '-'} ms`, `delivery ${g.delivery.ratio ?? '-'}`)

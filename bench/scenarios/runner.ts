@@ -11,10 +11,11 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import {
-  clockTicks, cpuBusyShares, cpuJiffies, exited, freePort, machineInfo, peakRssKiB, processTicks, RESULTS_DIR, ROOT, round, rssKiB,
-  SHOAL_ROOT, sleep, writtenBytes
+  clockTicks, cpuBusyShares, cpuJiffies, exited, freePort, machineInfo, peakRssKiB, processTicks, RESULTS_DIR, ROOT, round, rssKiB, sleep, writtenBytes
 } from '../lib/proc.js'
-import { Generator, pinned, quietEnvironment, shoalBuild, shoalEnv, shoalSource, singleNodeEnv, startServer, type StartedServer } from '../fanout/children.js'
+import {
+  Generator, pinned, quietEnvironment, shoalBuild, shoalEnv, shoalLabel, shoalSource, singleNodeEnv, startServer, type StartedServer
+} from '../fanout/children.js'
 import { SATURATION, type SetupReport } from '../fanout/protocol.js'
 import type { ClientsCommand, ClientsConfig, ClientsEvent, ClientsResult, ClientsRole, CommonConfig, ProcessFigures, ScenarioName } from './protocol.js'
 import type { ScenarioRecordBase, ServerWindow, TimelineSample } from './records.js'
@@ -261,15 +262,9 @@ export function saveRecord (record: ScenarioRecordBase): void {
 
 /** `<scenario> [variant] shoal N=…: PASS|FAIL, <parts>`, then the reasons, warnings and file, one per line. */
 export function summaryLine (record: ScenarioRecordBase, parts: string[]): string {
-  const from = SHOAL_ROOT === ROOT ? '' : ` (from ${SHOAL_ROOT}${describeRevision(record)})`
-  const head = `${[record.scenario, record.variant].filter(Boolean).join(' ')} shoal${from} N=${record.users}: ${record.pass ? 'PASS' : 'FAIL'}`
+  const head = `${[record.scenario, record.variant].filter(Boolean).join(' ')} shoal${shoalLabel()} N=${record.users}: ${record.pass ? 'PASS' : 'FAIL'}`
   const notes = [...record.failReasons, ...record.warnings]
   return [head, ...parts].join(', ') + (notes.length > 0 ? `\n    ${notes.join('\n    ')}` : '') + (record.file === '' ? '\n' : `\n    ${record.file}\n`)
-}
-
-function describeRevision (record: ScenarioRecordBase): string {
-  const revision = (record.config.shoal as { revision?: { commit: string, dirty: boolean } | null } | undefined)?.revision
-  return revision === null || revision === undefined ? '' : ` @${revision.commit}${revision.dirty ? '+' : ''}`
 }
 
 /** Milliseconds as seconds, for summary lines. */
