@@ -113,3 +113,28 @@ t.test('a big room filling up: presence costs the room a bounded number of write
     }
   }
 })
+
+t.test('however busy the room, no change waits more than a second to reach the members', async (t) => {
+  const r = room(100, { ...PACED, presenceBytesPerSecond: 256 })
+  const busy = Array.from({ length: 5 }, (_, i) => r.registered(`busy ${i}`, 'big'))
+  r.settleRoom()
+  const watcher = r.bystanders[0]
+  if (watcher === undefined) throw new Error('fixture')
+  const seenAt: number[] = []
+  let framesSeen = 0
+  let changedAt = 0
+  r.run(6, (step) => {
+    for (const user of busy) user.send({ type: 'update', state: { step } })
+    changedAt = r.clock.now()
+    const frames = watcher.socket.ofType('presence').length
+    if (frames > framesSeen) seenAt.push(r.clock.now())
+    framesSeen = frames
+  })
+  const gaps = seenAt.slice(1).map((at, i) => at - (seenAt[i] ?? at))
+  t.ok(gaps.length >= 5, `${seenAt.length} frames in 6 s on a tiny budget`)
+  t.ok(Math.max(...gaps) <= 1000 + 2 * TICK_MS, `the longest wait between frames: ${Math.round(Math.max(...gaps))} ms`)
+  r.run(1 + TICK_MS / 1000, () => {})
+  const last = watcher.socket.ofType('presence').flatMap((frame) => frame.updated ?? []).filter((u) => u.id === busy[4]?.id).at(-1)
+  t.match(last?.state, { step: Number }, 'the latest state arrives')
+  t.ok(r.clock.now() - changedAt <= 1000 + 2 * TICK_MS + 1000 / 59)
+})

@@ -123,14 +123,17 @@ export class Broadcaster {
       this.paces.set(room, pace)
     }
     pace.waitingSince ??= now
-    if (now >= pace.dueAt || now - pace.waitingSince >= MAX_COALESCE_MS) {
-      const diff = room.takePresence(now, this.pacing.presenceUserIntervalMs)
+    // Waiting a second sends everything, a user's own interval notwithstanding: nothing waits longer.
+    const overdue = now - pace.waitingSince >= MAX_COALESCE_MS
+    if (now >= pace.dueAt || overdue) {
+      const diff = room.takePresence(now, overdue ? 0 : this.pacing.presenceUserIntervalMs)
       if (diff !== null) {
         const { bytes, writes } = this.sendPresence(room, diff)
         const { presenceBytesPerSecond, presenceWritesPerSecond } = this.pacing
         pace.dueAt = now + Math.min(MAX_COALESCE_MS, Math.max(bytes * 1000 / presenceBytesPerSecond, writes * 1000 / presenceWritesPerSecond))
       }
-      pace.waitingSince = null
+      // What a user's interval held back has waited since then, at the latest.
+      if (!room.hasPendingPresence) pace.waitingSince = null
     }
     // Changes that wait (the room's pace, a user's own interval) need this room again next tick.
     if (room.hasPendingPresence) this.users.revisit(room)
