@@ -191,11 +191,10 @@ export const handlers: HandlerTable = {
   join: {
     audience: 'user',
     handle (ctx, connection, message, user) {
+      const moving = message.room !== user.room
+      if (moving && isFull(ctx, message.room)) return ctx.fail(connection, roomFull(message.room, 'join'))
       if (!snapshotAllowed(ctx, connection, 'join')) return
-      if (message.room !== user.room) {
-        if (isFull(ctx, message.room)) return ctx.fail(connection, roomFull(message.room, 'join'))
-        ctx.services.users.moveToRoom(user, message.room)
-      }
+      if (moving) ctx.services.users.moveToRoom(user, message.room)
       snapshot(ctx, connection, user)
       sendFeeds(ctx, connection, user)
     }

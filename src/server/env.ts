@@ -134,7 +134,7 @@ export function metricsAuthorizeFromEnv (env: NodeJS.ProcessEnv): ((request: { h
   if (token === undefined || token === '') return undefined
   const expected = createHash('sha256').update(token).digest()
   return (request) => {
-    const given = /^Bearer (.+)$/.exec(request.headers.authorization ?? '')?.[1]
+    const given = /^bearer (.+)$/i.exec(request.headers.authorization ?? '')?.[1]
     if (given === undefined) return { statusCode: 401, message: 'send Authorization: Bearer <METRICS_TOKEN>' }
     return timingSafeEqual(createHash('sha256').update(given).digest(), expected)
   }

@@ -310,3 +310,23 @@ t.test('adopt and release move a user between this node and another without the 
   t.strictSame(seen, ['owner:ann', 'owner:ann'])
   t.equal(flush(store).size, 0, 'no room changed')
 })
+
+t.test('a room\'s serialized listing is kept while it is used and let go of after a tick without use', async (t) => {
+  const store = new UserStore()
+  const users = Array.from({ length: 5 }, (_, i) => added(store, { room: 'r', name: `u${i}` }))
+  const [asker] = users
+  if (asker === undefined) throw new Error('fixture')
+  const serializations = (read: () => void): number => {
+    const stringify = JSON.stringify
+    let count = 0
+    JSON.stringify = ((...args: Parameters<typeof JSON.stringify>) => { count++; return stringify(...args) }) as typeof JSON.stringify
+    try { read() } finally { JSON.stringify = stringify }
+    return count
+  }
+  t.equal(serializations(() => store.othersJson(asker)), 5, 'built: every member serialized once')
+  flush(store)
+  t.equal(serializations(() => store.othersJson(asker)), 0, 'used in the tick before: kept')
+  flush(store)
+  flush(store)
+  t.equal(serializations(() => store.othersJson(asker)), 5, 'a tick without use: let go of, built again when needed')
+})

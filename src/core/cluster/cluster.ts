@@ -251,7 +251,8 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
         if (user !== undefined && user.room === room.room) this.users.remove(user)
       }
       for (const user of room.joined) {
-        if (user.room === room.room && this.stateFits(user)) this.upsert(user, message.from)
+        if (user.room !== room.room) this.emit('invalid', `user ${user.id}: joined ${room.room} but names ${user.room}`)
+        else if (this.stateFits(user)) this.upsert(user, message.from)
       }
       for (const { id, name, state, listeningTo, connected } of room.updated) {
         const user = replicaOf(id)

@@ -23,7 +23,7 @@ import type { LiveUser, Peer } from './user.js'
 export type SlowReaderLimits = Pick<ShoalSettingsT, 'slowReaderSkipBytes' | 'slowReaderCloseBytes'>
 
 /** How presence is paced (see the settings); without them, every tick's changes go out at once. */
-export type PresencePacing = Pick<ShoalSettingsT, 'presenceBytesPerSecond' | 'presenceWritesPerSecond' | 'presenceUserIntervalMs'>
+export type PresencePacing = Pick<ShoalSettingsT, 'presenceBytesPerSecond' | 'presenceWritesPerSecond' | 'presenceUserIntervalMs' | 'tickHz'>
 
 /** The contract's bound on coalescing presence: no change waits longer than this. */
 export const MAX_COALESCE_MS = 1000
@@ -58,6 +58,8 @@ export class Broadcaster {
   private readonly entries: string[] = []
   private readonly paces = new WeakMap<Room, Pace>()
   private readonly pacing: PresencePacing
+  /** How long a room's changes may wait, so that none waits more than the contract's second. */
+  private readonly maxWaitMs: number
 
   constructor (
     private readonly users: UserStore,
@@ -68,8 +70,11 @@ export class Broadcaster {
     this.pacing = {
       presenceBytesPerSecond: limits.presenceBytesPerSecond ?? Number.POSITIVE_INFINITY,
       presenceWritesPerSecond: limits.presenceWritesPerSecond ?? Number.POSITIVE_INFINITY,
-      presenceUserIntervalMs: limits.presenceUserIntervalMs ?? 0
+      presenceUserIntervalMs: limits.presenceUserIntervalMs ?? 0,
+      tickHz: limits.tickHz ?? 20
     }
+    // A change is seen at most a tick after it happens and sent at a tick: keep two ticks of the second in hand.
+    this.maxWaitMs = Math.max(0, MAX_COALESCE_MS - 2000 / this.pacing.tickHz)
     users.on('data', (from, payloadJson) => { this.sendData(from.id, payloadJson) })
   }
 
@@ -124,13 +129,13 @@ export class Broadcaster {
     }
     pace.waitingSince ??= now
     // Waiting a second sends everything, a user's own interval notwithstanding: nothing waits longer.
-    const overdue = now - pace.waitingSince >= MAX_COALESCE_MS
+    const overdue = now - pace.waitingSince >= this.maxWaitMs
     if (now >= pace.dueAt || overdue) {
       const diff = room.takePresence(now, overdue ? 0 : this.pacing.presenceUserIntervalMs)
       if (diff !== null) {
         const { bytes, writes } = this.sendPresence(room, diff)
         const { presenceBytesPerSecond, presenceWritesPerSecond } = this.pacing
-        pace.dueAt = now + Math.min(MAX_COALESCE_MS, Math.max(bytes * 1000 / presenceBytesPerSecond, writes * 1000 / presenceWritesPerSecond))
+        pace.dueAt = now + Math.min(this.maxWaitMs, Math.max(bytes * 1000 / presenceBytesPerSecond, writes * 1000 / presenceWritesPerSecond))
       }
       // What a user's interval held back has waited since then, at the latest.
       if (!room.hasPendingPresence) pace.waitingSince = null
@@ -158,7 +163,8 @@ export class Broadcaster {
         frame = shared.get(withSids) ?? null
       }
       if (frame === null) continue
-      if (frame.length > bytes) bytes = frame.length
+      const size = typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length
+      if (size > bytes) bytes = size
       if (this.deliver(peer, frame, false)) sent++
     }
     this.meter.sent('presence', sent)

@@ -45,7 +45,7 @@ export class UserStore extends EventEmitter<UserStoreEvents> {
   private readonly rooms = new Map<string, Room>()
   private readonly changedRooms = new Set<Room>()
   private readonly listening = new ListeningGraph()
-  /** Rooms that serialized their members this tick, to let go of it when the tick ends. */
+  /** Rooms that hold a serialized listing of their members: one that goes a tick unused lets go of it. */
   private readonly listedRooms = new Set<Room>()
   /** Short ids are never reused within a process (for 2^32 users), so a late compact frame cannot name the wrong user. */
   private nextSid = 1
@@ -210,8 +210,9 @@ export class UserStore extends EventEmitter<UserStoreEvents> {
       yield room
       if (room.isIdle) this.rooms.delete(room.name)
     }
-    for (const room of this.listedRooms) room.endTick()
-    this.listedRooms.clear()
+    for (const room of this.listedRooms) {
+      if (!room.endTick()) this.listedRooms.delete(room)
+    }
   }
 
   private connectionChanged (user: LiveUser): void {
