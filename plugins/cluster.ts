@@ -51,6 +51,7 @@ export default fp(async function cluster (app) {
   })
   app.addHook('onClose', async () => {
     clearInterval(beatTimer)
+    log.flush()
     sync.close()
   })
 }, { name: 'shoal-cluster', fastify: '5.x', dependencies: ['shoal-config', 'shoal-metrics', 'shoal-user-store', 'shoal-broadcast', 'shoal-ticker'] })

@@ -10,6 +10,7 @@ declare module 'fastify' {
 }
 
 export default fp(async function engine (app) {
+  const log = new QuietLog(app.log, app.shoalConfig.clock)
   const engine = new Engine({
     settings: app.shoalConfig,
     clock: app.shoalConfig.clock,
@@ -20,9 +21,10 @@ export default fp(async function engine (app) {
     registrations: app.shoalRegistrations,
     feeds: app.shoalCsvFeeds,
     meter: app.shoalMetrics,
-    log: new QuietLog(app.log, app.shoalConfig.clock)
+    log
   })
   app.shoalTicker.add('expire', 'expire-unregistered', () => engine.expireUnregistered())
+  app.addHook('onClose', async () => { log.flush() })
   app.decorate('shoalEngine', engine)
 }, {
   name: 'shoal-engine',

@@ -37,6 +37,7 @@ export default fp(async function sessions (app) {
   })
   app.addHook('onClose', async () => {
     clearInterval(sweepTimer)
+    log.flush()
     // A store that is down at shutdown must not stop the shutdown: what was not written is lost, and said so.
     await manager.flush().catch((err: unknown) => { app.log.error({ err }, 'saving sessions at shutdown failed') })
     // A store passed in belongs to the host, which may share it (e.g. across a restart).

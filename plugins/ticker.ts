@@ -17,5 +17,8 @@ export default fp(async function ticker (app) {
   })
   app.decorate('shoalTicker', scheduler)
   app.addHook('onReady', async () => scheduler.start())
-  app.addHook('onClose', async () => scheduler.stop())
+  app.addHook('onClose', async () => {
+    scheduler.stop()
+    log.flush()
+  })
 }, { name: 'shoal-ticker', fastify: '5.x', dependencies: ['shoal-config', 'shoal-metrics'] })

@@ -6,7 +6,7 @@
 import type { Clock } from './clock.js'
 import type { EngineLog } from './engine.js'
 
-interface Held { until: number, repeated: number }
+interface Held { until: number, repeated: number, level: 'warn' | 'error' }
 
 export class QuietLog implements EngineLog {
   private readonly held = new Map<string, Held>()
@@ -17,6 +17,14 @@ export class QuietLog implements EngineLog {
   warn (fields: object, message: string): void { this.write('warn', fields, message) }
   error (fields: object, message: string): void { this.write('error', fields, message) }
 
+  /** Writes how many of each line were held back since it was last written (at close, so no count is lost). */
+  flush (): void {
+    for (const [message, held] of this.held) {
+      if (held.repeated > 0) this.log[held.level]({ repeated: held.repeated }, message)
+    }
+    this.held.clear()
+  }
+
   private write (level: 'warn' | 'error', fields: object, message: string): void {
     const now = this.clock.now()
     const held = this.held.get(message)
@@ -24,7 +32,7 @@ export class QuietLog implements EngineLog {
       held.repeated++
       return
     }
-    this.held.set(message, { until: now + this.intervalMs, repeated: 0 })
+    this.held.set(message, { until: now + this.intervalMs, repeated: 0, level })
     this.log[level](held === undefined || held.repeated === 0 ? fields : { ...fields, repeated: held.repeated }, message)
   }
 }

@@ -38,3 +38,12 @@ t.test('different lines do not hold each other back; debug is never held back', 
     'warn cluster bus operation failed', 'warn ignored an invalid cluster message', 'debug user registered', 'debug user registered'
   ])
 })
+
+t.test('flush writes what was held back, so a burst that stopped still says how many', async (t) => {
+  const clock = new ManualClock()
+  const { lines, log } = recording()
+  const quiet = new QuietLog(log, clock)
+  for (let i = 0; i < 4; i++) quiet.warn({ i }, 'cluster bus operation failed')
+  quiet.flush()
+  t.strictSame(lines, [['warn', { i: 0 }, 'cluster bus operation failed'], ['warn', { repeated: 3 }, 'cluster bus operation failed']])
+})
