@@ -5,7 +5,7 @@
  */
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, relative } from 'node:path'
 import t from 'tap'
 import { ManualClock } from '../../src/core/clock.js'
 import { CsvFeed, CsvFeeds, CsvProblem, parseCsv, type CsvLimits } from '../../src/core/feeds/csv-feed.js'
@@ -85,7 +85,8 @@ t.test('a feed: versions, the last good version kept, recovery, status', async (
   t.equal(failures.length, 1, 'the same problem again is not reported again')
 
   const status = feed.status()
-  t.match(status, { name: 'f', file, room: null, size: 'name,x\nA,1\nB,2,extra\n'.length, version: 1, rows: 1, columns: 2, lastError: { line: 3 } }, 'status: the file as it is now, the version as it is served')
+  t.match(status, { name: 'f', room: null, size: 'name,x\nA,1\nB,2,extra\n'.length, version: 1, rows: 1, columns: 2, lastError: { line: 3 } }, 'status: the file as it is now, the version as it is served')
+  t.equal(status.file, relative(process.cwd(), file), 'the file relative to the working directory')
   t.type(status.modifiedAt, 'number')
 
   writeFileSync(file, 'name,x,y\nA,1,1\nB,2,2\n')
