@@ -6,7 +6,7 @@
  */
 import fp from 'fastify-plugin'
 import { ClusterSync } from '../src/core/cluster/cluster.js'
-import { QuietLog } from '../src/core/quiet-log.js'
+import { quietLog } from './config.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -26,7 +26,7 @@ export default fp(async function cluster (app) {
     heartbeatMs: config.nodeHeartbeatMs,
     claimTimeoutMs: config.claimTimeoutMs
   })
-  const log = new QuietLog(app.log, config.clock)
+  const log = quietLog(app)
   sync.on('invalid', (reason) => {
     app.shoalMetrics.invalidFromCluster()
     log.warn({ reason }, 'ignored an invalid cluster message')
@@ -51,7 +51,6 @@ export default fp(async function cluster (app) {
   })
   app.addHook('onClose', async () => {
     clearInterval(beatTimer)
-    log.flush()
     sync.close()
   })
 }, { name: 'shoal-cluster', fastify: '5.x', dependencies: ['shoal-config', 'shoal-metrics', 'shoal-user-store', 'shoal-broadcast', 'shoal-ticker'] })

@@ -3,11 +3,12 @@
  * the collaborators the host injected, for every other plugin.
  */
 import fp from 'fastify-plugin'
-import type { FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { CsvFeedConfigT, RoomOptionsT, ShoalSettingsT } from '../schemas/options.js'
 import { systemClock, type Clock } from '../src/core/clock.js'
 import type { ClusterBus } from '../src/core/cluster/bus.js'
 import type { SessionStore } from '../src/core/sessions/session-store.js'
+import { QuietLog } from '../src/core/quiet-log.js'
 import { checkCsvFeeds, resolveSettings, SettingsError } from '../src/core/settings.js'
 
 /** What `authorize` may answer: allow, refuse with 403, or refuse with a status and reason. */
@@ -81,6 +82,13 @@ function checkOrigins (value: ShoalCollaborators['allowedOrigins']): NonNullable
   if (typeof value === 'function') return value
   if (Array.isArray(value) && value.every((origin) => typeof origin === 'string')) return [...value]
   throw new SettingsError('option allowedOrigins: expected a list of origins (strings) or a function')
+}
+
+/** The instance's log, with repeated warnings and errors held back (QuietLog); what it held back is written at close. */
+export function quietLog (app: FastifyInstance): QuietLog {
+  const log = new QuietLog(app.log, app.shoalConfig.clock)
+  app.addHook('onClose', async () => { log.flush() })
+  return log
 }
 
 declare module 'fastify' {

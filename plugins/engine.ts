@@ -1,7 +1,7 @@
 /** The protocol engine, built from the other plugins' decorators: routes/ws.ts feeds it every socket's frames. */
 import fp from 'fastify-plugin'
 import { Engine } from '../src/core/engine.js'
-import { QuietLog } from '../src/core/quiet-log.js'
+import { quietLog } from './config.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -10,7 +10,7 @@ declare module 'fastify' {
 }
 
 export default fp(async function engine (app) {
-  const log = new QuietLog(app.log, app.shoalConfig.clock)
+  const log = quietLog(app)
   const engine = new Engine({
     settings: app.shoalConfig,
     clock: app.shoalConfig.clock,
@@ -24,7 +24,6 @@ export default fp(async function engine (app) {
     log
   })
   app.shoalTicker.add('expire', 'expire-unregistered', () => engine.expireUnregistered())
-  app.addHook('onClose', async () => { log.flush() })
   app.decorate('shoalEngine', engine)
 }, {
   name: 'shoal-engine',

@@ -6,7 +6,7 @@
 import fp from 'fastify-plugin'
 import { MemorySessionStore } from '../src/core/sessions/session-store.js'
 import { SessionManager } from '../src/core/sessions/sessions.js'
-import { QuietLog } from '../src/core/quiet-log.js'
+import { quietLog } from './config.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -20,7 +20,7 @@ export default fp(async function sessions (app) {
   const manager = new SessionManager(app.shoalUsers, store, config.clock, config, cluster)
   app.decorate('shoalSessions', manager)
 
-  const log = new QuietLog(app.log, config.clock)
+  const log = quietLog(app)
   const persist = (): void => {
     manager.persist().catch((err: unknown) => { log.error({ err }, 'saving sessions failed') })
   }
@@ -37,7 +37,6 @@ export default fp(async function sessions (app) {
   })
   app.addHook('onClose', async () => {
     clearInterval(sweepTimer)
-    log.flush()
     // A store that is down at shutdown must not stop the shutdown: what was not written is lost, and said so.
     await manager.flush().catch((err: unknown) => { app.log.error({ err }, 'saving sessions at shutdown failed') })
     // A store passed in belongs to the host, which may share it (e.g. across a restart).

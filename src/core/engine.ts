@@ -62,6 +62,8 @@ export interface HandlerContext {
   fail(connection: Connection, error: ProtocolError): void
   /** Ends the user's session for good (its room sees it leave, its secret stops working) and closes its socket with 1000. */
   endSession(user: LiveUser, reason: string): void
+  /** Counts a register, or a reconnect that resumed nobody, against the address's budget; false once it is spent. */
+  spendBudget(connection: Connection): boolean
 }
 
 /** An inbound WebSocket message as ws delivers it. */
@@ -154,6 +156,10 @@ export class Engine implements HandlerContext {
     this.reply(connection, { type: 'error', ...error })
   }
 
+  spendBudget (connection: Connection): boolean {
+    return this.services.registrations.admit(connection.address, this.services.clock.now())
+  }
+
   endSession (user: LiveUser, reason: string): void {
     const peer = user.peer
     this.services.sessions.leave(user).catch((err: unknown) => this.services.log.error({ err, user: user.id }, 'deleting a session failed'))
@@ -162,7 +168,7 @@ export class Engine implements HandlerContext {
 
   private dispatch (connection: Connection, text: string): void | Promise<void> {
     if (!connection.isOpen) return
-    const { meter, registrations, clock } = this.services
+    const { meter } = this.services
     const parsed = parseFrame(text)
     if (!parsed.ok) {
       meter.received(parsed.error.ref !== undefined && parsed.error.code === 'invalid_message' ? parsed.error.ref : 'invalid')
@@ -171,13 +177,13 @@ export class Engine implements HandlerContext {
     const { message } = parsed
     meter.received(message.type)
     // A reconnect counts only when it resumes nobody (its handler charges it): everyone behind one address comes back at once after a restart.
-    if (message.type === 'register' && !registrations.admit(connection.address, clock.now())) return this.fail(connection, overBudget('register'))
+    if (message.type === 'register' && !this.spendBudget(connection)) return this.fail(connection, overBudget('register'))
     const entry = handlers[message.type]
     const user = connection.user
     if (entry.audience === 'user' && user === null) return this.fail(connection, { ...stateErrors.user, ref: message.type })
     if (entry.audience === 'guest' && user !== null) {
       // A refused reconnect resumes nobody, so it counts like a register.
-      if (message.type === 'reconnect') registrations.admit(connection.address, clock.now())
+      if (message.type === 'reconnect') this.spendBudget(connection)
       return this.fail(connection, { ...stateErrors.guest, ref: message.type })
     }
     // The table's entry and the message share a type; TypeScript cannot correlate the two through the union.

@@ -138,13 +138,12 @@ export const handlers: HandlerTable = {
       } catch (err) {
         // The session store (Redis, a file) is unreachable: the secret may well be good, so the client keeps it and retries.
         ctx.services.log.warn({ err }, 'session store unavailable for a reconnect')
-        ctx.services.registrations.admit(connection.address, ctx.services.clock.now())
+        ctx.spendBudget(connection)
         return ctx.fail(connection, { code: 'rate_limited', message: 'sessions are unavailable right now; try again shortly', ref: 'reconnect' })
       }
       if (resumption !== null) return resumed(ctx, connection, message, resumption)
       // Only a reconnect that resumes nobody counts toward the address's budget (revision 1.1 of the contract).
-      const { registrations, clock } = ctx.services
-      if (!registrations.admit(connection.address, clock.now())) return ctx.fail(connection, overBudget('reconnect'))
+      if (!ctx.spendBudget(connection)) return ctx.fail(connection, overBudget('reconnect'))
       ctx.fail(connection, { code: 'invalid_secret', message: 'secret: not a live session secret', ref: 'reconnect' })
     }
   },

@@ -56,6 +56,22 @@ async function twoNodes () {
   return { clock, hub, store, a, b }
 }
 
+/** Two nodes with Ann on a and Bob on b, each a replica on the other, and Bob listening to Ann. */
+async function listeningPair () {
+  const nodes = await twoNodes()
+  const { a, b } = nodes
+  const ann = a.register('Ann')
+  const bob = b.register('Bob')
+  a.tick()
+  b.tick()
+  await settle()
+  b.users.setListening(bob.user, [ann.user.id])
+  return { ...nodes, ann, bob }
+}
+
+/** Hands `message` to node `to` as if it had come over the bus. */
+const deliverTo = (to: ReturnType<typeof node>) => (message: unknown): void => { (to.bus as unknown as { receive: (m: unknown) => void }).receive(message) }
+
 t.test('a node publishes its users\' changes once per tick; the other keeps replicas; nothing echoes', async (t) => {
   const { a, b } = await twoNodes()
   const ann = a.register('Ann')
@@ -100,13 +116,7 @@ t.test('a node publishes its users\' changes once per tick; the other keeps repl
 })
 
 t.test('data crosses once per tick to the listeners on the other node', async (t) => {
-  const { a, b } = await twoNodes()
-  const ann = a.register('Ann')
-  const bob = b.register('Bob')
-  a.tick()
-  b.tick()
-  await settle()
-  b.users.setListening(bob.user, [ann.user.id])
+  const { a, ann, bob } = await listeningPair()
   a.users.sendData(ann.user, '{"n":1}')
   a.users.sendData(ann.user, '{"n":2}')
   a.tick()
@@ -148,7 +158,7 @@ t.test('a message that is not a valid cluster message is reported and changes no
   a.tick()
   await settle()
   const before = b.users.userCount
-  const deliver = (message: unknown): void => { (b.bus as unknown as { receive: (m: unknown) => void }).receive(message) }
+  const deliver = deliverTo(b)
   deliver({ kind: 'tick', from: 'x', rooms: [{ room: 'r', joined: [{ id: 'no-fields' }], left: [], updated: [], positions: [] }], data: [] })
   deliver({ kind: 'nonsense' })
   deliver('just a string')
@@ -157,14 +167,8 @@ t.test('a message that is not a valid cluster message is reported and changes no
 })
 
 t.test('another node\'s records are held to the client limits: what no client could send is skipped and reported', async (t) => {
-  const { a, b } = await twoNodes()
-  const ann = a.register('Ann')
-  const bob = b.register('Bob')
-  a.tick()
-  b.tick()
-  await settle()
-  b.users.setListening(bob.user, [ann.user.id])
-  const deliver = (message: unknown): void => { (b.bus as unknown as { receive: (m: unknown) => void }).receive(message) }
+  const { b, ann, bob } = await listeningPair()
+  const deliver = deliverTo(b)
   const someone = (fields: Record<string, unknown>) => ({
     id: '00000000-0000-4000-8000-00000000000a', name: 'Eve', room: 'r', position: { x: 0, y: 0, z: 0 }, state: {}, listeningTo: [], connected: true, ...fields
   })

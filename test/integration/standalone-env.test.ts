@@ -1,0 +1,37 @@
+/**
+ * The standalone server as the README configures it, as a real process: the
+ * METRICS_TOKEN, ALLOWED_ORIGINS and TRUST_PROXY variables reach the plugin.
+ */
+import t from 'tap'
+import { TestClient } from '../helpers.js'
+import { freePort, startProcess, waitReady } from '../process.js'
+
+t.test('METRICS_TOKEN guards /metrics, ALLOWED_ORIGINS refuses other origins, TRUST_PROXY picks the client from X-Forwarded-For', async (t) => {
+  const port = await freePort()
+  const proc = startProcess({
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'warn',
+    DEMO: 'false',
+    CSV_FEEDS: '',
+    METRICS_TOKEN: 'scrape-me',
+    ALLOWED_ORIGINS: 'https://app.example',
+    TRUST_PROXY: '127.0.0.1',
+    REGISTER_LIMIT: '1'
+  })
+  const url = `http://127.0.0.1:${port}`
+  await waitReady(t, proc, url)
+  const wsUrl = `ws://127.0.0.1:${port}/ws`
+
+  t.equal((await fetch(`${url}/metrics`)).status, 401, 'no token: 401')
+  t.equal((await fetch(`${url}/metrics`, { headers: { Authorization: 'Bearer scrape-me' } })).status, 200)
+
+  await t.rejects(TestClient.connect(wsUrl, { headers: { Origin: 'https://evil.example' } }), /HTTP 403/)
+  const fromApp = await TestClient.connect(wsUrl, { headers: { Origin: 'https://app.example', 'X-Forwarded-For': '9.9.9.9, 10.1.1.1' } })
+  t.teardown(() => fromApp.close())
+  t.equal((await fromApp.register()).resumed, false)
+  const sameClient = await TestClient.connect(wsUrl, { headers: { 'X-Forwarded-For': '8.8.8.8, 10.1.1.1' } })
+  t.teardown(() => sameClient.close())
+  sameClient.send({ type: 'register' })
+  t.equal((await sameClient.next('error')).code, 'rate_limited', 'the same client behind the proxy, whatever it forged, shares the budget of 1')
+})
