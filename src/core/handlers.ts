@@ -45,6 +45,8 @@ function serializedPayload (payload: unknown): string | null {
 }
 
 const toPosition = (input: PositionInputT): PositionT => ({ x: input.x, y: input.y, z: input.z ?? 0 })
+/** Where a user who gives no position starts; shared, as positions are replaced, never changed. */
+const ORIGIN: PositionT = Object.freeze({ x: 0, y: 0, z: 0 })
 
 function welcome (ctx: HandlerContext, connection: Connection, user: LiveUser, secret: string, resumed: boolean): void {
   const { users, settings, clock, broadcaster } = ctx.services
@@ -61,7 +63,7 @@ function welcome (ctx: HandlerContext, connection: Connection, user: LiveUser, s
     serverTime: clock.now(),
     tickHz: settings.tickHz,
     encoding: compact ? 'compact' : undefined
-  }, users.othersJson(user, compact))
+  }, users.others(user, compact))
   broadcaster.broadcast(frame, 'welcome', { peer: connection })
   sendFeeds(ctx, connection, user)
 }
@@ -72,8 +74,8 @@ function sendFeeds (ctx: HandlerContext, connection: Connection, user: LiveUser)
 }
 
 function snapshot (ctx: HandlerContext, connection: Connection, user: LiveUser): void {
-  const usersJson = ctx.services.users.othersJson(user, connection.encoding === 'compact')
-  ctx.services.broadcaster.broadcast(snapshotFrame(user.room, usersJson), 'snapshot', { peer: connection })
+  const users = ctx.services.users.others(user, connection.encoding === 'compact')
+  ctx.services.broadcaster.broadcast(snapshotFrame(user.room, users), 'snapshot', { peer: connection })
 }
 
 /** join and sync are answered with the whole room: a connection gets a few at once, then snapshotsPerSecond. */
@@ -121,7 +123,7 @@ export const handlers: HandlerTable = {
       const { user, secret } = ctx.services.sessions.register(connection, {
         name: message.name?.trim() ?? guestName(),
         room,
-        position: message.position === undefined ? { x: 0, y: 0, z: 0 } : toPosition(message.position),
+        position: message.position === undefined ? ORIGIN : toPosition(message.position),
         state: state.state
       })
       ctx.services.log.debug({ user: user.id, room: user.room }, 'user registered')

@@ -44,14 +44,62 @@ export function positionsFrame (t: number, entries: readonly string[]): string {
   return `{"type":"positions","t":${t},"p":[${entries.join(',')}]}`
 }
 
-/** `welcome`, with `usersJson` (the room's others, serialized once per tick) in place of `users`. */
-export function welcomeFrame (welcome: Omit<WelcomeMessageT, 'users'>, usersJson: string): string {
+/**
+ * One text message as UTF-8 parts, in order. A small one is a single part (one
+ * frame); a big one keeps the room's listing, shared by every welcome and
+ * snapshot, as parts of its own and goes as fragments of one message (RFC 6455
+ * section 5.4), so the listing is never copied per recipient.
+ */
+export type TextParts = readonly Uint8Array[]
+
+/** Below this, a message's parts are joined into one frame. */
+export const FRAGMENT_FROM_BYTES = 64 * 1024
+/** Parts smaller than this are joined with their neighbours rather than sent as fragments of their own. */
+const SMALL_PART_BYTES = 4096
+const encoder = new TextEncoder()
+
+/** `welcome`, with `users` (the room's others, as a JSON array in parts shared by every welcome) in place of `users`. */
+export function welcomeFrame (welcome: Omit<WelcomeMessageT, 'users'>, users: TextParts): TextParts {
   const { type, protocol, id, secret, room, resumed, you, ...rest } = welcome
   const head = JSON.stringify({ type, protocol, id, secret, room, resumed, you })
-  return `${head.slice(0, -1)},"users":${usersJson},${JSON.stringify(rest).slice(1)}`
+  return textParts(`${head.slice(0, -1)},"users":`, users, `,${JSON.stringify(rest).slice(1)}`)
 }
 
-/** `snapshot`, with `usersJson` in place of `users`. */
-export function snapshotFrame (room: SnapshotMessageT['room'], usersJson: string): string {
-  return `{"type":"snapshot","room":${JSON.stringify(room)},"users":${usersJson}}`
+/** `snapshot`, with `users` in place of `users`. */
+export function snapshotFrame (room: SnapshotMessageT['room'], users: TextParts): TextParts {
+  return textParts(`{"type":"snapshot","room":${JSON.stringify(room)},"users":`, users, '}')
+}
+
+/** `head`, `middle` and `tail` as the parts of one message: joined when small, the small ones merged into their neighbours when big. */
+function textParts (head: string, middle: TextParts, tail: string): TextParts {
+  const all = [encoder.encode(head), ...middle, encoder.encode(tail)]
+  let total = 0
+  for (const part of all) total += part.length
+  if (total < FRAGMENT_FROM_BYTES) return [concat(all, total)]
+  const parts: Uint8Array[] = []
+  let small: Uint8Array[] = []
+  const flush = (): void => {
+    if (small.length > 0) parts.push(small.length === 1 ? small[0] as Uint8Array : concat(small))
+    small = []
+  }
+  for (const part of all) {
+    if (part.length >= SMALL_PART_BYTES) {
+      flush()
+      parts.push(part)
+    } else if (part.length > 0) {
+      small.push(part)
+    }
+  }
+  flush()
+  return parts
+}
+
+function concat (parts: readonly Uint8Array[], total = parts.reduce((sum, part) => sum + part.length, 0)): Uint8Array {
+  const joined = new Uint8Array(total)
+  let at = 0
+  for (const part of parts) {
+    joined.set(part, at)
+    at += part.length
+  }
+  return joined
 }

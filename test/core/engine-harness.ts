@@ -23,8 +23,21 @@ export class FakeSocket implements Socket {
   terminated = false
   pings = 0
 
-  /** Text frames are kept as text, however they were sent (a string, or bytes encoded once for many). */
-  send (data: string | Uint8Array, options: { binary: boolean }): void {
+  /** The fragments of a text message not finished yet, as sent. */
+  readonly fragments: Uint8Array[] = []
+  /** Messages that came in more than one fragment, as sent. */
+  readonly fragmented: Uint8Array[][] = []
+
+  /** Text frames are kept as text, however they were sent (a string, bytes encoded once for many, or fragments of one message). */
+  send (data: string | Uint8Array, options: { binary: boolean, fin?: boolean }): void {
+    if (options.fin === false || this.fragments.length > 0) {
+      this.fragments.push(data as Uint8Array)
+      if (options.fin === false) return
+      const parts = this.fragments.splice(0)
+      this.fragmented.push(parts)
+      this.sent.push(Buffer.concat(parts).toString())
+      return
+    }
     this.sent.push(options.binary || typeof data === 'string' ? data : Buffer.from(data).toString())
   }
 

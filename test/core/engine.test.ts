@@ -250,3 +250,33 @@ t.test('a data payload nested too deeply to serialize gets its one error reply a
   t.match(ann.socket.only('error'), { code: 'invalid_message', ref: 'data', message: 'payload: nested too deeply to serialize' })
   t.strictSame(bob.socket.ofType('data'), [])
 })
+
+t.test('a big room\'s welcome and snapshots are one message in fragments, sharing one copy of the room', async (t) => {
+  const s = setup({ registerLimit: 1000, maxConnectionsPerAddress: 1000 })
+  const bulky = Object.fromEntries(Array.from({ length: 7 }, (_, i) => [`k${i}`, 'x'.repeat(250)]))
+  const members = Array.from({ length: 40 }, (_, i) => {
+    const client = s.connect()
+    client.send({ type: 'register', name: `m${i}`, room: 'big', state: bulky })
+    return client
+  })
+  t.equal(members[0]?.socket.fragmented.length, 0, 'a small welcome is one frame')
+  s.broadcaster.flush()
+  const late = s.connect()
+  late.send({ type: 'register', name: 'late', room: 'big' })
+  const welcome = late.socket.only('welcome')
+  t.equal(welcome.users.length, 40)
+  t.strictSame(welcome.users.map((user) => user.state), Array(40).fill(bulky), 'every member whole')
+  t.equal(late.socket.fragmented.length, 1, 'a big welcome: fragments of one message')
+  t.ok((late.socket.fragmented[0]?.length ?? 0) > 1)
+
+  s.broadcaster.flush()
+  const [a, b] = members
+  if (a === undefined || b === undefined) throw new Error('fixture')
+  a.send({ type: 'sync' })
+  b.send({ type: 'sync' })
+  const listingOf = (fragments: Uint8Array[] | undefined): ArrayBufferLike | undefined => fragments?.reduce((big, part) => part.length > big.length ? part : big).buffer
+  const [snapshotA, snapshotB] = [a.socket.fragmented.at(-1), b.socket.fragmented.at(-1)]
+  t.equal(listingOf(snapshotA), listingOf(snapshotB), 'the two snapshots send the same bytes of the room, not copies')
+  t.equal(a.socket.only('snapshot').users.length, 40)
+  t.notOk(a.socket.only('snapshot').users.some((user) => user.name === 'm0'), 'without the one asking')
+})

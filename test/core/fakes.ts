@@ -3,7 +3,10 @@ import { randomUUID } from 'node:crypto'
 import type t from 'tap'
 import type { EncodingT, PositionT, ServerMessageT } from '../../schemas/protocol.js'
 import { emptyState, type State } from '../../src/core/presence/state.js'
-import { LiveUser, type Peer } from '../../src/core/presence/user.js'
+import { isTextParts, LiveUser, type OutboundFrame, type Peer } from '../../src/core/presence/user.js'
+
+/** The text of a message sent in parts. */
+export const textOf = (parts: readonly Uint8Array[]): string => Buffer.concat(parts).toString()
 
 /** A tap test object, as passed to `t.test` callbacks. */
 export type TapTest = Parameters<Parameters<typeof t.test>[0]>[0]
@@ -21,8 +24,9 @@ export class FakePeer implements Peer {
 
   constructor (public encoding: EncodingT = 'json') {}
 
-  send (frame: string | Uint8Array, binary = typeof frame !== 'string'): void {
-    if (binary) this.binary.push(frame as Uint8Array)
+  send (frame: OutboundFrame, binary = frame instanceof Uint8Array): void {
+    if (isTextParts(frame)) this.raw.push(textOf(frame))
+    else if (binary) this.binary.push(frame as Uint8Array)
     else this.raw.push(typeof frame === 'string' ? frame : Buffer.from(frame).toString())
   }
 

@@ -2,10 +2,10 @@ import t from 'tap'
 import type { UserT } from '../../schemas/protocol.js'
 import { Room } from '../../src/core/presence/room.js'
 import type { LiveUser } from '../../src/core/presence/user.js'
-import { attach, connectedUser, positionsOf, stateOf } from './fakes.js'
+import { attach, connectedUser, positionsOf, stateOf, textOf } from './fakes.js'
 
 /** The room as `exceptId` is sent it in welcome and snapshot. */
-const others = (room: Room, exceptId: string): UserT[] => JSON.parse(room.othersJson(exceptId)) as UserT[]
+const others = (room: Room, exceptId: string): UserT[] => JSON.parse(textOf(room.others(exceptId))) as UserT[]
 
 /** A room with `count` connected members, their joins already published (as after one tick). */
 function roomWith (count: number): { room: Room, users: LiveUser[] } {
@@ -232,7 +232,7 @@ t.test('a newcomer that is disconnected is announced with connected false', asyn
   t.equal(room.takePresence()?.joined[0]?.connected, false)
 })
 
-t.test('othersJson is every member but the one asking, as they are now', async (t) => {
+t.test('others is every member but the one asking, as they are now', async (t) => {
   const { room, users: [a, b, c] } = roomWith(3)
   if (a === undefined || b === undefined || c === undefined) throw new Error('fixture')
   rename(room, b, 'renamed, not yet published')
@@ -243,7 +243,7 @@ t.test('othersJson is every member but the one asking, as they are now', async (
   t.strictSame(others(new Room('empty'), a.id), [])
 })
 
-t.test('othersJson lists members in grace as connected false', async (t) => {
+t.test('others lists members in grace as connected false', async (t) => {
   const { room, users: [a, b] } = roomWith(2)
   if (a === undefined || b === undefined) throw new Error('fixture')
   b.peer = null
@@ -276,7 +276,7 @@ t.test('isIdle: only once nobody is in the room and everything was said', async 
   t.ok(room.isIdle, 'empty and said')
 })
 
-t.test('othersJson leaves out exactly the one asking, wherever it stands in the room', async (t) => {
+t.test('others leaves out exactly the one asking, wherever it stands in the room', async (t) => {
   const { room, users } = roomWith(4)
   for (const user of users) {
     t.strictSame(others(room, user.id).map((u) => u.id), users.filter((u) => u !== user).map((u) => u.id))
@@ -284,15 +284,17 @@ t.test('othersJson leaves out exactly the one asking, wherever it stands in the 
   const alone = roomWith(1)
   const [only] = alone.users
   if (only === undefined) throw new Error('fixture')
-  t.equal(alone.room.othersJson(only.id), '[]')
+  t.equal(textOf(alone.room.others(only.id)), '[]')
 })
 
 t.test('the room is serialized once and shared until it changes; then only the changed member is serialized again', async (t) => {
   const { room, users } = roomWith(250)
   const [a, b] = users
   if (a === undefined || b === undefined) throw new Error('fixture')
-  const first = room.othersJson(a.id)
-  t.equal(room.othersJson(a.id), first, 'unchanged: the same string')
+  const shared = room.others(a.id)
+  const first = textOf(shared)
+  const again = room.others(b.id)
+  t.equal(again[0]?.buffer, shared[0]?.buffer, 'unchanged: views of the same bytes, whoever asks')
   const stringify = JSON.stringify
   let serialized = 0
   JSON.stringify = ((...args: Parameters<typeof JSON.stringify>) => { serialized++; return stringify(...args) }) as typeof JSON.stringify

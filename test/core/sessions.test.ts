@@ -7,7 +7,7 @@ import { SessionManager, type NewUser } from '../../src/core/sessions/sessions.j
 import { mergeState } from '../../src/core/presence/state.js'
 import { UserStore } from '../../src/core/presence/user-store.js'
 import type { LiveUser } from '../../src/core/presence/user.js'
-import { FakePeer, stateOf } from './fakes.js'
+import { FakePeer, stateOf, textOf } from './fakes.js'
 
 const GRACE = 30_000
 const TTL = 86_400_000
@@ -210,7 +210,7 @@ t.test('disconnect and grace', async (t) => {
     t.notOk(user.connected)
     t.strictSame(presence(s.users), { joined: [], left: [], updated: [{ id: user.id, connected: false }] })
     t.equal(s.users.get(user.id), user)
-    t.equal((JSON.parse(s.users.othersJson(other)) as Array<{ id: string, connected: boolean }>).find((u) => u.id === user.id)?.connected, false)
+    t.equal((JSON.parse(textOf(s.users.others(other))) as Array<{ id: string, connected: boolean }>).find((u) => u.id === user.id)?.connected, false)
   })
 
   t.test('reconnect within grace in a later tick shows connected true and nothing else', async (t) => {

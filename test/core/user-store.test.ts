@@ -2,7 +2,7 @@ import t from 'tap'
 import type { Room } from '../../src/core/presence/room.js'
 import { USER_CHANGES, UserStore } from '../../src/core/presence/user-store.js'
 import type { LiveUser } from '../../src/core/presence/user.js'
-import { connectedUser, FakePeer, makeUser, positionsOf, stateOf } from './fakes.js'
+import { connectedUser, FakePeer, makeUser, positionsOf, stateOf, textOf } from './fakes.js'
 
 /** One tick: every changed room's presence and positions, by room name. */
 function flush (store: UserStore): Map<string, { room: Room, presence: ReturnType<Room['takePresence']>, positions: Array<[string, number, number, number]> }> {
@@ -164,12 +164,12 @@ t.test('__proto__ is an ordinary room name', async (t) => {
   t.equal(({} as Record<string, unknown>).members, undefined)
 })
 
-t.test('othersJson is the room without the user', async (t) => {
+t.test('others is the room without the user', async (t) => {
   const store = new UserStore()
   const a = added(store, { room: 'r1' })
   const b = added(store, { room: 'r1' })
   added(store, { room: 'r2' })
-  t.strictSame((JSON.parse(store.othersJson(a)) as Array<{ id: string }>).map((u) => u.id), [b.id])
+  t.strictSame((JSON.parse(textOf(store.others(a))) as Array<{ id: string }>).map((u) => u.id), [b.id])
 })
 
 t.test('connectedListenersOf: connected listeners only, in any room', async (t) => {
@@ -323,10 +323,10 @@ t.test('a room\'s serialized listing is kept while it is used and let go of afte
     try { read() } finally { JSON.stringify = stringify }
     return count
   }
-  t.equal(serializations(() => store.othersJson(asker)), 5, 'built: every member serialized once')
+  t.equal(serializations(() => store.others(asker)), 5, 'built: every member serialized once')
   flush(store)
-  t.equal(serializations(() => store.othersJson(asker)), 0, 'used in the tick before: kept')
+  t.equal(serializations(() => store.others(asker)), 0, 'used in the tick before: kept')
   flush(store)
   flush(store)
-  t.equal(serializations(() => store.othersJson(asker)), 5, 'a tick without use: let go of, built again when needed')
+  t.equal(serializations(() => store.others(asker)), 5, 'a tick without use: let go of, built again when needed')
 })

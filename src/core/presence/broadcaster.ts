@@ -18,7 +18,7 @@ import { dataFrame, positionEntry, positionsFrame, presenceFrame } from '../../p
 import type { Clock } from '../clock.js'
 import type { PresenceDiff, Room } from './room.js'
 import type { UserStore } from './user-store.js'
-import type { LiveUser, Peer } from './user.js'
+import type { LiveUser, OutboundFrame, Peer } from './user.js'
 
 export type SlowReaderLimits = Pick<ShoalSettingsT, 'slowReaderSkipBytes' | 'slowReaderCloseBytes'>
 
@@ -92,14 +92,14 @@ export class Broadcaster {
   }
 
   /** Sends one frame (text, or binary bytes) to every recipient connected here; returns how many got it. */
-  broadcast (frame: string | Uint8Array, type: ServerMessageType, to: Recipients): number {
+  broadcast (frame: OutboundFrame, type: ServerMessageType, to: Recipients): number {
     let sent = 0
-    const binary = typeof frame !== 'string'
+    const binary = frame instanceof Uint8Array
     if ('peer' in to) {
       if (this.deliver(to.peer, frame, binary)) sent++
     } else {
       const users = 'room' in to ? this.users.room(to.room)?.members.values() ?? [] : to.users
-      let bytes: string | Uint8Array = frame
+      let bytes: OutboundFrame = frame
       for (const user of users) {
         if (user.peer === null || user === to.except) continue
         // Encoded once, at the first recipient: the others get the same bytes.
@@ -252,7 +252,7 @@ export class Broadcaster {
   }
 
   /** Sends one frame to one client, unless it is too far behind to ever catch up. */
-  private deliver (peer: Peer, frame: string | Uint8Array, binary: boolean): boolean {
+  private deliver (peer: Peer, frame: OutboundFrame, binary: boolean): boolean {
     if (this.closedSlow.has(peer)) return false
     if (peer.bufferedAmount > this.limits.slowReaderCloseBytes) {
       peer.close(CloseCode.tooSlow, 'client reads too slowly')

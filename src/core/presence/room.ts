@@ -111,9 +111,9 @@ export class Room {
     return this.members.size === 0 && this.published.size === 0 && this.changed.size === 0
   }
 
-  /** Every member but `exceptId`, as they are now, as a JSON array (for `welcome` and `snapshot`; see MemberListing). */
-  othersJson (exceptId: string, withSids = false): string {
-    return this.listings[withSids ? 1 : 0].othersJson(this.members.values(), exceptId)
+  /** Every member but `exceptId`, as they are now, as a JSON array in UTF-8 parts (for `welcome` and `snapshot`; see MemberListing). */
+  others (exceptId: string, withSids = false): Uint8Array[] {
+    return this.listings[withSids ? 1 : 0].others(this.members.values(), exceptId)
   }
 
   /** What clients are sent of `user` in welcome and snapshot changed. */

@@ -12,9 +12,19 @@ export function emptyState (): State {
   return Object.create(null) as State
 }
 
+/**
+ * The one empty state every user without one shares: states are replaced, never
+ * changed, and a null-prototype object costs some 180 bytes even when empty,
+ * which a room of 15,000 idle users would pay 15,000 times.
+ */
+const NO_STATE: State = Object.freeze(emptyState())
+
+/** `state`, or the shared empty state when it has no keys. */
+const shared = (state: State): State => Object.keys(state).length === 0 ? NO_STATE : state
+
 /** A state of our own from one that came from elsewhere (a store, another node, the host). */
 export function copyState (values: Readonly<State>): State {
-  return Object.assign(emptyState(), values)
+  return shared(Object.assign(emptyState(), values))
 }
 
 /** Applies `patch` to a copy of `base`; returns the result, or why it breaks a limit. */
@@ -27,7 +37,7 @@ export function mergeState (base: State, patch: StateT): { state: State } | { er
     else merged[key] = value
   }
   const problem = stateLimitProblem(merged)
-  return problem === null ? { state: merged } : { error: `state: would exceed ${problem}` }
+  return problem === null ? { state: shared(merged) } : { error: `state: would exceed ${problem}` }
 }
 
 /** Which limit a whole state breaks (`32 keys`, `2048 bytes serialized`), or null when it keeps them. */

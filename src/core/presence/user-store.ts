@@ -64,11 +64,11 @@ export class UserStore extends EventEmitter<UserStoreEvents> {
   roomNames (): string[] { return [...this.rooms.keys()].filter((name) => (this.rooms.get(name)?.members.size ?? 0) > 0) }
   values (): IterableIterator<LiveUser> { return this.users.values() }
 
-  /** The room as a member sees it, as a JSON array: everyone but `user` (serialized once per tick, see Room.othersJson). */
-  othersJson (user: LiveUser, withSids = false): string {
+  /** The room as a member sees it, as a JSON array in UTF-8 parts: everyone but `user` (shared bytes, see MemberListing). */
+  others (user: LiveUser, withSids = false): Uint8Array[] {
     const room = this.roomOf(user)
     this.listedRooms.add(room)
-    return room.othersJson(user.id, withSids)
+    return room.others(user.id, withSids)
   }
 
   /** A new live user enters its room, speaking through `peer` when it has one here. */

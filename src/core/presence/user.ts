@@ -4,7 +4,13 @@
  * Its fields change only through the user store, which tells whoever listens.
  */
 import type { EncodingT, PositionT, UserT } from '../../../schemas/protocol.js'
+import type { TextParts } from '../../protocol/frames.js'
 import type { State } from './state.js'
+
+/** What a peer is given to send: text, its UTF-8 bytes, binary bytes (with `binary`), or one text message in parts. */
+export type OutboundFrame = string | Uint8Array | TextParts
+
+export const isTextParts = (frame: OutboundFrame): frame is TextParts => Array.isArray(frame)
 
 /** The core's view of a client connection; the transport implements it. */
 export interface Peer {
@@ -12,8 +18,8 @@ export interface Peer {
   user: LiveUser | null
   /** How this client wants `positions`; chosen at register or reconnect. */
   readonly encoding: EncodingT
-  /** A text frame (a string, or its UTF-8 bytes encoded once for many recipients), or a binary one. */
-  send(frame: string | Uint8Array, binary: boolean): void
+  /** A text frame (a string, or its UTF-8 bytes encoded once for many recipients), a binary one, or a text message in parts (see TextParts). */
+  send(frame: OutboundFrame, binary: boolean): void
   close(code: number, reason: string): void
   /** Bytes queued for this client and not yet written to the network. */
   readonly bufferedAmount: number

@@ -4,13 +4,13 @@
  */
 import type { EncodingT } from '../../../schemas/protocol.js'
 import type { MessageLimiter, TokenBucket } from './rate-limit.js'
-import type { LiveUser, Peer } from '../presence/user.js'
+import { isTextParts, type LiveUser, type OutboundFrame, type Peer } from '../presence/user.js'
 
 /** The part of a WebSocket (ws's API) that a connection uses. */
 export interface Socket {
   readonly readyState: number
   readonly bufferedAmount: number
-  send(data: string | Uint8Array, options: { binary: boolean }): void
+  send(data: string | Uint8Array, options: { binary: boolean, fin?: boolean }): void
   close(code: number, reason: string): void
   terminate(): void
   ping(): void
@@ -44,8 +44,15 @@ export class Connection implements Peer {
 
   get bufferedAmount (): number { return this.socket.bufferedAmount }
 
-  send (frame: string | Uint8Array, binary: boolean): void {
-    if (this.socket.readyState === OPEN) this.socket.send(frame, { binary })
+  send (frame: OutboundFrame, binary: boolean): void {
+    if (this.socket.readyState !== OPEN) return
+    if (!isTextParts(frame)) {
+      this.socket.send(frame, { binary })
+      return
+    }
+    // One text message: the first part opens it, the others continue it, the last ends it.
+    const last = frame.length - 1
+    for (let i = 0; i <= last; i++) this.socket.send(frame[i] as Uint8Array, { binary: false, fin: i === last })
   }
 
   close (code: number, reason: string): void {
