@@ -58,14 +58,14 @@ export const FRAGMENT_FROM_BYTES = 64 * 1024
 const SMALL_PART_BYTES = 4096
 const encoder = new TextEncoder()
 
-/** `welcome`, with `users` (the room's others, as a JSON array in parts shared by every welcome) in place of `users`. */
+/** `welcome`; its `users` (the room's others) come as the parts of a JSON array, shared by every welcome. */
 export function welcomeFrame (welcome: Omit<WelcomeMessageT, 'users'>, users: TextParts): TextParts {
   const { type, protocol, id, secret, room, resumed, you, ...rest } = welcome
   const head = JSON.stringify({ type, protocol, id, secret, room, resumed, you })
   return textParts(`${head.slice(0, -1)},"users":`, users, `,${JSON.stringify(rest).slice(1)}`)
 }
 
-/** `snapshot`, with `users` in place of `users`. */
+/** `snapshot`; its `users` come as the parts of a JSON array, as for `welcome`. */
 export function snapshotFrame (room: SnapshotMessageT['room'], users: TextParts): TextParts {
   return textParts(`{"type":"snapshot","room":${JSON.stringify(room)},"users":`, users, '}')
 }

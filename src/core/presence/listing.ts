@@ -14,7 +14,7 @@ const OPEN = 0x5b
 const COMMA = 0x2c
 const CLOSE = Uint8Array.of(0x5d)
 /** A listing grows at least this much at a time. */
-const MIN_CAPACITY = 4096
+const MIN_CAPACITY = 256
 const encoder = new TextEncoder()
 
 export class MemberListing {
