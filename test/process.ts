@@ -35,6 +35,9 @@ export interface ServerProcess {
   kill: (signal: NodeJS.Signals) => void
 }
 
+/** A test server's quiet basics: loopback, warnings only, no demo page. */
+export const QUIET_ENV = { HOST: '127.0.0.1', LOG_LEVEL: 'warn', DEMO: 'false' } as const
+
 /**
  * Starts src/server/main.ts in its own process with only the given environment (plus
  * PATH, HOME, and a DATA_DIR of its own unless `env` names one).

@@ -5,7 +5,7 @@
  * Fan-out frames are built from parts serialized once per tick (a payload, a
  * position entry), so no builder re-serializes what the caller already has.
  */
-import type { ClientMessage, PresenceUpdateT, ServerMessageT, SnapshotMessageT, UserT, WelcomeMessageT } from '../../schemas/protocol.js'
+import type { ClientMessage, PresenceUpdateT, ServerMessageT, SnapshotMessageT, WelcomeMessageT } from '../../schemas/protocol.js'
 
 /** Any server message whose parts are not pre-serialized (welcome, snapshot, error, pong, csv). */
 export function serverFrame (message: ServerMessageT): string {
@@ -22,16 +22,18 @@ export function dataFrame (from: string, payloadJson: string): string {
   return `{"type":"data","from":${JSON.stringify(from)},"payload":${payloadJson}}`
 }
 
-/** A presence diff, or null when it has nothing in it; empty lists are left out. */
-export function presenceFrame (room: string, joined: readonly UserT[], left: readonly string[], updated: readonly PresenceUpdateT[]): string | null {
+/**
+ * A presence diff, or null when it has nothing in it; empty lists are left out.
+ * `joined` holds User entries already serialized, once per diff for every frame
+ * made of it (the room's, and each newcomer's without itself).
+ */
+export function presenceFrame (room: string, joined: readonly string[], left: readonly string[], updated: readonly PresenceUpdateT[]): string | null {
   if (joined.length + left.length + updated.length === 0) return null
-  return JSON.stringify({
-    type: 'presence',
-    room,
-    joined: joined.length > 0 ? joined : undefined,
-    left: left.length > 0 ? left : undefined,
-    updated: updated.length > 0 ? updated : undefined
-  })
+  let frame = `{"type":"presence","room":${JSON.stringify(room)}`
+  if (joined.length > 0) frame += `,"joined":[${joined.join(',')}]`
+  if (left.length > 0) frame += `,"left":${JSON.stringify(left)}`
+  if (updated.length > 0) frame += `,"updated":${JSON.stringify(updated)}`
+  return `${frame}}`
 }
 
 /** One `positions` entry, `[id, x, y, z]`, serialized once per user per tick. */
@@ -53,7 +55,7 @@ export function positionsFrame (t: number, entries: readonly string[]): string {
 export type TextParts = readonly Uint8Array[]
 
 /** Below this, a message's parts are joined into one frame. */
-export const FRAGMENT_FROM_BYTES = 64 * 1024
+const FRAGMENT_FROM_BYTES = 64 * 1024
 /** Parts smaller than this are joined with their neighbours rather than sent as fragments of their own. */
 const SMALL_PART_BYTES = 4096
 const encoder = new TextEncoder()

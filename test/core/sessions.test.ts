@@ -66,6 +66,14 @@ async function reconnected (s: Setup, secret: string, peer = new FakePeer()) {
   return { ...result, peer }
 }
 
+/** `user`'s socket drops and its grace runs out; its session is written to the store, where it now lives only. */
+async function pastGrace (s: Setup, user: LiveUser): Promise<void> {
+  s.sessions.disconnect(user)
+  s.clock.advance(GRACE)
+  s.sessions.expireGrace()
+  await s.sessions.persist()
+}
+
 t.test('register', async (t) => {
   t.test('issues a 43-char base64url secret and attaches user and peer', async (t) => {
     const s = setup()
@@ -283,10 +291,7 @@ t.test('disconnect and grace', async (t) => {
     registered(s)
     const { user, secret } = registered(s)
     s.users.setListening(user, ['00000000-0000-4000-8000-000000000001'])
-    s.sessions.disconnect(user)
-    s.clock.advance(GRACE)
-    s.sessions.expireGrace()
-    await s.sessions.persist()
+    await pastGrace(s, user)
     presence(s.users)
     s.clock.advance(60_000)
     const result = await reconnected(s, secret)
@@ -327,10 +332,7 @@ t.test('expiry', async (t) => {
   t.test('one millisecond before expiry the secret still works', async (t) => {
     const s = setup()
     const { user, secret } = registered(s)
-    s.sessions.disconnect(user)
-    s.clock.advance(GRACE)
-    s.sessions.expireGrace()
-    await s.sessions.persist()
+    await pastGrace(s, user)
     s.clock.advance(TTL - GRACE - 1)
     const result = await reconnected(s, secret)
     t.equal(result.user.id, user.id)
@@ -339,10 +341,7 @@ t.test('expiry', async (t) => {
   t.test('expiry slides: reconnecting refreshes it', async (t) => {
     const s = setup()
     const { user, secret } = registered(s)
-    s.sessions.disconnect(user)
-    s.clock.advance(GRACE)
-    s.sessions.expireGrace()
-    await s.sessions.persist()
+    await pastGrace(s, user)
 
     s.clock.advance(TTL - GRACE - 1)
     const first = await reconnected(s, secret)
@@ -374,10 +373,7 @@ t.test('expiry', async (t) => {
     const stayer = registered(s)
     const goner = registered(s)
     const recent = registered(s)
-    s.sessions.disconnect(goner.user)
-    s.clock.advance(GRACE)
-    s.sessions.expireGrace()
-    await s.sessions.persist()
+    await pastGrace(s, goner.user)
 
     s.clock.advance(TTL)
     s.sessions.disconnect(recent.user)

@@ -7,7 +7,7 @@
 import { Redis } from 'ioredis'
 import t from 'tap'
 import { TestClient } from '../helpers.js'
-import { freePort, startProcess, waitReady, type ServerProcess } from '../process.js'
+import { freePort, QUIET_ENV, startProcess, waitReady, type ServerProcess } from '../process.js'
 import { OwnRedis, redisForTests, uniquePrefix } from '../redis.js'
 
 type Tap = Parameters<Parameters<typeof t.test>[0]>[0]
@@ -19,10 +19,8 @@ interface Node { proc: ServerProcess, url: string, wsUrl: string }
 async function startNode (t: Tap, redisUrl: string, prefix: string, name: string): Promise<Node> {
   const port = await freePort()
   const proc = startProcess({
+    ...QUIET_ENV,
     PORT: String(port),
-    HOST: '127.0.0.1',
-    LOG_LEVEL: 'warn',
-    DEMO: 'false',
     TICK_HZ: '50',
     GRACE_MS: '600',
     NODE_HEARTBEAT_MS: '100',

@@ -9,9 +9,9 @@ import { join } from 'node:path'
 import t from 'tap'
 import type { WelcomeMessageT } from '../../schemas/protocol.js'
 import { TestClient } from '../helpers.js'
-import { freePort, startProcess, tempDataDir, waitReady, type ServerProcess } from '../process.js'
+import { freePort, QUIET_ENV, startProcess, tempDataDir, waitReady, type ServerProcess } from '../process.js'
 
-const TEST_ENV = { HOST: '127.0.0.1', LOG_LEVEL: 'warn', TICK_HZ: '50', DRAIN_TIMEOUT_MS: '200', DEMO: 'false' }
+const TEST_ENV = { ...QUIET_ENV, TICK_HZ: '50', DRAIN_TIMEOUT_MS: '200' }
 
 interface Started { proc: ServerProcess, wsUrl: string }
 

@@ -4,15 +4,13 @@
  */
 import t from 'tap'
 import { TestClient } from '../helpers.js'
-import { freePort, startProcess, waitReady } from '../process.js'
+import { freePort, QUIET_ENV, startProcess, waitReady } from '../process.js'
 
 t.test('METRICS_TOKEN guards /metrics, ALLOWED_ORIGINS refuses other origins, TRUST_PROXY picks the client from X-Forwarded-For', async (t) => {
   const port = await freePort()
   const proc = startProcess({
+    ...QUIET_ENV,
     PORT: String(port),
-    HOST: '127.0.0.1',
-    LOG_LEVEL: 'warn',
-    DEMO: 'false',
     CSV_FEEDS: '',
     METRICS_TOKEN: 'scrape-me',
     ALLOWED_ORIGINS: 'https://app.example',

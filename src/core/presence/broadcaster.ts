@@ -11,7 +11,7 @@
  * skipped for positions and closed when hopelessly behind.
  */
 import type { ShoalSettingsT } from '../../../schemas/options.js'
-import type { ServerMessageType, UserT } from '../../../schemas/protocol.js'
+import type { ServerMessageType } from '../../../schemas/protocol.js'
 import { CloseCode } from '../../protocol/close-codes.js'
 import { encodeCompactPositions } from '../../protocol/compact.js'
 import { dataFrame, positionEntry, positionsFrame, presenceFrame } from '../../protocol/frames.js'
@@ -147,7 +147,16 @@ export class Broadcaster {
   /** The diff to every connected member; returns the largest frame's size and how many were sent. */
   private sendPresence (room: Room, diff: PresenceDiff): { bytes: number, writes: number } {
     const newcomers = diff.joined.length > 0 ? new Set(diff.joined.map((user) => user.id)) : null
+    // Per encoding: the joined entries, serialized once, and the frame every other member gets, encoded once.
+    const joined = new Map<boolean, string[]>()
     const shared = new Map<boolean, Uint8Array | null>()
+    const entriesFor = (withSids: boolean): string[] => {
+      const known = joined.get(withSids)
+      if (known !== undefined) return known
+      const entries = joinedEntries(room, diff, withSids)
+      joined.set(withSids, entries)
+      return entries
+    }
     let sent = 0
     let bytes = 0
     for (const member of room.members.values()) {
@@ -156,10 +165,10 @@ export class Broadcaster {
       const withSids = peer.encoding === 'compact'
       let frame: string | Uint8Array | null
       if (newcomers?.has(member.id) === true) {
-        frame = roomPresenceFrame(room, diff, withSids, member.id)
+        const entries = entriesFor(withSids).filter((_, i) => diff.joined[i]?.id !== member.id)
+        frame = presenceFrame(room.name, entries, diff.left, diff.updated)
       } else {
-        // The frame every other member gets: encoded once.
-        if (!shared.has(withSids)) shared.set(withSids, encoded(roomPresenceFrame(room, diff, withSids)))
+        if (!shared.has(withSids)) shared.set(withSids, encoded(presenceFrame(room.name, entriesFor(withSids), diff.left, diff.updated)))
         frame = shared.get(withSids) ?? null
       }
       if (frame === null) continue
@@ -270,9 +279,7 @@ function encoded (frame: string | null): Uint8Array | null {
   return frame === null ? null : Buffer.from(frame)
 }
 
-/** The room's diff as a frame, with short ids in `joined` for compact clients; without `withoutJoined`'s own entry, and null when that leaves nothing. */
-function roomPresenceFrame (room: Room, diff: PresenceDiff, withSids: boolean, withoutJoined?: string): string | null {
-  let joined: UserT[] = withoutJoined === undefined ? diff.joined : diff.joined.filter((user) => user.id !== withoutJoined)
-  if (withSids) joined = joined.map((user) => ({ ...user, sid: room.members.get(user.id)?.sid }))
-  return presenceFrame(room.name, joined, diff.left, diff.updated)
+/** The diff's joined users as serialized entries, with short ids for compact clients. */
+function joinedEntries (room: Room, diff: PresenceDiff, withSids: boolean): string[] {
+  return diff.joined.map((user) => JSON.stringify(withSids ? { ...user, sid: room.members.get(user.id)?.sid } : user))
 }
