@@ -20,7 +20,8 @@ async function registerWebsocket (app: FastifyInstance, maxPayload: number): Pro
   const server = app.server as typeof app.server & { [kUpgradesRouted]?: true }
   const before = new Set(server.listeners('upgrade'))
   await app.register(websocket, {
-    options: { maxPayload },
+    // Shoal keeps its own registry of connections; ws's would cost a closure per socket.
+    options: { maxPayload, clientTracking: false },
     // Each instance drains its own clients with 1012 before this runs.
     preClose (done) { this.websocketServer.close(() => done()) },
     errorHandler (err, _socket, request) { request.log.debug({ err }, 'websocket protocol error') }

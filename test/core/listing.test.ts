@@ -1,18 +1,19 @@
 /** MemberListing against the obvious construction, over random arrivals, changes, departures and tick ends. */
 import fc from 'fast-check'
 import t from 'tap'
-import { MemberListing } from '../../src/core/presence/listing.js'
+import { LISTING_KEPT_UNUSED_MS, MemberListing } from '../../src/core/presence/listing.js'
 import type { LiveUser } from '../../src/core/presence/user.js'
 import { makeUser, textOf } from './fakes.js'
 
-type Op = { kind: 'add' } | { kind: 'change', who: number } | { kind: 'remove', who: number } | { kind: 'read', who: number } | { kind: 'tick' }
+type Op = { kind: 'add' } | { kind: 'change', who: number } | { kind: 'remove', who: number } | { kind: 'read', who: number } | { kind: 'tick', ms: number }
 
 const op: fc.Arbitrary<Op> = fc.oneof(
   fc.constant({ kind: 'add' as const }),
   fc.record({ kind: fc.constant('change' as const), who: fc.nat(40) }),
   fc.record({ kind: fc.constant('remove' as const), who: fc.nat(40) }),
   fc.record({ kind: fc.constant('read' as const), who: fc.nat(40) }),
-  fc.constant({ kind: 'tick' as const })
+  // Ticks now and then long enough apart for an unused listing to be let go of.
+  fc.record({ kind: fc.constant('tick' as const), ms: fc.oneof(fc.constant(50), fc.constant(LISTING_KEPT_UNUSED_MS)) })
 )
 
 t.test('others is always the members but the one asking, in order, as they are now, and what it handed out never changes', async (t) => {
@@ -20,6 +21,7 @@ t.test('others is always the members but the one asking, in order, as they are n
     const members = new Map<string, LiveUser>()
     const listing = new MemberListing(withSids)
     let made = 0
+    let now = 0
     const pick = (who: number): LiveUser | undefined => [...members.values()][who % Math.max(1, members.size)]
     const expected = (exceptId: string): string => JSON.stringify([...members.values()].filter((m) => m.id !== exceptId).map((m) => m.toWire(withSids)))
     // Every read so far, with its text then: views of bytes that later arrivals and changes must not write over.
@@ -37,7 +39,8 @@ t.test('others is always the members but the one asking, in order, as they are n
         members.set(user.id, user)
         listing.added(user)
       } else if (step.kind === 'tick') {
-        listing.endTick()
+        now += step.ms
+        listing.endTick(now)
       } else {
         const user = pick(step.who)
         if (user === undefined) continue
@@ -58,10 +61,11 @@ t.test('others is always the members but the one asking, in order, as they are n
   t.pass('300 random histories')
 })
 
-t.test('a listing nobody used during a tick is let go of', async (t) => {
+t.test('a listing nobody uses is kept for a while, then let go of', async (t) => {
   const listing = new MemberListing(false)
   const user = makeUser()
   t.equal(textOf(listing.others([user], 'x')), JSON.stringify([user.toWire()]))
-  t.equal(listing.endTick(), true, 'used this tick: kept')
-  t.equal(listing.endTick(), false, 'a tick unused: let go')
+  t.equal(listing.endTick(1000), true, 'used this tick: kept')
+  t.equal(listing.endTick(1000 + LISTING_KEPT_UNUSED_MS - 1), true, 'unused, but not for long: kept')
+  t.equal(listing.endTick(1000 + LISTING_KEPT_UNUSED_MS), false, `unused for ${LISTING_KEPT_UNUSED_MS} ms: let go`)
 })

@@ -1,13 +1,14 @@
 import t from 'tap'
 import type { Room } from '../../src/core/presence/room.js'
+import { LISTING_KEPT_UNUSED_MS } from '../../src/core/presence/listing.js'
 import { USER_CHANGES, UserStore } from '../../src/core/presence/user-store.js'
 import type { LiveUser } from '../../src/core/presence/user.js'
 import { connectedUser, FakePeer, makeUser, positionsOf, stateOf, textOf } from './fakes.js'
 
 /** One tick: every changed room's presence and positions, by room name. */
-function flush (store: UserStore): Map<string, { room: Room, presence: ReturnType<Room['takePresence']>, positions: Array<[string, number, number, number]> }> {
+function flush (store: UserStore, now = 0): Map<string, { room: Room, presence: ReturnType<Room['takePresence']>, positions: Array<[string, number, number, number]> }> {
   const out = new Map<string, { room: Room, presence: ReturnType<Room['takePresence']>, positions: Array<[string, number, number, number]> }>()
-  for (const room of store.takeChangedRooms()) {
+  for (const room of store.takeChangedRooms(now)) {
     out.set(room.name, { room, presence: room.takePresence(), positions: positionsOf(room.takeMoved()) })
   }
   return out
@@ -123,7 +124,7 @@ t.test('a room whose leave is taken but not yet flushed is kept', async (t) => {
   flush(store)
   store.remove(a)
   // Consumer stops before taking r1's presence: the room must survive so the leave is not lost.
-  for (const room of store.takeChangedRooms()) t.equal(room.name, 'r1')
+  for (const room of store.takeChangedRooms(0)) t.equal(room.name, 'r1')
   t.ok(store.room('r1'))
   t.strictSame(store.room('r1')?.takePresence()?.left, [a.id])
 })
@@ -311,7 +312,7 @@ t.test('adopt and release move a user between this node and another without the 
   t.equal(flush(store).size, 0, 'no room changed')
 })
 
-t.test('a room\'s serialized listing is kept while it is used and let go of after a tick without use', async (t) => {
+t.test('a room\'s serialized listing is kept while it is used and let go of once unused for a while', async (t) => {
   const store = new UserStore()
   const users = Array.from({ length: 5 }, (_, i) => added(store, { room: 'r', name: `u${i}` }))
   const [asker] = users
@@ -324,9 +325,12 @@ t.test('a room\'s serialized listing is kept while it is used and let go of afte
     return count
   }
   t.equal(serializations(() => store.others(asker)), 5, 'built: every member serialized once')
-  flush(store)
+  flush(store, 0)
   t.equal(serializations(() => store.others(asker)), 0, 'used in the tick before: kept')
-  flush(store)
-  flush(store)
-  t.equal(serializations(() => store.others(asker)), 5, 'a tick without use: let go of, built again when needed')
+  flush(store, 50)
+  flush(store, 100)
+  t.equal(serializations(() => store.others(asker)), 0, 'a tick without use: still kept')
+  flush(store, 150)
+  flush(store, 150 + LISTING_KEPT_UNUSED_MS)
+  t.equal(serializations(() => store.others(asker)), 5, `unused for ${LISTING_KEPT_UNUSED_MS} ms: let go of, built again when needed`)
 })

@@ -82,7 +82,7 @@ export class Broadcaster {
   flush (): void {
     const now = this.clock.now()
     this.catchUp(now)
-    for (const room of this.users.takeChangedRooms()) {
+    for (const room of this.users.takeChangedRooms(now)) {
       if (room.hasPendingPresence) this.flushPresence(room, now)
       if (!room.hasPendingPositions) continue
       if (room.hasInterest) this.sendPositionsInView(room, now)

@@ -15,6 +15,12 @@ const COMMA = 0x2c
 const CLOSE = Uint8Array.of(0x5d)
 /** A listing grows at least this much at a time. */
 const MIN_CAPACITY = 256
+/**
+ * How long a listing nobody uses is kept. Building one again serializes the
+ * whole room and allocates it anew, so a room people join every few seconds
+ * keeps its listing; an idle room lets go of its bytes.
+ */
+export const LISTING_KEPT_UNUSED_MS = 10_000
 const encoder = new TextEncoder()
 
 export class MemberListing {
@@ -35,6 +41,8 @@ export class MemberListing {
   private rewrite = false
   /** Used since the last `endTick`. */
   private used = false
+  /** When a tick last ended with it used (ms). */
+  private usedAt = 0
 
   constructor (private readonly withSids: boolean) {}
 
@@ -65,9 +73,10 @@ export class MemberListing {
     if (++this.holes > this.starts.length / 2) this.reset()
   }
 
-  /** The tick ended: a listing nobody used during it is let go of; returns whether this one still holds anything. */
-  endTick (): boolean {
-    if (!this.used) this.reset()
+  /** A tick ended at `now`: a listing unused for LISTING_KEPT_UNUSED_MS is let go of; returns whether this one still holds anything. */
+  endTick (now: number): boolean {
+    if (this.used) this.usedAt = now
+    else if (now - this.usedAt >= LISTING_KEPT_UNUSED_MS) this.reset()
     this.used = false
     return this.built
   }

@@ -121,10 +121,10 @@ export class Room {
     for (const listing of this.listings) listing.changed(user)
   }
 
-  /** The tick ended; returns whether the room still holds a serialized listing (one in use keeps it). */
-  endTick (): boolean {
-    const json = this.listings[0].endTick()
-    const compact = this.listings[1].endTick()
+  /** A tick ended at `now`; returns whether the room still holds a serialized listing (see MemberListing.endTick). */
+  endTick (now: number): boolean {
+    const json = this.listings[0].endTick(now)
+    const compact = this.listings[1].endTick(now)
     return json || compact
   }
 

@@ -45,7 +45,7 @@ export class UserStore extends EventEmitter<UserStoreEvents> {
   private readonly rooms = new Map<string, Room>()
   private readonly changedRooms = new Set<Room>()
   private readonly listening = new ListeningGraph()
-  /** Rooms that hold a serialized listing of their members: one that goes a tick unused lets go of it. */
+  /** Rooms that hold a serialized listing of their members, until it goes unused for a while. */
   private readonly listedRooms = new Set<Room>()
   /** Short ids are never reused within a process (for 2^32 users), so a late compact frame cannot name the wrong user. */
   private nextSid = 1
@@ -202,8 +202,8 @@ export class UserStore extends EventEmitter<UserStoreEvents> {
     this.changedRooms.add(room)
   }
 
-  /** Rooms with changes since the last call; rooms left empty are dropped afterwards. */
-  * takeChangedRooms (): Generator<Room> {
+  /** Rooms with changes since the last call (a tick at `now`); rooms left empty are dropped afterwards. */
+  * takeChangedRooms (now: number): Generator<Room> {
     const rooms = [...this.changedRooms]
     this.changedRooms.clear()
     for (const room of rooms) {
@@ -211,7 +211,7 @@ export class UserStore extends EventEmitter<UserStoreEvents> {
       if (room.isIdle) this.rooms.delete(room.name)
     }
     for (const room of this.listedRooms) {
-      if (!room.endTick()) this.listedRooms.delete(room)
+      if (!room.endTick(now)) this.listedRooms.delete(room)
     }
   }
 
