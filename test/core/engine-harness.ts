@@ -27,6 +27,8 @@ export class FakeSocket implements Socket {
   readonly fragments: Uint8Array[] = []
   /** Messages that came in more than one fragment, as sent. */
   readonly fragmented: Uint8Array[][] = []
+  /** The bytes sent as the same for many sockets (what SharedFrameSocket frames once), as sent. */
+  readonly shared: Uint8Array[] = []
 
   /** Text frames are kept as text, however they were sent (a string, bytes encoded once for many, or fragments of one message). */
   send (data: string | Uint8Array, options: { binary: boolean, fin?: boolean }): void {
@@ -39,6 +41,11 @@ export class FakeSocket implements Socket {
       return
     }
     this.sent.push(options.binary || typeof data === 'string' ? data : Buffer.from(data).toString())
+  }
+
+  sendShared (bytes: Uint8Array, binary: boolean): void {
+    this.shared.push(bytes)
+    this.send(bytes, { binary })
   }
 
   close (code: number, reason: string): void { this.closes.push({ code, reason }); this.readyState = CLOSED }

@@ -280,3 +280,22 @@ t.test('a big room\'s welcome and snapshots are one message in fragments, sharin
   t.equal(a.socket.only('snapshot').users.length, 40)
   t.notOk(a.socket.only('snapshot').users.some((user) => user.name === 'm0'), 'without the one asking')
 })
+
+t.test('what a whole room gets is sent as the same bytes for all, framed once; what one member alone gets is not', async (t) => {
+  const s = setup()
+  const [ann, bob] = [s.registered('Ann'), s.registered('Bob')]
+  s.broadcaster.flush()
+  const carl = s.registered('Carl')
+  s.broadcaster.flush()
+  const [forAnn, forBob] = [ann.socket.shared.at(-1), bob.socket.shared.at(-1)]
+  t.ok(forAnn !== undefined && forAnn === forBob, 'the room\'s presence: one buffer, shared')
+  t.match(JSON.parse(Buffer.from(forAnn ?? []).toString()), { type: 'presence', joined: [{ name: 'Carl' }] })
+  t.equal(carl.socket.shared.length, 0, 'the newcomer\'s own presence (without itself) is its alone')
+  t.equal(carl.socket.ofType('presence').length, 0)
+
+  ann.send({ type: 'update', position: { x: 1, y: 2, z: 0 } })
+  s.broadcaster.flush()
+  const positions = bob.socket.shared.at(-1)
+  t.ok(positions !== undefined && positions === carl.socket.shared.at(-1), 'positions: one buffer for the room')
+  t.match(JSON.parse(Buffer.from(positions ?? []).toString()), { type: 'positions' })
+})

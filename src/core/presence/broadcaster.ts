@@ -96,7 +96,7 @@ export class Broadcaster {
     let sent = 0
     const binary = frame instanceof Uint8Array
     if ('peer' in to) {
-      if (this.deliver(to.peer, frame, binary)) sent++
+      if (this.deliver(to.peer, frame, binary, false)) sent++
     } else {
       const users = 'room' in to ? this.users.room(to.room)?.members.values() ?? [] : to.users
       let bytes: OutboundFrame = frame
@@ -104,7 +104,7 @@ export class Broadcaster {
         if (user.peer === null || user === to.except) continue
         // Encoded once, at the first recipient: the others get the same bytes.
         bytes = typeof bytes === 'string' ? Buffer.from(bytes) : bytes
-        if (this.deliver(user.peer, bytes, binary)) sent++
+        if (this.deliver(user.peer, bytes, binary, true)) sent++
       }
     }
     this.meter.sent(type, sent)
@@ -174,7 +174,8 @@ export class Broadcaster {
       if (frame === null) continue
       const size = typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length
       if (size > bytes) bytes = size
-      if (this.deliver(peer, frame, false)) sent++
+      // A newcomer's own frame (a string) is its alone; the room's is the same bytes for everyone else.
+      if (this.deliver(peer, frame, false, typeof frame !== 'string')) sent++
     }
     this.meter.sent('presence', sent)
     return { bytes, writes: sent }
@@ -192,7 +193,7 @@ export class Broadcaster {
       const frame = binary
         ? (compact ??= encodeCompactPositions(now, movers))
         : (json ??= Buffer.from(this.jsonPositions(now, movers)))
-      if (this.deliver(peer, frame, binary)) tally.sent++
+      if (this.deliver(peer, frame, binary, true)) tally.sent++
     }
     this.countPositions(tally)
   }
@@ -201,7 +202,7 @@ export class Broadcaster {
     const tally = { sent: 0, skipped: 0 }
     room.takePositionsInView((member, users) => {
       const peer = this.readyForPositions(member, tally)
-      if (peer !== null && this.deliver(peer, this.positionsFor(peer, now, users), peer.encoding === 'compact')) tally.sent++
+      if (peer !== null && this.deliver(peer, this.positionsFor(peer, now, users), peer.encoding === 'compact', false)) tally.sent++
     })
     this.countPositions(tally)
   }
@@ -260,8 +261,8 @@ export class Broadcaster {
     return buffered > this.limits.slowReaderSkipBytes && buffered <= this.limits.slowReaderCloseBytes
   }
 
-  /** Sends one frame to one client, unless it is too far behind to ever catch up. */
-  private deliver (peer: Peer, frame: OutboundFrame, binary: boolean): boolean {
+  /** Sends one frame to one client, unless it is too far behind to ever catch up; `shared`: others get the same bytes (see Peer.send). */
+  private deliver (peer: Peer, frame: OutboundFrame, binary: boolean, shared: boolean): boolean {
     if (this.closedSlow.has(peer)) return false
     if (peer.bufferedAmount > this.limits.slowReaderCloseBytes) {
       peer.close(CloseCode.tooSlow, 'client reads too slowly')
@@ -269,7 +270,7 @@ export class Broadcaster {
       this.meter.closedSlow()
       return false
     }
-    peer.send(frame, binary)
+    peer.send(frame, binary, shared)
     return true
   }
 }

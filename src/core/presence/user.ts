@@ -18,8 +18,11 @@ export interface Peer {
   user: LiveUser | null
   /** How this client wants `positions`; chosen at register or reconnect. */
   readonly encoding: EncodingT
-  /** A text frame (a string, or its UTF-8 bytes encoded once for many recipients), a binary one, or a text message in parts (see TextParts). */
-  send(frame: OutboundFrame, binary: boolean): void
+  /**
+   * A text frame (a string, or its UTF-8 bytes encoded once for many recipients), a binary one, or a text
+   * message in parts (see TextParts). `shared`: the same bytes go to many peers now, so a transport may frame them once.
+   */
+  send(frame: OutboundFrame, binary: boolean, shared?: boolean): void
   close(code: number, reason: string): void
   /** Bytes queued for this client and not yet written to the network. */
   readonly bufferedAmount: number

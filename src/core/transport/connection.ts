@@ -11,6 +11,8 @@ export interface Socket {
   readonly readyState: number
   readonly bufferedAmount: number
   send(data: string | Uint8Array, options: { binary: boolean, fin?: boolean }): void
+  /** Sends bytes that many sockets get, framed once for all of them (SharedFrameSocket); without it, `send`. */
+  sendShared?: (bytes: Uint8Array, binary: boolean) => void
   close(code: number, reason: string): void
   terminate(): void
   ping(): void
@@ -44,8 +46,12 @@ export class Connection implements Peer {
 
   get bufferedAmount (): number { return this.socket.bufferedAmount }
 
-  send (frame: OutboundFrame, binary: boolean): void {
+  send (frame: OutboundFrame, binary: boolean, shared = false): void {
     if (this.socket.readyState !== OPEN) return
+    if (shared && frame instanceof Uint8Array && this.socket.sendShared !== undefined) {
+      this.socket.sendShared(frame, binary)
+      return
+    }
     if (!isTextParts(frame)) {
       this.socket.send(frame, { binary })
       return

@@ -1,0 +1,79 @@
+/**
+ * SharedFrameSocket over real sockets: bytes framed once and written to several
+ * clients arrive as the messages they are (text or binary, at every length
+ * encoding of the frame header), in order with what ws's own `send` sends.
+ */
+import { once } from 'node:events'
+import type { AddressInfo } from 'node:net'
+import t from 'tap'
+import { WebSocket, WebSocketServer } from 'ws'
+import { SharedFrameSocket } from '../../src/adapters/shared-frame-socket.js'
+
+interface Received { text: string, binary: boolean }
+
+async function serverWith (clients: number): Promise<{ sockets: SharedFrameSocket[], inboxes: Received[][], close: () => Promise<void> }> {
+  // @types/ws wants ws's class with its statics, which the subclass inherits.
+  const server = new WebSocketServer({ host: '127.0.0.1', port: 0, WebSocket: SharedFrameSocket as unknown as typeof WebSocket })
+  await once(server, 'listening')
+  const { port } = server.address() as AddressInfo
+  const sockets: SharedFrameSocket[] = []
+  server.on('connection', (socket: SharedFrameSocket) => sockets.push(socket))
+  const peers = await Promise.all(Array.from({ length: clients }, async () => {
+    const peer = new WebSocket(`ws://127.0.0.1:${port}`)
+    await once(peer, 'open')
+    return peer
+  }))
+  while (sockets.length < clients) await new Promise((resolve) => setImmediate(resolve))
+  const inboxes = peers.map((peer) => {
+    const inbox: Received[] = []
+    peer.on('message', (data: Buffer, binary: boolean) => inbox.push({ text: data.toString(), binary }))
+    return inbox
+  })
+  const close = async (): Promise<void> => {
+    for (const peer of peers) peer.terminate()
+    await new Promise((resolve) => server.close(resolve))
+  }
+  return { sockets, inboxes, close }
+}
+
+const until = async (done: () => boolean): Promise<void> => { while (!done()) await new Promise((resolve) => setTimeout(resolve, 5)) }
+
+t.test('the same bytes, framed once, reach every socket whole and in order with plain sends', async (t) => {
+  const { sockets, inboxes, close } = await serverWith(3)
+  t.teardown(close)
+  const short = Buffer.from('{"type":"presence"}')
+  const medium = Buffer.from(JSON.stringify({ type: 'positions', pad: 'é'.repeat(300) }))
+  const long = Buffer.from('x'.repeat(70_000))
+  const binary = Uint8Array.from({ length: 200 }, (_, i) => i)
+  for (const socket of sockets) {
+    socket.send('first')
+    socket.sendShared(short, false)
+    socket.sendShared(medium, false)
+    socket.sendShared(long.subarray(0, 65_536 + 10), false)
+    socket.sendShared(binary, true)
+    socket.send('last')
+  }
+  await until(() => inboxes.every((inbox) => inbox.length === 6))
+  const expected: Received[] = [
+    { text: 'first', binary: false },
+    { text: short.toString(), binary: false },
+    { text: medium.toString(), binary: false },
+    { text: 'x'.repeat(65_546), binary: false },
+    { text: Buffer.from(binary).toString(), binary: true },
+    { text: 'last', binary: false }
+  ]
+  for (const inbox of inboxes) t.strictSame(inbox, expected)
+})
+
+t.test('bytes sent as text to one socket and as binary to another arrive as each was sent', async (t) => {
+  const { sockets: [a, b], inboxes: [toA, toB], close } = await serverWith(2)
+  t.teardown(close)
+  if (a === undefined || b === undefined || toA === undefined || toB === undefined) throw new Error('fixture')
+  const bytes = Buffer.from('same bytes')
+  a.sendShared(bytes, false)
+  b.sendShared(bytes, true)
+  a.sendShared(bytes, false)
+  await until(() => toA.length === 2 && toB.length === 1)
+  t.strictSame(toA, [{ text: 'same bytes', binary: false }, { text: 'same bytes', binary: false }])
+  t.strictSame(toB, [{ text: 'same bytes', binary: true }])
+})
