@@ -47,6 +47,7 @@ export { SettingsError } from './src/core/settings.js'
 export { settingsFromEnv } from './src/server/env.js'
 export { SERVER_SENDER, type ShoalApi } from './src/core/api.js'
 export { CloseCode } from './src/protocol/close-codes.js'
+export { SharedFrameSocket, sharedFrameOptions } from './src/adapters/shared-frame-socket.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

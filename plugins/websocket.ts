@@ -6,8 +6,7 @@
 import fp from 'fastify-plugin'
 import websocket from '@fastify/websocket'
 import type { FastifyInstance } from 'fastify'
-import type { WebsocketPluginOptions } from '@fastify/websocket'
-import { SharedFrameSocket } from '../src/adapters/shared-frame-socket.js'
+import { sharedFrameOptions } from '../src/adapters/shared-frame-socket.js'
 
 /** Marks an HTTP server whose upgrades a @fastify/websocket listener already routes. */
 const kUpgradesRouted = Symbol.for('shoal.upgradesRouted')
@@ -23,9 +22,8 @@ async function registerWebsocket (app: FastifyInstance, maxPayload: number): Pro
   const before = new Set(server.listeners('upgrade'))
   await app.register(websocket, {
     // Shoal keeps its own registry of connections (ws's would cost a closure per socket),
-    // and frames what many sockets get once for all of them (SharedFrameSocket: no compression;
-    // @types/ws wants ws's class with its statics, which the subclass inherits).
-    options: { maxPayload, clientTracking: false, perMessageDeflate: false, WebSocket: SharedFrameSocket as unknown as NonNullable<WebsocketPluginOptions['options']>['WebSocket'] },
+    // and frames what many sockets get once for all of them (SharedFrameSocket).
+    options: { maxPayload, clientTracking: false, ...sharedFrameOptions },
     // Each instance drains its own clients with 1012 before this runs.
     preClose (done) { this.websocketServer.close(() => done()) },
     errorHandler (err, _socket, request) { request.log.debug({ err }, 'websocket protocol error') }

@@ -8,6 +8,7 @@
  * generation. Server frames are not masked, so every socket can take the same
  * bytes. Used only where Shoal configures ws itself, without permessage-deflate.
  */
+import type { WebsocketPluginOptions } from '@fastify/websocket'
 import * as ws from 'ws'
 import { WebSocket } from 'ws'
 
@@ -47,4 +48,14 @@ export class SharedFrameSocket extends WebSocket {
     }
     sender.sendFrame([frameOf(bytes, binary ? BINARY : TEXT)])
   }
+}
+
+/**
+ * What Shoal passes @fastify/websocket's `options` (and what a host that registers
+ * it itself may spread into its own): this socket class, without compression.
+ */
+export const sharedFrameOptions: Pick<NonNullable<WebsocketPluginOptions['options']>, 'WebSocket' | 'perMessageDeflate'> = {
+  // @types/ws wants ws's class with its statics, which the subclass inherits.
+  WebSocket: SharedFrameSocket as unknown as NonNullable<WebsocketPluginOptions['options']>['WebSocket'],
+  perMessageDeflate: false
 }

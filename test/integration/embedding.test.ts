@@ -6,7 +6,7 @@ import { Writable } from 'node:stream'
 import t from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import WebSocket from 'ws'
-import shoal, { SettingsError, type ShoalApi, type ShoalOptions, type UserT } from '../../index.js'
+import shoal, { SettingsError, SharedFrameSocket, sharedFrameOptions, type ShoalApi, type ShoalOptions, type UserT } from '../../index.js'
 import { FAST, joinedClient, startServer, TestClient, type TestServer } from '../helpers.js'
 
 interface Health { status: string, connections?: number, users?: number, rooms?: number }
@@ -250,6 +250,29 @@ t.test('two instances in one process keep separate state', async (t) => {
     })
     t.equal(first, 'host')
     t.equal(app.server.listenerCount('upgrade'), 1)
+  })
+
+  t.test('a host that gives its @fastify/websocket sharedFrameOptions gets a room\'s frames framed once', async (t) => {
+    const app = Fastify({ logger: false, return503OnClosing: false })
+    const websocket = (await import('@fastify/websocket')).default
+    await app.register(websocket, { options: { ...sharedFrameOptions } })
+    await app.register(shoal, { ...FAST, prefix: '/rt' })
+    const base = await listen(app)
+    t.teardown(() => app.close())
+    const shared: Uint8Array[] = []
+    const sendShared = SharedFrameSocket.prototype.sendShared
+    SharedFrameSocket.prototype.sendShared = function (bytes: Uint8Array, binary: boolean) { shared.push(bytes); sendShared.call(this, bytes, binary) }
+    t.teardown(() => { SharedFrameSocket.prototype.sendShared = sendShared })
+    const ann = await joinedClient(view(app, base, '/rt'), { name: 'Ann', room: 'r' })
+    const bob = await joinedClient(view(app, base, '/rt'), { name: 'Bob', room: 'r' })
+    const joined = await ann.client.next('presence', (message) => message.joined?.some((user) => user.name === 'Bob') === true)
+    t.ok(joined, 'the room hears of the newcomer')
+    bob.client.send({ type: 'update', position: { x: 3, y: 4, z: 0 } })
+    const moved = await ann.client.next('positions', (message) => message.p.some(([id]) => id === bob.welcome.you.id))
+    t.ok(moved, 'and of its move')
+    t.ok(shared.length >= 2, 'both went out as shared frames')
+    ann.client.close()
+    bob.client.close()
   })
 })
 
