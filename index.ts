@@ -58,8 +58,8 @@ declare module 'fastify' {
 const shoal: FastifyPluginAsync<ShoalOptions> = async function shoal (app, options) {
   const instanceConfig = resolveConfig(options)
   let api: ShoalApi | undefined
-  // Added before @fastify/websocket's own preClose (which waits for every client to
-  // go), so that clients get 1012 even when the host only calls app.close().
+  // Added before @fastify/websocket's own preClose (the host's may close every
+  // client at once), so that clients get 1012 even when the host only calls app.close().
   app.addHook('preClose', async () => { await api?.drain() })
   await app.register(websocket, { maxPayload: instanceConfig.maxPayload })
 

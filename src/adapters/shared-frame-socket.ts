@@ -6,7 +6,7 @@
  * socket and writes header and payload as two chunks; across a room of 15,000
  * that per-socket garbage outlives the broadcast loop and is promoted to the old
  * generation. Server frames are not masked, so every socket can take the same
- * bytes. Used only where Shoal configures ws itself, without permessage-deflate.
+ * bytes. With permessage-deflate negotiated it is ws's own send again.
  */
 import type { WebsocketPluginOptions } from '@fastify/websocket'
 import * as ws from 'ws'
@@ -14,13 +14,18 @@ import { WebSocket } from 'ws'
 
 /** ws's frame builder: exported by ws (lib/sender.js), not declared by @types/ws. */
 const { Sender } = ws as unknown as {
-  Sender: { frame (data: Buffer, options: { fin: boolean, opcode: number, mask: boolean, readOnly: boolean, rsv1: boolean }): Buffer[] }
+  Sender?: { frame?: (data: Buffer, options: { fin: boolean, opcode: number, mask: boolean, readOnly: boolean, rsv1: boolean }) => Buffer[] }
+}
+const frameHeader = Sender?.frame
+
+/** The parts of ws's internals this uses: the sender every `send` goes through, and the negotiated extensions. */
+interface Internals {
+  _sender?: { sendFrame?: (list: Buffer[]) => void, _state?: number, _queue?: unknown[] } | null
+  _extensions?: Record<string, unknown>
 }
 
-/** The part of ws's internals this uses: the sender every `send` goes through, so frames stay in order. */
-interface WithSender {
-  _sender?: { sendFrame (list: Buffer[]): void } | null
-}
+/** ws's sender writes at once in its default state; compressing or reading a Blob, it queues. */
+const SENDER_WRITES_AT_ONCE = 0
 
 const TEXT = 0x1
 const BINARY = 0x2
@@ -28,11 +33,11 @@ const BINARY = 0x2
 /** Each payload's frame, for as long as someone holds the payload. */
 const frames = new WeakMap<Uint8Array, { opcode: number, frame: Buffer }>()
 
-function frameOf (bytes: Uint8Array, opcode: number): Buffer {
+function frameOf (bytes: Uint8Array, opcode: number, header: NonNullable<typeof frameHeader>): Buffer {
   const known = frames.get(bytes)
   if (known?.opcode === opcode) return known.frame
   const payload = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-  const frame = Buffer.concat(Sender.frame(payload, { fin: true, opcode, mask: false, readOnly: false, rsv1: false }))
+  const frame = Buffer.concat(header(payload, { fin: true, opcode, mask: false, readOnly: false, rsv1: false }))
   frames.set(bytes, { opcode, frame })
   return frame
 }
@@ -40,13 +45,16 @@ function frameOf (bytes: Uint8Array, opcode: number): Buffer {
 export class SharedFrameSocket extends WebSocket {
   /** Sends `bytes` as one message (text unless `binary`), framed once for every socket it is sent to. */
   sendShared (bytes: Uint8Array, binary: boolean): void {
-    const sender = (this as WithSender)._sender
-    // A ws whose internals moved on: its own send, correct if not shared.
-    if (sender === undefined || sender === null || typeof sender.sendFrame !== 'function') {
+    const { _sender: sender, _extensions: extensions } = this as Internals
+    // Anything else goes through ws's own send, which keeps order with what it queued:
+    // a socket not open, compression negotiated (each socket deflates its own),
+    // a sender busy with earlier sends, or a ws whose internals moved on.
+    if (this.readyState !== WebSocket.OPEN || frameHeader === undefined || extensions?.['permessage-deflate'] !== undefined ||
+      sender?.sendFrame === undefined || sender._state !== SENDER_WRITES_AT_ONCE || (sender._queue?.length ?? 0) > 0) {
       this.send(bytes, { binary })
       return
     }
-    sender.sendFrame([frameOf(bytes, binary ? BINARY : TEXT)])
+    sender.sendFrame([frameOf(bytes, binary ? BINARY : TEXT, frameHeader)])
   }
 }
 

@@ -11,9 +11,9 @@ import { SharedFrameSocket } from '../../src/adapters/shared-frame-socket.js'
 
 interface Received { text: string, binary: boolean }
 
-async function serverWith (clients: number): Promise<{ sockets: SharedFrameSocket[], inboxes: Received[][], close: () => Promise<void> }> {
+async function serverWith (clients: number, perMessageDeflate = false): Promise<{ sockets: SharedFrameSocket[], inboxes: Received[][], close: () => Promise<void> }> {
   // @types/ws wants ws's class with its statics, which the subclass inherits.
-  const server = new WebSocketServer({ host: '127.0.0.1', port: 0, WebSocket: SharedFrameSocket as unknown as typeof WebSocket })
+  const server = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate, WebSocket: SharedFrameSocket as unknown as typeof WebSocket })
   await once(server, 'listening')
   const { port } = server.address() as AddressInfo
   const sockets: SharedFrameSocket[] = []
@@ -37,6 +37,15 @@ async function serverWith (clients: number): Promise<{ sockets: SharedFrameSocke
 }
 
 const until = async (done: () => boolean): Promise<void> => { while (!done()) await new Promise((resolve) => setTimeout(resolve, 5)) }
+
+/** What each socket writes to its TCP connection, as written. */
+function tapWrites (socket: SharedFrameSocket): unknown[] {
+  const tcp = (socket as unknown as { _socket: { write: (chunk: unknown, ...rest: unknown[]) => boolean } })._socket
+  const written: unknown[] = []
+  const write = tcp.write.bind(tcp)
+  tcp.write = (chunk, ...rest) => { written.push(chunk); return write(chunk, ...rest) }
+  return written
+}
 
 t.test('the same bytes, framed once, reach every socket whole and in order with plain sends', async (t) => {
   const { sockets, inboxes, close } = await serverWith(3)
@@ -76,4 +85,28 @@ t.test('bytes sent as text to one socket and as binary to another arrive as each
   await until(() => toA.length === 2 && toB.length === 1)
   t.strictSame(toA, [{ text: 'same bytes', binary: false }, { text: 'same bytes', binary: false }])
   t.strictSame(toB, [{ text: 'same bytes', binary: true }])
+})
+
+t.test('the frame is built once: every socket writes the very same buffer, in one write', async (t) => {
+  const { sockets, inboxes, close } = await serverWith(3)
+  t.teardown(close)
+  const writes = sockets.map(tapWrites)
+  const bytes = Buffer.from('{"type":"positions","t":1,"p":[]}')
+  for (const socket of sockets) socket.sendShared(bytes, false)
+  await until(() => inboxes.every((inbox) => inbox.length === 1))
+  t.strictSame(writes.map((written) => written.length), [1, 1, 1], 'header and payload in one write')
+  const [first] = writes[0] ?? []
+  t.ok(first instanceof Buffer && writes.every(([chunk]) => chunk === first), 'the same buffer for every socket')
+})
+
+t.test('with permessage-deflate negotiated, shared bytes go through ws\'s own send, in order', async (t) => {
+  const { sockets: [socket], inboxes: [inbox], close } = await serverWith(1, true)
+  t.teardown(close)
+  if (socket === undefined || inbox === undefined) throw new Error('fixture')
+  t.match(socket.extensions, /permessage-deflate/, 'compression negotiated')
+  socket.send('first '.repeat(100))
+  socket.sendShared(Buffer.from('shared'), false)
+  socket.send('last')
+  await until(() => inbox.length === 3)
+  t.strictSame(inbox.map((message) => message.text), ['first '.repeat(100), 'shared', 'last'])
 })

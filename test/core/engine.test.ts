@@ -285,17 +285,38 @@ t.test('what a whole room gets is sent as the same bytes for all, framed once; w
   const s = setup()
   const [ann, bob] = [s.registered('Ann'), s.registered('Bob')]
   s.broadcaster.flush()
-  const carl = s.registered('Carl')
+  const [carl, dan] = [s.registered('Carl'), s.registered('Dan')]
   s.broadcaster.flush()
   const [forAnn, forBob] = [ann.socket.shared.at(-1), bob.socket.shared.at(-1)]
   t.ok(forAnn !== undefined && forAnn === forBob, 'the room\'s presence: one buffer, shared')
-  t.match(JSON.parse(Buffer.from(forAnn ?? []).toString()), { type: 'presence', joined: [{ name: 'Carl' }] })
-  t.equal(carl.socket.shared.length, 0, 'the newcomer\'s own presence (without itself) is its alone')
-  t.equal(carl.socket.ofType('presence').length, 0)
+  t.match(JSON.parse(Buffer.from(forAnn ?? []).toString()), { type: 'presence', joined: [{ name: 'Carl' }, { name: 'Dan' }] })
+  t.strictSame(carl.socket.only('presence').joined?.map((user) => user.name), ['Dan'], 'a newcomer hears of the other newcomer')
+  t.strictSame([carl.socket.shared.length, dan.socket.shared.length], [0, 0], 'in a presence of its own, not shared')
 
   ann.send({ type: 'update', position: { x: 1, y: 2, z: 0 } })
   s.broadcaster.flush()
   const positions = bob.socket.shared.at(-1)
   t.ok(positions !== undefined && positions === carl.socket.shared.at(-1), 'positions: one buffer for the room')
   t.match(JSON.parse(Buffer.from(positions ?? []).toString()), { type: 'positions' })
+})
+
+t.test('a room\'s listing idle for 10 s is let go of, and the next welcome serializes every member again', async (t) => {
+  const s = setup()
+  for (const name of ['Ann', 'Bob', 'Carl']) s.registered(name)
+  const serializationsOfRegister = (name: string): number => {
+    const stringify = JSON.stringify
+    let count = 0
+    JSON.stringify = ((...args: Parameters<typeof JSON.stringify>) => { count++; return stringify(...args) }) as typeof JSON.stringify
+    try { s.registered(name) } finally { JSON.stringify = stringify }
+    return count
+  }
+  s.broadcaster.flush()
+  s.clock.advance(9000)
+  s.broadcaster.flush()
+  const kept = serializationsOfRegister('Dan')
+  s.broadcaster.flush()
+  s.clock.advance(10_000)
+  s.broadcaster.flush()
+  const rebuilt = serializationsOfRegister('Erin')
+  t.equal(rebuilt - kept, 4, 'unused for 9 s: kept; for 10 s: let go of, and the four members before Erin serialized again')
 })

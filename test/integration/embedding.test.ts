@@ -252,6 +252,15 @@ t.test('two instances in one process keep separate state', async (t) => {
     t.equal(app.server.listenerCount('upgrade'), 1)
   })
 
+  t.test('Shoal\'s own @fastify/websocket: sockets that frame shared bytes once, no compression, no ws client set', async (t) => {
+    const server = await startServer(FAST)
+    t.teardown(server.close)
+    const { options, clients } = server.app.websocketServer
+    t.equal(options.WebSocket, SharedFrameSocket)
+    t.equal(options.perMessageDeflate, false)
+    t.equal(clients, undefined, 'Shoal keeps its own registry of connections')
+  })
+
   t.test('a host that gives its @fastify/websocket sharedFrameOptions gets a room\'s frames framed once', async (t) => {
     const app = Fastify({ logger: false, return503OnClosing: false })
     const websocket = (await import('@fastify/websocket')).default
