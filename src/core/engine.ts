@@ -87,8 +87,10 @@ export class Engine implements HandlerContext {
     const now = clock.now()
     const connection = new Connection(socket, address, now, new MessageLimiter(settings, now), this.onTaskError)
     connections.add(connection)
-    // The transport refuses upgrades over the cap; this catches those that raced past it.
-    if (connections.countFrom(address) > settings.maxConnectionsPerAddress) {
+    // The transport refuses upgrades while draining and over the cap; this catches those that raced past it.
+    if (connections.draining) {
+      connection.close(CloseCode.restarting, 'server shutting down')
+    } else if (connections.countFrom(address) > settings.maxConnectionsPerAddress) {
       connection.close(CloseCode.policy, 'too many connections from this address')
     } else {
       this.awaitingUser.add(connection)

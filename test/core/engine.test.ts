@@ -320,3 +320,13 @@ t.test('a room\'s listing idle for 10 s is let go of, and the next welcome seria
   const rebuilt = serializationsOfRegister('Erin')
   t.equal(rebuilt - kept, 4, 'unused for 9 s: kept; for 10 s: let go of, and the four members before Erin serialized again')
 })
+
+t.test('a socket that opens once the drain has begun is closed with 1012 too', async (t) => {
+  const s = setup()
+  const ann = s.registered('Ann')
+  const drained = s.connections.drain()
+  const late = s.connect()
+  t.strictSame(late.socket.closes, [{ code: 1012, reason: 'server shutting down' }], 'the upgrade raced past the check')
+  t.strictSame(ann.socket.closes.map((close) => close.code), [1012])
+  await drained
+})
