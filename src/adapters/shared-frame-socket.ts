@@ -16,7 +16,7 @@ import { WebSocket } from 'ws'
 const { Sender } = ws as unknown as {
   Sender?: { frame?: (data: Buffer, options: { fin: boolean, opcode: number, mask: boolean, readOnly: boolean, rsv1: boolean }) => Buffer[] }
 }
-const frameHeader = Sender?.frame
+const buildFrame = Sender?.frame
 
 /** The parts of ws's internals this uses: the sender every `send` goes through, and the negotiated extensions. */
 interface Internals {
@@ -33,28 +33,31 @@ const BINARY = 0x2
 /** Each payload's frame, for as long as someone holds the payload. */
 const frames = new WeakMap<Uint8Array, { opcode: number, frame: Buffer }>()
 
-function frameOf (bytes: Uint8Array, opcode: number, header: NonNullable<typeof frameHeader>): Buffer {
+function frameOf (bytes: Uint8Array, opcode: number, build: NonNullable<typeof buildFrame>): Buffer {
   const known = frames.get(bytes)
   if (known?.opcode === opcode) return known.frame
   const payload = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-  const frame = Buffer.concat(header(payload, { fin: true, opcode, mask: false, readOnly: false, rsv1: false }))
+  const frame = Buffer.concat(build(payload, { fin: true, opcode, mask: false, readOnly: false, rsv1: false }))
   frames.set(bytes, { opcode, frame })
   return frame
 }
 
 export class SharedFrameSocket extends WebSocket {
-  /** Sends `bytes` as one message (text unless `binary`), framed once for every socket it is sent to. */
+  /**
+   * Sends `bytes` as one message (text unless `binary`), framed once for every socket
+   * it is sent to. The frame is kept for as long as `bytes` is: they must not change once sent.
+   */
   sendShared (bytes: Uint8Array, binary: boolean): void {
     const { _sender: sender, _extensions: extensions } = this as Internals
     // Anything else goes through ws's own send, which keeps order with what it queued:
     // a socket not open, compression negotiated (each socket deflates its own),
     // a sender busy with earlier sends, or a ws whose internals moved on.
-    if (this.readyState !== WebSocket.OPEN || frameHeader === undefined || extensions?.['permessage-deflate'] !== undefined ||
+    if (this.readyState !== WebSocket.OPEN || buildFrame === undefined || extensions?.['permessage-deflate'] !== undefined ||
       sender?.sendFrame === undefined || sender._state !== SENDER_WRITES_AT_ONCE || (sender._queue?.length ?? 0) > 0) {
       this.send(bytes, { binary })
       return
     }
-    sender.sendFrame([frameOf(bytes, binary ? BINARY : TEXT, frameHeader)])
+    sender.sendFrame([frameOf(bytes, binary ? BINARY : TEXT, buildFrame)])
   }
 }
 
