@@ -46,6 +46,7 @@ export type { AuthorizeResult, ShoalOptions } from './plugins/config.js'
 export { SettingsError } from './src/core/settings.js'
 export { settingsFromEnv } from './src/server/env.js'
 export { SERVER_SENDER, type ShoalApi } from './src/core/api.js'
+export type { ShoalEventName, ShoalEvents, ShoalListener } from './src/core/host-events.js'
 export { CloseCode } from './src/protocol/close-codes.js'
 export { SharedFrameSocket, sharedFrameOptions } from './src/adapters/shared-frame-socket.js'
 

@@ -2,6 +2,7 @@
 import type { UserT } from '../../schemas/protocol.js'
 import { dataFrame } from '../protocol/frames.js'
 import type { Engine } from './engine.js'
+import { HostEvents, type ShoalEventName, type ShoalListener } from './host-events.js'
 import { copyUser } from './presence/user.js'
 
 /** The sender of `data` that the host application sends. */
@@ -22,14 +23,24 @@ export interface ShoalApi {
   /** Starts the shutdown sequence: health 503, upgrades refused, sockets closed with 1012, sessions flushed. */
   drain(): Promise<void>
   readonly stats: { connections: number, users: number, rooms: number, draining: boolean }
+  /**
+   * Calls `listener` for each `event` of this node's users (see ShoalEvents). It runs
+   * inside the engine's step: keep it short, and await slow work in a promise it returns
+   * (a rejection is logged, like a throw).
+   */
+  on<E extends ShoalEventName>(event: E, listener: ShoalListener<E>): void
+  off<E extends ShoalEventName>(event: E, listener: ShoalListener<E>): void
 }
 
 /** `data` from the server; a payload JSON cannot express (undefined) travels as null. */
 const serverData = (payload: unknown): string => dataFrame(SERVER_SENDER, JSON.stringify(payload) ?? 'null')
 
 export function createApi (engine: Engine): ShoalApi {
-  const { users, broadcaster, connections } = engine.services
+  const { users, broadcaster, connections, log } = engine.services
+  const events = new HostEvents(users, log)
   return {
+    on: (event, listener) => { events.on(event, listener) },
+    off: (event, listener) => { events.off(event, listener) },
     rooms: () => users.roomNames(),
     users: (room) => [...(users.room(room)?.members.values() ?? [])].map((user) => copyUser(user.toWire())),
     user (id) {

@@ -93,6 +93,8 @@ export interface HarnessLimits {
   maxRoomSize?: number
   /** Presence pacing; none (every tick's changes at once) when absent. */
   pacing?: PresencePacing
+  /** Where the engine logs; nowhere when absent. */
+  log?: EngineLog
 }
 
 export function setup (limits: HarnessLimits = {}) {
@@ -113,7 +115,7 @@ export function setup (limits: HarnessLimits = {}) {
     registrations: new AddressLimiter(limits.registerLimit ?? 30, 60_000),
     feeds: { framesFor: () => [] },
     meter: recorded.meter,
-    log: quietLog
+    log: limits.log ?? quietLog
   })
   /** A client: its socket, its connection, and what it sends as text. */
   const connect = (address = '10.0.0.1') => {

@@ -285,6 +285,37 @@ t.test('two instances in one process keep separate state', async (t) => {
   })
 })
 
+t.test('app.shoal.on: the host hears of each user\'s join, update, data, disconnect and leave over real sockets, typed', async (t) => {
+  const server = await startServer({ graceMs: 60_000 })
+  t.teardown(server.close)
+  const heard: string[] = []
+  const api: ShoalApi = server.app.shoal
+  api.on('join', ({ user, room }) => { heard.push(`join ${user.name} ${room}`) })
+  api.on('connect', ({ user }) => { heard.push(`connect ${user.name}`) })
+  api.on('update', ({ user }) => { heard.push(`update ${user.name} ${JSON.stringify(user.state)}`) })
+  api.on('data', async ({ user, payload }) => { heard.push(`data ${user.name} ${JSON.stringify(payload)}`) })
+  api.on('disconnect', ({ user }) => { heard.push(`disconnect ${user.name}`) })
+  api.on('leave', ({ user, room }) => { heard.push(`leave ${user.name} ${room}`) })
+  // @ts-expect-error -- there is no such event
+  const misuse = (): void => { api.on('move', () => {}) }
+  t.type(misuse, 'function')
+  const until = async (count: number): Promise<void> => { while (heard.length < count) await new Promise((resolve) => setTimeout(resolve, 5)) }
+
+  const ann = await joinedClient(server, { name: 'Ann', room: 'hall' })
+  const bob = await joinedClient(server, { name: 'Bob', room: 'hall' })
+  ann.client.send({ type: 'update', state: { mood: 'ok' } })
+  ann.client.send({ type: 'data', payload: { hi: 1 } })
+  await until(6)
+  bob.client.close()
+  await until(7)
+  ann.client.send({ type: 'leave' })
+  await until(8)
+  t.strictSame(heard, [
+    'join Ann hall', 'connect Ann', 'join Bob hall', 'connect Bob',
+    'update Ann {"mood":"ok"}', 'data Ann {"hi":1}', 'disconnect Bob', 'leave Ann hall'
+  ])
+})
+
 t.test('the app.shoal API', async (t) => {
   const server = await startServer({ graceMs: 60_000 })
   t.teardown(server.close)
