@@ -44,8 +44,9 @@ export class HostEvents {
       this.connectionChanged(user)
     })
     users.on('leave', (user, room) => {
+      // A session that ends while connected disconnects first, so that connect and disconnect pair up.
+      if (users.get(user.id) !== user) this.connectionChanged(user)
       this.emit(user, 'leave', () => ({ user: wire(user), room }))
-      if (users.get(user.id) !== user) this.connected.delete(user)
     })
     users.on('profile', (user) => { this.emit(user, 'update', () => ({ user: wire(user) })) })
     users.on('listening', (user) => { this.emit(user, 'listening', () => ({ user: wire(user) })) })
@@ -76,15 +77,16 @@ export class HostEvents {
     this.emit(user, connected ? 'connect' : 'disconnect', () => ({ user: wire(user) }), true)
   }
 
-  /** Tells every listener of `event`; the event is made only when someone listens. */
+  /** Tells every listener of `event`, each with an event of its own, made only when someone listens. */
   private emit<E extends ShoalEventName> (user: LiveUser, event: E, make: () => ShoalEvents[E], wasLocal = user.isLocal): void {
     const listeners = this.listeners.get(event)
     if (!wasLocal || listeners === undefined || listeners.size === 0) return
-    const payload = make()
     for (const listener of listeners) {
       try {
-        const result = listener(payload)
-        if (result instanceof Promise) result.catch((err: unknown) => { this.failed(event, err) })
+        const result: unknown = listener(make())
+        if (typeof (result as PromiseLike<void> | undefined)?.then === 'function') {
+          Promise.resolve(result).catch((err: unknown) => { this.failed(event, err) })
+        }
       } catch (err) {
         this.failed(event, err)
       }

@@ -50,8 +50,8 @@ t.test('each thing a client does is one event, with the user as the room sees it
     ['disconnect', 'Bob', null],
     ['connect', 'Bob', null],
     ['leave', 'Ann', 'r1'], ['join', 'Ann', 'r2'],
-    ['leave', 'Ann', 'r2']
-  ], 'a move is no event; a resume is a connect; leave is the last of Ann')
+    ['disconnect', 'Ann', null], ['leave', 'Ann', 'r2']
+  ], 'a move is no event; a resume is a connect; a connected user that leaves disconnects first')
 })
 
 t.test('a listener that throws or rejects is logged; the engine and the other listeners go on', async (t) => {
@@ -60,6 +60,8 @@ t.test('a listener that throws or rejects is logged; the engine and the other li
   const api = createApi(s.engine)
   api.on('join', () => { throw new Error('host bug') })
   api.on('join', async () => { throw new Error('host bug, later') })
+  // A thenable that is not a native promise (another realm, a library's own).
+  api.on('join', () => ({ then: (_resolve: () => void, reject: (err: Error) => void) => { reject(new Error('host bug, thenable')) } }) as unknown as Promise<void>)
   const joined: string[] = []
   api.on('join', ({ user }) => { joined.push(user.name) })
   const ann = s.registered('Ann')
@@ -68,7 +70,8 @@ t.test('a listener that throws or rejects is logged; the engine and the other li
   t.strictSame(joined, ['Ann'])
   t.match(errors, [
     { fields: { event: 'join', err: { message: 'host bug' } }, message: 'an app.shoal.on listener failed' },
-    { fields: { event: 'join', err: { message: 'host bug, later' } } }
+    { fields: { event: 'join', err: { message: 'host bug, later' } } },
+    { fields: { event: 'join', err: { message: 'host bug, thenable' } } }
   ])
 })
 

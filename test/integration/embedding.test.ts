@@ -309,10 +309,10 @@ t.test('app.shoal.on: the host hears of each user\'s join, update, data, disconn
   bob.client.close()
   await until(7)
   ann.client.send({ type: 'leave' })
-  await until(8)
+  await until(9)
   t.strictSame(heard, [
     'join Ann hall', 'connect Ann', 'join Bob hall', 'connect Bob',
-    'update Ann {"mood":"ok"}', 'data Ann {"hi":1}', 'disconnect Bob', 'leave Ann hall'
+    'update Ann {"mood":"ok"}', 'data Ann {"hi":1}', 'disconnect Bob', 'disconnect Ann', 'leave Ann hall'
   ])
 })
 
