@@ -9,6 +9,7 @@ import { createApi } from '../../src/core/api.js'
 import { hashSecret } from '../../src/core/sessions/secrets.js'
 import type { Connection } from '../../src/core/transport/connection.js'
 import { errorOf, settle, setup } from './engine-harness.js'
+import { serializationsDuring } from './fakes.js'
 
 t.test('register: a welcome with a fresh identity, and the room hears of the newcomer at the next tick', async (t) => {
   const s = setup()
@@ -303,13 +304,7 @@ t.test('what a whole room gets is sent as the same bytes for all, framed once; w
 t.test('a room\'s listing idle for 10 s is let go of, and the next welcome serializes every member again', async (t) => {
   const s = setup()
   for (const name of ['Ann', 'Bob', 'Carl']) s.registered(name)
-  const serializationsOfRegister = (name: string): number => {
-    const stringify = JSON.stringify
-    let count = 0
-    JSON.stringify = ((...args: Parameters<typeof JSON.stringify>) => { count++; return stringify(...args) }) as typeof JSON.stringify
-    try { s.registered(name) } finally { JSON.stringify = stringify }
-    return count
-  }
+  const serializationsOfRegister = (name: string): number => serializationsDuring(() => { s.registered(name) })
   s.broadcaster.flush()
   s.clock.advance(9000)
   s.broadcaster.flush()

@@ -8,6 +8,15 @@ import { isTextParts, LiveUser, type OutboundFrame, type Peer } from '../../src/
 /** The text of a message sent in parts. */
 export const textOf = (parts: readonly Uint8Array[]): string => Buffer.concat(parts).toString()
 
+/** How many times `run` calls JSON.stringify: what a step serializes. */
+export function serializationsDuring (run: () => void): number {
+  const stringify = JSON.stringify
+  let count = 0
+  JSON.stringify = ((...args: Parameters<typeof JSON.stringify>) => { count++; return stringify(...args) }) as typeof JSON.stringify
+  try { run() } finally { JSON.stringify = stringify }
+  return count
+}
+
 /** A tap test object, as passed to `t.test` callbacks. */
 export type TapTest = Parameters<Parameters<typeof t.test>[0]>[0]
 

@@ -3,7 +3,7 @@ import type { Room } from '../../src/core/presence/room.js'
 import { LISTING_KEPT_UNUSED_MS } from '../../src/core/presence/listing.js'
 import { USER_CHANGES, UserStore } from '../../src/core/presence/user-store.js'
 import type { LiveUser } from '../../src/core/presence/user.js'
-import { connectedUser, FakePeer, makeUser, positionsOf, stateOf, textOf } from './fakes.js'
+import { connectedUser, FakePeer, makeUser, positionsOf, serializationsDuring, stateOf, textOf } from './fakes.js'
 
 /** One tick: every changed room's presence and positions, by room name. */
 function flush (store: UserStore, now = 0): Map<string, { room: Room, presence: ReturnType<Room['takePresence']>, positions: Array<[string, number, number, number]> }> {
@@ -317,20 +317,13 @@ t.test('a room\'s serialized listing is kept while it is used and let go of once
   const users = Array.from({ length: 5 }, (_, i) => added(store, { room: 'r', name: `u${i}` }))
   const [asker] = users
   if (asker === undefined) throw new Error('fixture')
-  const serializations = (read: () => void): number => {
-    const stringify = JSON.stringify
-    let count = 0
-    JSON.stringify = ((...args: Parameters<typeof JSON.stringify>) => { count++; return stringify(...args) }) as typeof JSON.stringify
-    try { read() } finally { JSON.stringify = stringify }
-    return count
-  }
-  t.equal(serializations(() => store.others(asker)), 5, 'built: every member serialized once')
+  t.equal(serializationsDuring(() => store.others(asker)), 5, 'built: every member serialized once')
   flush(store, 0)
-  t.equal(serializations(() => store.others(asker)), 0, 'used in the tick before: kept')
+  t.equal(serializationsDuring(() => store.others(asker)), 0, 'used in the tick before: kept')
   flush(store, 50)
   flush(store, 100)
-  t.equal(serializations(() => store.others(asker)), 0, 'a tick without use: still kept')
+  t.equal(serializationsDuring(() => store.others(asker)), 0, 'a tick without use: still kept')
   flush(store, 150)
   flush(store, 150 + LISTING_KEPT_UNUSED_MS)
-  t.equal(serializations(() => store.others(asker)), 5, `unused for ${LISTING_KEPT_UNUSED_MS} ms: let go of, built again when needed`)
+  t.equal(serializationsDuring(() => store.others(asker)), 5, `unused for ${LISTING_KEPT_UNUSED_MS} ms: let go of, built again when needed`)
 })

@@ -240,8 +240,13 @@ t.test('two instances in one process keep separate state', async (t) => {
     await app.register(shoal, { ...FAST, prefix: '/rt' })
     const base = await listen(app)
     t.teardown(() => app.close())
-    const { client, welcome } = await joinedClient(view(app, base, '/rt'))
+    const { client, welcome } = await joinedClient(view(app, base, '/rt'), { room: 'r' })
     t.equal(welcome.protocol, 1)
+    // ws's plain socket class (no sendShared): the room's frames still arrive, through ws's own send.
+    const other = await joinedClient(view(app, base, '/rt'), { name: 'Other', room: 'r' })
+    const presence = await client.next('presence', (message) => message.joined?.some((user) => user.name === 'Other') === true)
+    t.ok(presence, 'the room hears of the newcomer')
+    other.client.close()
     client.close()
     const host = new WebSocket(`${base.replace(/^http/, 'ws')}/host-socket`)
     const first = await new Promise<string>((resolve, reject) => {
@@ -296,6 +301,7 @@ t.test('app.shoal.on: the host hears of each user\'s join, update, data, disconn
   api.on('data', async ({ user, payload }) => { heard.push(`data ${user.name} ${JSON.stringify(payload)}`) })
   api.on('disconnect', ({ user }) => { heard.push(`disconnect ${user.name}`) })
   api.on('leave', ({ user, room }) => { heard.push(`leave ${user.name} ${room}`) })
+  // Never called: only its type error matters (`tsc -p tsconfig.json`, part of npm test).
   // @ts-expect-error -- there is no such event
   const misuse = (): void => { api.on('move', () => {}) }
   t.type(misuse, 'function')
