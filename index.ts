@@ -21,6 +21,8 @@ import csvFeeds from './plugins/csv-feeds.js'
 import connections from './plugins/connections.js'
 import heartbeat from './plugins/heartbeat.js'
 import limits from './plugins/limits.js'
+import access from './plugins/access.js'
+import messages from './plugins/messages.js'
 import engine from './plugins/engine.js'
 import websocket from './plugins/websocket.js'
 import wsRoute from './routes/ws.js'
@@ -42,7 +44,10 @@ export { SessionDatabaseError, SqliteSessionStore } from './src/adapters/sqlite-
 export type { BusStatus, ClusterBus } from './src/core/cluster/bus.js'
 export { MemoryClusterHub } from './src/core/cluster/bus.js'
 export type { Clock } from './src/core/clock.js'
-export type { AuthorizeResult, ShoalOptions } from './plugins/config.js'
+export type { AuthorizeResult, ShoalIdentity, ShoalOptions, UpgradeAuthorizeResult } from './plugins/config.js'
+export type { AuthenticateResult } from './src/core/access.js'
+export { ShoalError } from './src/core/identity.js'
+export type { CustomMessageOf, MessageContext, MessageHandler } from './src/core/custom-messages.js'
 export { SettingsError } from './src/core/settings.js'
 export { settingsFromEnv } from './src/server/env.js'
 export { SERVER_SENDER, type ShoalApi } from './src/core/api.js'
@@ -76,6 +81,8 @@ const shoal: FastifyPluginAsync<ShoalOptions> = async function shoal (app, optio
     await instance.register(connections)
     await instance.register(heartbeat)
     await instance.register(limits)
+    await instance.register(access)
+    await instance.register(messages)
     await instance.register(engine)
     await instance.register(wsRoute)
     await instance.register(healthRoute)

@@ -4,15 +4,27 @@
  */
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { IdentityT } from '../schemas/identity.js'
 import type { CsvFeedConfigT, RoomOptionsT, ShoalSettingsT } from '../schemas/options.js'
+import type { AuthenticateResult } from '../src/core/access.js'
 import { systemClock, type Clock } from '../src/core/clock.js'
 import type { ClusterBus } from '../src/core/cluster/bus.js'
 import type { SessionStore } from '../src/core/sessions/session-store.js'
 import { QuietLog } from '../src/core/quiet-log.js'
 import { checkCsvFeeds, resolveSettings, SettingsError } from '../src/core/settings.js'
 
+/** What the host says of a user: its account id (required), the name it must have, `info` its room sees. */
+export type ShoalIdentity = IdentityT
+
 /** What `authorize` may answer: allow, refuse with 403, or refuse with a status and reason. */
 export type AuthorizeResult = boolean | { statusCode: 401 | 403, message?: string }
+
+/** What the upgrade's `authorize` may answer: as AuthorizeResult, or an identity (allowed, as that account). */
+export type UpgradeAuthorizeResult = AuthorizeResult | ShoalIdentity
+
+/** `authorize`'s answer says who the client is. */
+export const isIdentityVerdict = (verdict: UpgradeAuthorizeResult): verdict is ShoalIdentity =>
+  typeof verdict === 'object' && verdict !== null && 'userId' in verdict
 
 /** An HTTP refusal: its status and the body's `error`. */
 export interface Refusal { statusCode: number, error: string }
@@ -26,8 +38,26 @@ export function refusalOf (verdict: AuthorizeResult): Refusal | null {
 
 /** What the host may inject besides the settings. */
 export interface ShoalCollaborators {
-  /** Decides whether a WebSocket upgrade may proceed, before the socket opens. */
-  authorize?: (request: FastifyRequest) => AuthorizeResult | Promise<AuthorizeResult>
+  /**
+   * Decides whether a WebSocket upgrade may proceed, before the socket opens; an
+   * identity it returns is the account every user of that socket speaks for.
+   */
+  authorize?: (request: FastifyRequest) => UpgradeAuthorizeResult | Promise<UpgradeAuthorizeResult>
+  /**
+   * Decides each register and reconnect from its `auth` field (a Shoal extension,
+   * any JSON up to 4 KiB), for tokens that should not travel in a URL: an identity
+   * admits it as that account, true as it is, false refuses it (`unauthorized`,
+   * close 4401); throw `new ShoalError('forbidden', ...)` for 4403. The upgrade
+   * request is kept for the socket's life when this is set.
+   */
+  authenticate?: (auth: unknown, request: FastifyRequest) => AuthenticateResult | Promise<AuthenticateResult>
+  /** Decides register and join into `room` (identity null: anonymous); a refusal is `forbidden` and nothing changes. */
+  canJoin?: (identity: ShoalIdentity | null, room: string) => boolean | Promise<boolean>
+  /**
+   * Decided when a user enters a room (register, join, resume, moveToRoom): false
+   * makes it read-only there, its update, data and updatelisteningto `forbidden`.
+   */
+  canUpdate?: (identity: ShoalIdentity | null, room: string) => boolean | Promise<boolean>
   /**
    * Origins a browser may connect from (the upgrade's `Origin` header): a list
    * (exact match, such as `https://app.example.com`) or a function; any when absent.
@@ -64,6 +94,9 @@ export function resolveConfig (options: ShoalOptions): ShoalConfig {
     ...resolveSettings(options),
     clock: options.clock ?? systemClock,
     ...(options.authorize !== undefined && { authorize: checkFunction('authorize', options.authorize) }),
+    ...(options.authenticate !== undefined && { authenticate: checkFunction('authenticate', options.authenticate) }),
+    ...(options.canJoin !== undefined && { canJoin: checkFunction('canJoin', options.canJoin) }),
+    ...(options.canUpdate !== undefined && { canUpdate: checkFunction('canUpdate', options.canUpdate) }),
     ...(options.allowedOrigins !== undefined && { allowedOrigins: checkOrigins(options.allowedOrigins) }),
     ...(options.metricsAuthorize !== undefined && { metricsAuthorize: checkFunction('metricsAuthorize', options.metricsAuthorize) }),
     ...(options.sessionStore !== undefined && { sessionStore: options.sessionStore }),

@@ -21,12 +21,14 @@ export default fp(async function engine (app) {
     registrations: app.shoalRegistrations,
     feeds: app.shoalCsvFeeds,
     meter: app.shoalMetrics,
-    log
+    log,
+    access: app.shoalAccess,
+    messages: app.shoalMessages
   })
   app.shoalTicker.add('expire', 'expire-unregistered', () => engine.expireUnregistered())
   app.decorate('shoalEngine', engine)
 }, {
   name: 'shoal-engine',
   fastify: '5.x',
-  dependencies: ['shoal-config', 'shoal-metrics', 'shoal-ticker', 'shoal-user-store', 'shoal-sessions', 'shoal-broadcast', 'shoal-csv-feeds', 'shoal-connections', 'shoal-limits']
+  dependencies: ['shoal-config', 'shoal-metrics', 'shoal-ticker', 'shoal-user-store', 'shoal-sessions', 'shoal-broadcast', 'shoal-csv-feeds', 'shoal-connections', 'shoal-limits', 'shoal-access', 'shoal-messages']
 })

@@ -8,7 +8,10 @@ import type { Socket as NetSocket } from 'node:net'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type {} from '@fastify/websocket'
 import type { RawData, WebSocket } from 'ws'
-import { refusalOf, type Refusal } from '../plugins/config.js'
+import type { IdentityT } from '../schemas/identity.js'
+import { isIdentityVerdict, refusalOf, type Refusal } from '../plugins/config.js'
+import type { Upgrade } from '../src/core/engine.js'
+import { checkedIdentity } from '../src/core/identity.js'
 import type { Connection } from '../src/core/transport/connection.js'
 
 /** Whether the upgrade's Origin may connect (a request without one is not a browser's). */
@@ -19,13 +22,24 @@ async function originAllowed (app: FastifyInstance, request: FastifyRequest): Pr
   return typeof allowedOrigins === 'function' ? await allowedOrigins(origin, request) === true : allowedOrigins.includes(origin)
 }
 
-/** Why the upgrade is refused, or null: decided before it, so a refusal is a plain HTTP answer. */
-async function refusal (app: FastifyInstance, request: FastifyRequest): Promise<Refusal | null> {
+/** Why the upgrade is refused, or the identity `authorize` gave (null: none): decided before it, so a refusal is a plain HTTP answer. */
+async function admission (app: FastifyInstance, request: FastifyRequest): Promise<{ refusal: Refusal } | { identity: IdentityT | null }> {
   const { shoalConnections: connections, shoalConfig: config } = app
-  if (connections.draining) return { statusCode: 503, error: 'draining' }
-  if (connections.countFrom(request.ip) >= config.maxConnectionsPerAddress) return { statusCode: 429, error: 'too many connections from this address' }
-  if (!await originAllowed(app, request)) return { statusCode: 403, error: 'origin not allowed' }
-  return config.authorize === undefined ? null : refusalOf(await config.authorize(request))
+  if (connections.draining) return { refusal: { statusCode: 503, error: 'draining' } }
+  if (connections.countFrom(request.ip) >= config.maxConnectionsPerAddress) return { refusal: { statusCode: 429, error: 'too many connections from this address' } }
+  if (!await originAllowed(app, request)) return { refusal: { statusCode: 403, error: 'origin not allowed' } }
+  if (config.authorize === undefined) return { identity: null }
+  const verdict = await config.authorize(request)
+  if (!isIdentityVerdict(verdict)) {
+    const refused = refusalOf(verdict)
+    return refused === null ? { identity: null } : { refusal: refused }
+  }
+  try {
+    return { identity: checkedIdentity(verdict, 'authorize') }
+  } catch (err) {
+    app.log.error({ err }, 'authorize returned an invalid identity')
+    return { refusal: { statusCode: 500, error: 'the server could not identify this client' } }
+  }
 }
 
 export default async function wsRoute (app: FastifyInstance): Promise<void> {
@@ -43,6 +57,9 @@ export default async function wsRoute (app: FastifyInstance): Promise<void> {
   }
   const onPong = withConnection((connection) => engine.pong(connection))
   const onClose = withConnection((connection) => engine.closed(connection))
+  // The identity authorize gave, from the upgrade's check to its socket.
+  const identities = new WeakMap<FastifyRequest, IdentityT>()
+  const keepRequest = app.shoalConfig.authenticate !== undefined
   /** A broken socket (a reset, a bad frame) ends that connection only. */
   function onSocketError (this: WebSocket, err: Error): void {
     app.log.debug({ err }, 'websocket error')
@@ -52,12 +69,15 @@ export default async function wsRoute (app: FastifyInstance): Promise<void> {
   app.get(app.shoalConfig.path, {
     websocket: true,
     preValidation: async (request, reply) => {
-      const refused = await refusal(app, request)
-      if (refused !== null) await reply.code(refused.statusCode).send({ error: refused.error })
+      const verdict = await admission(app, request)
+      if ('refusal' in verdict) await reply.code(verdict.refusal.statusCode).send({ error: verdict.refusal.error })
+      else if (verdict.identity !== null) identities.set(request, verdict.identity)
     }
   }, (socket: WebSocket, request: FastifyRequest) => {
     releaseUpgradeRequest(socket, request, onSocketError)
-    connections.set(socket, engine.open(socket, request.ip))
+    const identity = identities.get(request) ?? null
+    const upgrade: Upgrade | undefined = identity === null && !keepRequest ? undefined : { identity, ...(keepRequest && { request }) }
+    connections.set(socket, engine.open(socket, request.ip, upgrade))
     socket.on('message', onMessage)
     socket.on('pong', onPong)
     socket.on('close', onClose)

@@ -5,7 +5,7 @@
  */
 import { Type, type Static } from '@sinclair/typebox'
 import {
-  Coordinate, ListeningTo, RoomName, STATE_MAX_KEYS, STATE_STRING_MAX_LENGTH, StateKeyPattern, UserId, UserName
+  AccountId, Coordinate, Info, ListeningTo, RoomName, STATE_MAX_KEYS, STATE_STRING_MAX_LENGTH, StateKeyPattern, UserId, UserName
 } from './protocol.js'
 
 /*
@@ -29,7 +29,10 @@ export const ReplicaUser = Type.Object({
   position: Type.Object({ x: Coordinate, y: Coordinate, z: Coordinate }),
   state: ReplicaState,
   listeningTo: ListeningTo,
-  connected: Type.Boolean()
+  connected: Type.Boolean(),
+  userId: Type.Optional(AccountId),
+  /** Its size is checked where it is applied, as for the host's own. */
+  info: Type.Optional(Info)
 })
 
 /** What changed of a user (as in `presence.updated`). */
@@ -38,7 +41,8 @@ export const ReplicaUpdate = Type.Object({
   name: Type.Optional(UserName),
   state: Type.Optional(ReplicaState),
   listeningTo: Type.Optional(ListeningTo),
-  connected: Type.Optional(Type.Boolean())
+  connected: Type.Optional(Type.Boolean()),
+  info: Type.Optional(Info)
 })
 
 /** One room's changes of one node's own users during one tick. */

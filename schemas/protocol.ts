@@ -17,6 +17,10 @@ export const STATE_STRING_MAX_LENGTH = 256
 export const LISTENING_MAX = 256
 export const DATA_PAYLOAD_MAX_BYTES = 8192
 export const COORDINATE_LIMIT = 1e9
+/** Shoal extensions: the `auth` of register and reconnect, and the `info` the host sets, serialized. */
+export const AUTH_MAX_BYTES = 4096
+export const INFO_MAX_BYTES = 4096
+export const USER_ID_MAX_LENGTH = 256
 
 /** A trimmed name of 1..64 Unicode code points (string length counts UTF-16 units, hence a format). */
 FormatRegistry.Set('shoal-name', (value) => {
@@ -67,6 +71,15 @@ export const State = Type.Record(Type.String({ pattern: StateKeyPattern }), Stat
 /** State as the server keeps and sends it: null values are removals, so none remain. */
 export const StoredState = Type.Record(Type.String(), Type.Union([Type.String(), Type.Number(), Type.Boolean()]))
 
+/**
+ * Shoal extension: what the host says of a user (its own data: a role, an avatar), a
+ * JSON object of at most INFO_MAX_BYTES serialized (checked where the host sets it).
+ */
+export const Info = Type.Record(Type.String(), Type.Unknown(), { expected: 'a JSON object' })
+
+/** Shoal extension: the host's account id of a user, from its `authorize` or `authenticate`. */
+export const AccountId = Type.String({ minLength: 1, maxLength: USER_ID_MAX_LENGTH, expected: `a string of 1 to ${USER_ID_MAX_LENGTH} characters` })
+
 export const ListeningTo = Type.Array(UserId, { maxItems: LISTENING_MAX, expected: `an array of at most ${LISTENING_MAX} UUID strings` })
 
 export const User = Type.Object({
@@ -78,7 +91,11 @@ export const User = Type.Object({
   listeningTo: Type.Array(Type.String()),
   connected: Type.Boolean(),
   /** Shoal extension, sent only to clients that chose the compact encoding: the user's short id in compact `positions`. */
-  sid: Type.Optional(Type.Integer())
+  sid: Type.Optional(Type.Integer()),
+  /** Shoal extension, only for users the host identified: its account id (several users may share one: tabs, devices). */
+  userId: Type.Optional(Type.String()),
+  /** Shoal extension, only when the host set it: read-only to clients. */
+  info: Type.Optional(Info)
 })
 
 /** Shoal extension: how a client wants `positions`; JSON unless it asks. */
@@ -89,16 +106,24 @@ export const Encoding = Type.Union([Type.Literal('json'), Type.Literal('compact'
 const message = <T extends string, P extends Record<string, TSchema>>(type: T, properties: P, options: object = {}) =>
   Type.Object({ type: Type.Literal(type), ...properties }, { additionalProperties: false, ...options })
 
+/** Shoal extension: credentials for the host's `authenticate` (any JSON up to AUTH_MAX_BYTES, checked as serialized). */
+export const Auth = Type.Unknown({ expected: 'a JSON value' })
+
 export const RegisterMessage = message('register', {
   name: Type.Optional(UserName),
   room: Type.Optional(RoomName),
   state: Type.Optional(State),
   position: Type.Optional(PositionInput),
-  encoding: Type.Optional(Encoding)
+  encoding: Type.Optional(Encoding),
+  auth: Type.Optional(Auth)
 })
 
 /** Any string is schema-valid: every non-live secret gets `invalid_secret`, not `invalid_message`. */
-export const ReconnectMessage = message('reconnect', { secret: Type.String({ expected: 'a string' }), encoding: Type.Optional(Encoding) })
+export const ReconnectMessage = message('reconnect', {
+  secret: Type.String({ expected: 'a string' }),
+  encoding: Type.Optional(Encoding),
+  auth: Type.Optional(Auth)
+})
 
 export const UpdateMessage = message('update', {
   position: Type.Optional(PositionInput),
@@ -135,6 +160,22 @@ export type ClientMessageType = keyof typeof ClientMessageSchemas
 export type ClientMessageOf<K extends ClientMessageType> = Static<(typeof ClientMessageSchemas)[K]>
 export type ClientMessage = { [K in ClientMessageType]: ClientMessageOf<K> }[ClientMessageType]
 
+/** Shoal extension: the id a client gives a message of the host's own, echoed in its `reply` or `error`. */
+export const RequestId = Type.Union([
+  Type.Number(),
+  Type.String({ maxLength: 64 })
+], { expected: 'a number or a string of at most 64 characters' })
+
+/** A type name the host may give a message of its own: not one of the contract's (checked at registration). */
+export const CustomTypePattern = '^[A-Za-z][A-Za-z0-9_.:-]{0,63}$'
+
+/** Shoal extension: a message of a type the host registered (`app.shoal.handle`); its fields are the host's schema's. */
+export interface CustomClientMessage {
+  type: string
+  id?: Static<typeof RequestId>
+  [field: string]: unknown
+}
+
 // ---- server to client -------------------------------------------------------
 
 export const ErrorCode = Type.Union([
@@ -147,8 +188,17 @@ export const ErrorCode = Type.Union([
   Type.Literal('invalid_secret'),
   Type.Literal('rate_limited'),
   /** Shoal extension: the room holds `maxRoomSize` users already. */
-  Type.Literal('room_full')
+  Type.Literal('room_full'),
+  /** Shoal extension: the host's `authenticate` refused the credentials (then close 4401). */
+  Type.Literal('unauthorized'),
+  /** Shoal extension: the host refused this (a room, a read-only member, credentials: then close 4403). */
+  Type.Literal('forbidden'),
+  /** Shoal extension: a handler of the host failed; the details are in the server's log. */
+  Type.Literal('server_error')
 ])
+
+/** Shoal extension: an error code a host handler chose (`ShoalError`). */
+export const AppErrorCode = Type.String({ pattern: '^[a-z][a-z0-9_]{0,63}$' })
 
 export const WelcomeMessage = Type.Object({
   type: Type.Literal('welcome'),
@@ -175,7 +225,7 @@ export const SnapshotMessage = Type.Object({
 
 export const PresenceUpdate = Type.Intersect([
   Type.Object({ id: Type.String() }),
-  Type.Partial(Type.Pick(User, ['name', 'room', 'state', 'listeningTo', 'connected']))
+  Type.Partial(Type.Pick(User, ['name', 'room', 'state', 'listeningTo', 'connected', 'info']))
 ])
 
 export const PresenceMessage = Type.Object({
@@ -206,20 +256,32 @@ export const PongMessage = Type.Object({
   serverTime: Type.Number()
 })
 
-/** What an `error` says: the server's answer to one bad message. */
+/** What an `error` says: the server's answer to one bad message (`id`: a Shoal extension, the id of the message it answers). */
 export const ProtocolError = Type.Object({
   code: ErrorCode,
   message: Type.String(),
-  ref: Type.Optional(Type.String())
+  ref: Type.Optional(Type.String()),
+  id: Type.Optional(RequestId)
 })
 
-export const ErrorMessage = Type.Composite([Type.Object({ type: Type.Literal('error') }), ProtocolError])
+export const ErrorMessage = Type.Composite([
+  Type.Object({ type: Type.Literal('error'), code: Type.Union([ErrorCode, AppErrorCode]) }),
+  Type.Omit(ProtocolError, ['code'])
+])
 
 /** What the client library reports: the server's errors, and `connection` for what happened to the socket. */
 export const ClientError = Type.Composite([
   Type.Omit(ProtocolError, ['code']),
-  Type.Object({ code: Type.Union([ErrorCode, Type.Literal('connection')]) })
+  Type.Object({ code: Type.Union([ErrorCode, AppErrorCode, Type.Literal('connection')]) })
 ])
+
+/** Shoal extension: the result of a message of the host's own type that carried an `id`. */
+export const ReplyMessage = Type.Object({
+  type: Type.Literal('reply'),
+  ref: Type.String(),
+  id: RequestId,
+  result: Type.Unknown()
+})
 
 /** Shoal extension: the current version of a CSV data feed (after welcome, after join, and on every change). */
 export const CsvMessage = Type.Object({
@@ -232,7 +294,7 @@ export const CsvMessage = Type.Object({
 })
 
 export const ServerMessage = Type.Union([
-  WelcomeMessage, SnapshotMessage, PresenceMessage, PositionsMessage, DataDelivery, PongMessage, ErrorMessage, CsvMessage
+  WelcomeMessage, SnapshotMessage, PresenceMessage, PositionsMessage, DataDelivery, PongMessage, ErrorMessage, CsvMessage, ReplyMessage
 ])
 
 export type PositionInputT = Static<typeof PositionInput>
@@ -244,6 +306,9 @@ export type EncodingT = Static<typeof Encoding>
 export type PresenceUpdateT = Static<typeof PresenceUpdate>
 export type ErrorCodeT = Static<typeof ErrorCode>
 export type ProtocolErrorT = Static<typeof ProtocolError>
+export type RequestIdT = Static<typeof RequestId>
+export type InfoT = Static<typeof Info>
+export type ReplyMessageT = Static<typeof ReplyMessage>
 export type ClientErrorT = Static<typeof ClientError>
 export type WelcomeMessageT = Static<typeof WelcomeMessage>
 export type SnapshotMessageT = Static<typeof SnapshotMessage>

@@ -32,9 +32,11 @@ interface Row {
   state: string
   listening_to: string
   last_seen: number
+  /** JSON `{userId, info?}` of a user the host identified, `{info}` of an anonymous one with info; null otherwise (version 2). */
+  identity: string | null
 }
 
-const SCHEMA_VERSION = 1
+const SCHEMA_VERSION = 2
 
 export class SqliteSessionStore implements SessionStore {
   private readonly db: Database.Database
@@ -66,12 +68,13 @@ export class SqliteSessionStore implements SessionStore {
       if (check !== 'ok') throw new Error(`integrity check failed: ${String(check)}`)
       this.selectOne = this.db.prepare('SELECT * FROM sessions WHERE secret_hash = ?')
       this.upsert = this.db.prepare(`
-        INSERT INTO sessions (secret_hash, id, name, room, x, y, z, state, listening_to, last_seen)
-        VALUES (@secret_hash, @id, @name, @room, @x, @y, @z, @state, @listening_to, @last_seen)
+        INSERT INTO sessions (secret_hash, id, name, room, x, y, z, state, listening_to, last_seen, identity)
+        VALUES (@secret_hash, @id, @name, @room, @x, @y, @z, @state, @listening_to, @last_seen, @identity)
         ON CONFLICT (secret_hash) DO UPDATE SET
           id = excluded.id, name = excluded.name, room = excluded.room,
           x = excluded.x, y = excluded.y, z = excluded.z,
-          state = excluded.state, listening_to = excluded.listening_to, last_seen = excluded.last_seen`)
+          state = excluded.state, listening_to = excluded.listening_to, last_seen = excluded.last_seen,
+          identity = excluded.identity`)
       this.deleteOne = this.db.prepare('DELETE FROM sessions WHERE secret_hash = ?')
       this.deleteExpired = this.db.prepare('DELETE FROM sessions WHERE last_seen <= ?')
       this.saveBatch = this.db.transaction((records: readonly SessionRecordT[]) => {
@@ -124,9 +127,13 @@ export class SqliteSessionStore implements SessionStore {
         z REAL NOT NULL,
         state TEXT NOT NULL,
         listening_to TEXT NOT NULL,
-        last_seen INTEGER NOT NULL
+        last_seen INTEGER NOT NULL,
+        identity TEXT
       ) WITHOUT ROWID;
       CREATE INDEX IF NOT EXISTS sessions_last_seen ON sessions (last_seen);`)
+    // A version 1 file (no identities yet) keeps its sessions, all anonymous.
+    const columns = this.db.prepare('SELECT name FROM pragma_table_info(\'sessions\')').all() as Array<{ name: string }>
+    if (!columns.some((column) => column.name === 'identity')) this.db.exec('ALTER TABLE sessions ADD COLUMN identity TEXT')
   }
 }
 
@@ -141,19 +148,23 @@ function toRow (record: SessionRecordT): Row {
     z: record.position.z,
     state: JSON.stringify(record.state),
     listening_to: JSON.stringify(record.listeningTo),
-    last_seen: record.lastSeen
+    last_seen: record.lastSeen,
+    identity: record.userId === undefined && record.info === undefined ? null : JSON.stringify({ userId: record.userId, info: record.info })
   }
 }
 
 function toRecord (row: Row): SessionRecordT | undefined {
-  let state: unknown, listeningTo: unknown
+  let state: unknown, listeningTo: unknown, identity: { userId?: unknown, info?: unknown } | null
   try {
     state = JSON.parse(row.state)
     listeningTo = JSON.parse(row.listening_to)
+    identity = row.identity === null ? null : JSON.parse(row.identity) as { userId?: unknown, info?: unknown } | null
   } catch {
     return undefined
   }
   return sessionRecord.check({
+    ...(identity?.userId !== undefined && { userId: identity.userId }),
+    ...(identity?.info !== undefined && { info: identity.info }),
     secretHash: row.secret_hash,
     id: row.id,
     name: row.name,

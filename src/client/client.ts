@@ -5,11 +5,13 @@
  */
 import { EventEmitter } from 'eventemitter3'
 import type {
-  ClientErrorT, ClientMessage, ClientMessageOf, CsvMessageT, EncodingT, PositionT, ServerMessageT, StateT, PresenceUpdateT, UserT, WelcomeMessageT
+  ClientErrorT, ClientMessage, ClientMessageOf, CsvMessageT, CustomClientMessage, EncodingT, PositionT, ReplyMessageT, RequestIdT,
+  ServerMessageT, StateT, PresenceUpdateT, UserT, WelcomeMessageT
 } from '../../schemas/protocol.js'
 import { CloseCode } from '../protocol/close-codes.js'
 import { decodeCompactPositions } from '../protocol/compact.js'
 import { clientFrame } from '../protocol/frames.js'
+import { SERVER_SENDER } from '../protocol/senders.js'
 import { backoffDelay, type BackoffOptions } from './backoff.js'
 import { RoomMirror } from './mirror.js'
 
@@ -51,7 +53,22 @@ export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed'
 /** A server `error`, or `connection` for what happened to the socket. */
 export type ShoalError = ClientErrorT
 
-export interface ShoalClientEvents {
+/**
+ * The host's own message types, for `request`: each type's fields and the result
+ * its handler returns. A host that defines them with TypeBox writes
+ * `{ chat: { request: Static<typeof Chat>, result: { at: number } } }`.
+ */
+export type ShoalMessages = Record<string, { request: object, result: unknown }>
+
+/** Why a `request` failed: the server's error (its code and message), or `connection` / `timeout`. */
+export class ShoalRequestError extends Error {
+  override name = 'ShoalRequestError'
+  constructor (readonly code: string, message: string, readonly ref?: string) {
+    super(message)
+  }
+}
+
+export interface ShoalClientEvents<Push = unknown> {
   /** The socket opened (before `welcome`). */
   open: []
   welcome: [message: WelcomeMessageT]
@@ -62,6 +79,8 @@ export interface ShoalClientEvents {
   update: [user: UserT, changes: PresenceUpdateT]
   positions: [moved: Array<{ user: UserT, position: PositionT }>, serverTime: number]
   data: [from: string, payload: unknown]
+  /** `data` the server itself sent (`app.shoal.sendToUser`, `sendToRoom`): also told as `data` from `server`. */
+  message: [payload: Push]
   /** A CSV data feed of the room (a Shoal extension): its current version, at welcome, after `join` and on every change. */
   csv: [feed: CsvMessageT]
   error: [error: ShoalError]
@@ -98,6 +117,20 @@ export interface ShoalClientOptions {
    * (binary, 32-bit floats: about a third of the bytes). Events look the same either way.
    */
   encoding?: EncodingT
+  /**
+   * Credentials for the server's `authenticate` (a Shoal extension), sent in each
+   * register and reconnect: a JSON value, or a function called before each attempt
+   * (so an expiring token can be refreshed).
+   */
+  auth?: unknown
+  /** How long `request` waits for its reply, in ms (default 10000). */
+  requestTimeoutMs?: number
+}
+
+interface PendingRequest {
+  resolve: (result: unknown) => void
+  reject: (error: ShoalRequestError) => void
+  timer: unknown
 }
 
 const OPEN = 1
@@ -127,7 +160,7 @@ function defaultStorage (): SecretStorage {
   return memoryStorage()
 }
 
-export class ShoalClient extends EventEmitter<ShoalClientEvents> {
+export class ShoalClient<Messages extends ShoalMessages = ShoalMessages, Push = unknown> extends EventEmitter<ShoalClientEvents<Push>> {
   state: ConnectionState = 'connecting'
   /** Our own user as last confirmed by the server, with our latest local position. */
   me: UserT | null = null
@@ -155,6 +188,9 @@ export class ShoalClient extends EventEmitter<ShoalClientEvents> {
   private lastUpdateAt = Number.NEGATIVE_INFINITY
   private tickMs: number
   private syncPending = false
+  /** Requests awaiting their reply, by id. */
+  private readonly requests = new Map<number, PendingRequest>()
+  private nextRequestId = 1
   /** Latest unsent outgoing values; only the newest survive an offline period. */
   private pending: { position?: PositionT, state?: StateT, name?: string, listeningTo?: string[] } = {}
 
@@ -188,8 +224,13 @@ export class ShoalClient extends EventEmitter<ShoalClientEvents> {
     this.socket = socket
     socket.onopen = () => {
       this.emit('open')
-      const secret = this.storage.getItem(this.storageKey)
-      this.sendNow(secret === null ? this.registerMessage() : { type: 'reconnect', secret, ...this.encodingField() })
+      const auth = this.options.auth
+      // A value goes at once; a function is called for each attempt, and may be async (a token refresh).
+      if (typeof auth !== 'function') return this.hello(socket, auth)
+      Promise.resolve().then(() => (auth as () => unknown)()).then((value) => { this.hello(socket, value) }, (err: unknown) => {
+        this.emit('error', { code: 'connection', message: `auth: ${err instanceof Error ? err.message : String(err)}` })
+        socket.close(CloseCode.retry)
+      })
     }
     socket.onmessage = (event: { data: unknown }) => {
       if (typeof event.data !== 'string') return this.receiveBinary(event.data)
@@ -244,6 +285,29 @@ export class ShoalClient extends EventEmitter<ShoalClientEvents> {
     return this.welcomed && this.sendNow({ type: 'data', payload })
   }
 
+  /**
+   * Sends a message of one of the host's own types and resolves with its handler's
+   * result. Rejects with a ShoalRequestError: the server's error (`invalid_message`,
+   * `unknown_type`, a code of the host's), `timeout`, or `connection` when not
+   * connected or when the connection drops before the reply.
+   */
+  request<K extends keyof Messages & string> (type: K, fields: Messages[K]['request'], options: { timeoutMs?: number } = {}): Promise<Messages[K]['result']> {
+    return new Promise((resolve, reject) => {
+      const id = this.nextRequestId++
+      const message: CustomClientMessage = { ...fields, type, id }
+      if (!this.welcomed || !this.sendRaw(message)) {
+        reject(new ShoalRequestError('connection', 'not connected', type))
+        return
+      }
+      const timeoutMs = options.timeoutMs ?? this.options.requestTimeoutMs ?? 10_000
+      const timer = this.timers.setTimeout(() => {
+        this.requests.delete(id)
+        reject(new ShoalRequestError('timeout', `no reply to ${type} within ${timeoutMs} ms`, type))
+      }, timeoutMs)
+      this.requests.set(id, { resolve: resolve as (result: unknown) => void, reject, timer })
+    })
+  }
+
   join (room: string): void {
     if (this.welcomed && this.sendNow({ type: 'join', room })) this.joining = true
   }
@@ -274,6 +338,7 @@ export class ShoalClient extends EventEmitter<ShoalClientEvents> {
   private shutDown (): void {
     this.transition('closed')
     this.stopTimers()
+    this.failRequests('the client was closed')
   }
 
   private receive (message: ServerMessageT): void {
@@ -310,6 +375,10 @@ export class ShoalClient extends EventEmitter<ShoalClientEvents> {
       }
       case 'data':
         this.emit('data', message.from, message.payload)
+        if (message.from === SERVER_SENDER) this.emit('message', message.payload as Push)
+        return
+      case 'reply':
+        this.settleRequest(message)
         return
       case 'csv':
         this.csvFeeds.set(message.name, message)
@@ -322,6 +391,8 @@ export class ShoalClient extends EventEmitter<ShoalClientEvents> {
         }
         return
       case 'error':
+        // An error that answers a request rejects it, and is told only there.
+        if (typeof message.id === 'number' && this.settleRequest(message)) return
         if (message.code === 'invalid_secret') {
           // The session is gone (expired or ended): start a new one on this socket.
           this.storage.removeItem(this.storageKey)
@@ -345,8 +416,37 @@ export class ShoalClient extends EventEmitter<ShoalClientEvents> {
     this.receive({ type: 'positions', t: frame.t, p: frame.entries.map(([sid, x, y, z]) => [this.mirror.idOf(sid), x, y, z]) })
   }
 
-  private registerMessage (): ClientMessageOf<'register'> {
-    return { type: 'register', ...this.options.register, ...this.encodingField() }
+  private registerMessage (auth: { auth?: unknown } = {}): ClientMessageOf<'register'> {
+    return { type: 'register', ...this.options.register, ...this.encodingField(), ...auth }
+  }
+
+  /** The first message on a new socket: reconnect with the stored secret, or register. */
+  private hello (socket: WebSocketLike, auth: unknown): void {
+    if (this.socket !== socket) return
+    const authField = auth === undefined ? {} : { auth }
+    const secret = this.storage.getItem(this.storageKey)
+    this.sendNow(secret === null ? this.registerMessage(authField) : { type: 'reconnect', secret, ...this.encodingField(), ...authField })
+  }
+
+  /** Resolves or rejects the request a reply or error answers; false when none waits for it. */
+  private settleRequest (message: ReplyMessageT | Extract<ServerMessageT, { type: 'error' }>): boolean {
+    const id: RequestIdT | undefined = message.id
+    const pending = typeof id === 'number' ? this.requests.get(id) : undefined
+    if (pending === undefined || typeof id !== 'number') return false
+    this.requests.delete(id)
+    this.timers.clearTimeout(pending.timer)
+    if (message.type === 'reply') pending.resolve(message.result)
+    else pending.reject(new ShoalRequestError(message.code, message.message, message.ref))
+    return true
+  }
+
+  /** Every request still waiting fails: the connection that would carry its reply is gone. */
+  private failRequests (reason: string): void {
+    for (const [id, pending] of this.requests) {
+      this.timers.clearTimeout(pending.timer)
+      pending.reject(new ShoalRequestError('connection', reason))
+      this.requests.delete(id)
+    }
   }
 
   /** Only a client that wants compact says so, so a JSON client's messages are exactly the contract's. */
@@ -383,6 +483,7 @@ export class ShoalClient extends EventEmitter<ShoalClientEvents> {
     if (this.socket !== socket) return
     this.socket = null
     this.welcomed = false
+    this.failRequests('the connection closed before the reply')
     this.syncPending = false
     this.timers.clearTimeout(this.pingTimer)
     this.timers.clearTimeout(this.flushTimer)
@@ -390,6 +491,11 @@ export class ShoalClient extends EventEmitter<ShoalClientEvents> {
     if (this.state === 'closed') return
     if (code === CloseCode.replaced) {
       this.emit('error', { code: 'connection', message: 'replaced: this user connected elsewhere' })
+      return this.shutDown()
+    }
+    if (code === CloseCode.unauthorized || code === CloseCode.forbidden) {
+      // The server refused our credentials: retrying with the same ones would be refused again.
+      this.emit('error', { code: code === CloseCode.unauthorized ? 'unauthorized' : 'forbidden', message: 'the server refused this client\'s credentials' })
       return this.shutDown()
     }
     if (code === CloseCode.ended) {
@@ -437,6 +543,10 @@ export class ShoalClient extends EventEmitter<ShoalClientEvents> {
   }
 
   private sendNow (message: ClientMessage): boolean {
+    return this.sendRaw(message)
+  }
+
+  private sendRaw (message: ClientMessage | CustomClientMessage): boolean {
     const socket = this.socket
     if (socket === null || socket.readyState !== OPEN) return false
     socket.send(clientFrame(message))

@@ -1,12 +1,21 @@
 /** The server-side API of one Shoal instance, which the plugin gives the host as `app.shoal`. */
-import type { UserT } from '../../schemas/protocol.js'
+import type { TObject } from '@sinclair/typebox'
+import { TypeCompiler } from '@sinclair/typebox/compiler'
+import { RoomName, State, type StateT, type UserT } from '../../schemas/protocol.js'
 import { dataFrame } from '../protocol/frames.js'
+import { SERVER_SENDER } from '../protocol/senders.js'
+import type { MessageHandler } from './custom-messages.js'
 import type { Engine } from './engine.js'
+import { enterRoom } from './handlers.js'
 import { HostEvents, type ShoalEventName, type ShoalListener } from './host-events.js'
-import { copyUser } from './presence/user.js'
+import { checkedInfo } from './identity.js'
+import { mergeState } from './presence/state.js'
+import { copyUser, type LiveUser } from './presence/user.js'
 
-/** The sender of `data` that the host application sends. */
-export const SERVER_SENDER = 'server'
+const stateCheck = TypeCompiler.Compile(State)
+const roomCheck = TypeCompiler.Compile(RoomName)
+
+export { SERVER_SENDER }
 
 export interface ShoalApi {
   /** Names of the rooms that have users. */
@@ -30,15 +39,70 @@ export interface ShoalApi {
    */
   on<E extends ShoalEventName>(event: E, listener: ShoalListener<E>): void
   off<E extends ShoalEventName>(event: E, listener: ShoalListener<E>): void
+  /**
+   * A message type of the host's own: clients send `{type, id?, ...fields}`, the
+   * fields checked against `schema` (a Type.Object) before `handler` sees them. Its
+   * result goes back as `{type:"reply", ref: type, id, result}` when the message has
+   * an `id`; a thrown ShoalError answers with `error` of its code, anything else
+   * thrown with `server_error`. A name of the protocol, or one registered already, throws.
+   */
+  handle<S extends TObject>(type: string, schema: S, handler: MessageHandler<S>): void
+  /**
+   * Merges `patch` into a user's state as the server (null removes a key); its
+   * room sees `presence.updated`. False when the user is not this node's; a patch
+   * a client could not send (keys, values, limits) throws a TypeError.
+   */
+  setState(id: string, patch: StateT): boolean
+  /** Replaces a user's `info` (a JSON object, at most 4 KiB); as setState. */
+  setInfo(id: string, info: Record<string, unknown>): boolean
+  /**
+   * Moves a user to `room` (no canJoin, no maxRoomSize: the server decides);
+   * both rooms see it, its client gets a `snapshot` of the new one. Resolves false
+   * when the user is not this node's; a malformed room name throws a TypeError.
+   */
+  moveToRoom(id: string, room: string): Promise<boolean>
 }
 
 /** `data` from the server; a payload JSON cannot express (undefined) travels as null. */
 const serverData = (payload: unknown): string => dataFrame(SERVER_SENDER, JSON.stringify(payload) ?? 'null')
 
 export function createApi (engine: Engine): ShoalApi {
-  const { users, broadcaster, connections, log } = engine.services
+  const { users, broadcaster, connections, log, messages, access } = engine.services
   const events = new HostEvents(users, log)
+  /** Only the node that has a user's socket acts on it; other nodes hold replicas. */
+  const localUser = (id: string): LiveUser | undefined => {
+    const user = users.get(id)
+    return user?.isLocal === true ? user : undefined
+  }
   return {
+    handle: (type, schema, handler) => { messages.register(type, schema, handler) },
+    setState (id, patch) {
+      if (!stateCheck.Check(patch)) throw new TypeError(`setState: ${stateCheck.Errors(patch).First()?.message ?? 'invalid'} (a flat object of string, number, boolean or null values)`)
+      const user = localUser(id)
+      if (user === undefined) return false
+      const merged = mergeState(user.state, patch)
+      if ('error' in merged) throw new TypeError(`setState: ${merged.error}`)
+      users.setProfile(user, user.name, merged.state)
+      return true
+    },
+    setInfo (id, info) {
+      const checked = checkedInfo(info, 'setInfo')
+      const user = localUser(id)
+      if (user === undefined) return false
+      users.setInfo(user, checked)
+      return true
+    },
+    async moveToRoom (id, room) {
+      if (!roomCheck.Check(room)) throw new TypeError(`moveToRoom: room ${JSON.stringify(room)} must match ${RoomName.pattern}`)
+      const user = localUser(id)
+      if (user === undefined) return false
+      if (user.room === room) return true
+      const readOnly = await access.readOnly(user.identity, room)
+      // The user may have gone while canUpdate answered.
+      if (localUser(id) !== user) return false
+      if (user.room !== room) enterRoom(engine, user, room, readOnly)
+      return true
+    },
     on: (event, listener) => { events.on(event, listener) },
     off: (event, listener) => { events.off(event, listener) },
     rooms: () => users.roomNames(),

@@ -7,11 +7,16 @@
  * needs comes in as `Services`. Nothing a client sends can throw out of here.
  */
 import type { ShoalSettingsT } from '../../schemas/options.js'
-import type { ErrorCodeT, ServerMessageT } from '../../schemas/protocol.js'
+import type { IdentityT } from '../../schemas/identity.js'
+import type { CustomClientMessage, ErrorCodeT, RequestIdT, ServerMessageT } from '../../schemas/protocol.js'
 import { CloseCode } from '../protocol/close-codes.js'
-import { serverFrame } from '../protocol/frames.js'
+import { replyFrame, serverFrame } from '../protocol/frames.js'
+import type { Access } from './access.js'
 import type { Clock } from './clock.js'
+import type { CustomMessages, CustomMessageType } from './custom-messages.js'
 import { handlers } from './handlers.js'
+import { ShoalError } from './identity.js'
+import { copyUser } from './presence/user.js'
 import type { Broadcaster } from './presence/broadcaster.js'
 import type { UserStore } from './presence/user-store.js'
 import type { LiveUser } from './presence/user.js'
@@ -29,7 +34,8 @@ export type EngineSettings = Pick<ShoalSettingsT,
 export interface EngineMeter {
   /** An inbound message by type (`invalid`: not a known message). */
   received(type: string): void
-  error(code: ErrorCodeT): void
+  /** An error reply by code (the contract's, or one a host handler chose). */
+  error(code: string): void
 }
 
 /** The few log calls the engine makes (pino's logger fits). */
@@ -53,7 +59,22 @@ export interface Services {
   readonly feeds: { framesFor(room: string): string[] }
   readonly meter: EngineMeter
   readonly log: EngineLog
+  /** The host's identity and permission hooks. */
+  readonly access: Access
+  /** Message types of the host's own. */
+  readonly messages: CustomMessages
 }
+
+/** What the transport knows of a socket's upgrade: the identity `authorize` gave, and the request, kept only for `authenticate`. */
+export interface Upgrade {
+  identity: IdentityT | null
+  request?: unknown
+}
+
+const ANONYMOUS: Upgrade = Object.freeze({ identity: null })
+
+/** Messages of host types one connection may have waiting for their handler: more get `rate_limited`. */
+export const MAX_PENDING_REQUESTS = 32
 
 /** What handlers may do besides using the services. */
 export interface HandlerContext {
@@ -82,10 +103,11 @@ export class Engine implements HandlerContext {
   constructor (readonly services: Services) {}
 
   /** A socket opened: its connection, which the transport then feeds through `receive`, `pong` and `closed`. */
-  open (socket: Socket, address: string): Connection {
+  open (socket: Socket, address: string, upgrade: Upgrade = ANONYMOUS): Connection {
     const { settings, clock, connections } = this.services
     const now = clock.now()
     const connection = new Connection(socket, address, now, new MessageLimiter(settings, now), this.onTaskError)
+    connection.upgrade = upgrade
     connections.add(connection)
     // The transport refuses upgrades while draining and over the cap; this catches those that raced past it.
     if (connections.draining) {
@@ -170,11 +192,15 @@ export class Engine implements HandlerContext {
 
   private dispatch (connection: Connection, text: string): void | Promise<void> {
     if (!connection.isOpen) return
-    const { meter } = this.services
-    const parsed = parseFrame(text)
+    const { meter, messages } = this.services
+    const parsed = parseFrame(text, messages)
     if (!parsed.ok) {
       meter.received(parsed.error.ref !== undefined && parsed.error.code === 'invalid_message' ? parsed.error.ref : 'invalid')
       return this.fail(connection, parsed.error)
+    }
+    if (parsed.custom !== undefined) {
+      meter.received(parsed.custom.type)
+      return this.runCustom(connection, parsed.custom, parsed.message)
     }
     const { message } = parsed
     meter.received(message.type)
@@ -190,6 +216,61 @@ export class Engine implements HandlerContext {
     }
     // The table's entry and the message share a type; TypeScript cannot correlate the two through the union.
     return (entry.handle as (ctx: HandlerContext, connection: Connection, message: unknown, user: unknown) => void | Promise<void>)(this, connection, message, user)
+  }
+
+  /**
+   * A message of a host type: its handler runs outside the connection's queue (a
+   * slow one holds up no `update`), at most MAX_PENDING_REQUESTS at a time; its
+   * result goes back as `reply` when the message had an `id`.
+   */
+  private runCustom (connection: Connection, entry: CustomMessageType, message: CustomClientMessage): void {
+    const ref = entry.type
+    const idField = message.id === undefined ? {} : { id: message.id }
+    const user = connection.user
+    if (user === null) return this.fail(connection, { ...stateErrors.user, ref, ...idField })
+    if (connection.pendingRequests >= MAX_PENDING_REQUESTS) {
+      return this.fail(connection, { code: 'rate_limited', message: `at most ${MAX_PENDING_REQUESTS} messages may await their reply`, ref, ...idField })
+    }
+    connection.pendingRequests++
+    const settle = (ok: boolean, value: unknown): void => {
+      connection.pendingRequests--
+      if (!connection.isOpen) return
+      if (!ok) this.handlerFailed(connection, ref, message.id, value)
+      else if (message.id !== undefined) this.sendReply(connection, ref, message.id, value)
+    }
+    let result: unknown
+    try {
+      result = entry.handle(message, { user: copyUser(user.toWire()), identity: user.identity })
+    } catch (err) {
+      return settle(false, err)
+    }
+    if (typeof (result as PromiseLike<unknown> | null)?.then === 'function') {
+      Promise.resolve(result).then((value) => { settle(true, value) }, (err: unknown) => { settle(false, err) })
+    } else {
+      settle(true, result)
+    }
+  }
+
+  private sendReply (connection: Connection, ref: string, id: RequestIdT, result: unknown): void {
+    let json: string | undefined
+    try {
+      json = JSON.stringify(result)
+    } catch (err) {
+      return this.handlerFailed(connection, ref, id, err)
+    }
+    this.services.broadcaster.broadcast(replyFrame(ref, id, json ?? 'null'), 'reply', { peer: connection })
+  }
+
+  /** A ShoalError answers with its code and message; anything else is `server_error`, its details only in the log. */
+  private handlerFailed (connection: Connection, ref: string, id: RequestIdT | undefined, err: unknown): void {
+    const idField = id === undefined ? {} : { id }
+    if (err instanceof ShoalError) {
+      this.services.meter.error(err.code)
+      this.reply(connection, { type: 'error', code: err.code, message: err.message, ref, ...idField })
+      return
+    }
+    this.services.log.error({ err, type: ref }, 'a handler of app.shoal.handle failed')
+    this.fail(connection, { code: 'server_error', message: 'the server failed to handle this message', ref, ...idField })
   }
 }
 

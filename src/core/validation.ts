@@ -5,13 +5,26 @@
  */
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors'
-import { ClientMessageSchemas, type ClientMessage, type ClientMessageType, type ProtocolErrorT } from '../../schemas/protocol.js'
+import {
+  ClientMessageSchemas, RequestId, type ClientMessage, type ClientMessageType, type CustomClientMessage, type ProtocolErrorT, type RequestIdT
+} from '../../schemas/protocol.js'
+import type { CustomMessages, CustomMessageType } from './custom-messages.js'
 
 export type ProtocolError = ProtocolErrorT
 
 export type ParseResult =
-  | { ok: true, message: ClientMessage }
+  | { ok: true, message: ClientMessage, custom?: undefined }
+  /** A message of a type the host registered. */
+  | { ok: true, message: CustomClientMessage, custom: CustomMessageType }
   | { ok: false, error: ProtocolError }
+
+const requestIdCheck = TypeCompiler.Compile(RequestId)
+
+/** The message's `id`, when it has a valid one: errors about it carry it, so the client can match them to its request. */
+function requestIdOf (value: object): { id?: RequestIdT } {
+  const id = (value as { id?: unknown }).id
+  return requestIdCheck.Check(id) ? { id } : {}
+}
 
 const checks = Object.fromEntries(
   Object.entries(ClientMessageSchemas).map(([type, schema]) => [type, TypeCompiler.Compile(schema)])
@@ -61,8 +74,8 @@ export function overBudget (ref: 'register' | 'reconnect'): ProtocolError {
   return { code: 'rate_limited', message: 'too many register and reconnect messages from this address; try again later', ref }
 }
 
-/** Parses and validates one text frame. Never throws. */
-export function parseFrame (text: string): ParseResult {
+/** Parses and validates one text frame (`custom`: the host's own message types). Never throws. */
+export function parseFrame (text: string, custom?: CustomMessages): ParseResult {
   let value: unknown
   try {
     value = JSON.parse(text)
@@ -77,7 +90,9 @@ export function parseFrame (text: string): ParseResult {
     return { ok: false, error: invalid('type: expected a string') }
   }
   if (!isMessageType(type)) {
-    return { ok: false, error: { code: 'unknown_type', message: `type: unknown message type ${JSON.stringify(type.slice(0, 64))}`, ref: type.slice(0, 64) } }
+    const entry = custom?.get(type)
+    if (entry !== undefined) return parseCustom(entry, value)
+    return { ok: false, error: { code: 'unknown_type', message: `type: unknown message type ${JSON.stringify(type.slice(0, 64))}`, ref: type.slice(0, 64), ...requestIdOf(value) } }
   }
   const check = checks[type]
   if (!check.Check(value)) {
@@ -85,4 +100,11 @@ export function parseFrame (text: string): ParseResult {
     return { ok: false, error: invalid(first === undefined ? `${type}: invalid message` : describe(first, type, value), type) }
   }
   return { ok: true, message: value as ClientMessage }
+}
+
+function parseCustom (entry: CustomMessageType, value: object): ParseResult {
+  if (entry.check.Check(value)) return { ok: true, message: value as CustomClientMessage, custom: entry }
+  const first = entry.check.Errors(value).First()
+  const message = first === undefined ? `${entry.type}: invalid message` : describe(first, entry.type, value)
+  return { ok: false, error: { ...invalid(message, entry.type), ...requestIdOf(value) } }
 }

@@ -16,5 +16,11 @@ export const CloseCode = {
   /** The client's own: register/reconnect was refused for now (`rate_limited`); retry after a backoff. */
   retry: 4000,
   /** The same user connected elsewhere (another tab, another node): do not reconnect. */
-  replaced: 4001
+  replaced: 4001,
+  /** The host's `authenticate` refused the credentials: do not retry with the same ones (as HTTP 401, after graphql-ws). */
+  unauthorized: 4401,
+  /** The host refused this identity (as HTTP 403): do not retry. */
+  forbidden: 4403,
+  /** A hook of the host failed while deciding: retry after a backoff. */
+  serverError: 1011
 } as const

@@ -5,16 +5,21 @@
  * Fan-out frames are built from parts serialized once per tick (a payload, a
  * position entry), so no builder re-serializes what the caller already has.
  */
-import type { ClientMessage, PresenceUpdateT, ServerMessageT, SnapshotMessageT, WelcomeMessageT } from '../../schemas/protocol.js'
+import type { ClientMessage, CustomClientMessage, PresenceUpdateT, ServerMessageT, SnapshotMessageT, WelcomeMessageT } from '../../schemas/protocol.js'
 
 /** Any server message whose parts are not pre-serialized (welcome, snapshot, error, pong, csv). */
 export function serverFrame (message: ServerMessageT): string {
   return JSON.stringify(message)
 }
 
-/** A message from the client to the server. */
-export function clientFrame (message: ClientMessage): string {
+/** A message from the client to the server (one of the contract's, or of a type the host registered). */
+export function clientFrame (message: ClientMessage | CustomClientMessage): string {
   return JSON.stringify(message)
+}
+
+/** The result of a host message type's handler (`resultJson` already serialized), for the client's request `id`. */
+export function replyFrame (ref: string, id: number | string, resultJson: string): string {
+  return `{"type":"reply","ref":${JSON.stringify(ref)},"id":${JSON.stringify(id)},"result":${resultJson}}`
 }
 
 /** `data` from `from` (a user id, or `server`); `payloadJson` is already serialized. */

@@ -1,7 +1,9 @@
 /** The engine with its real parts and a fake socket per client, on a manual clock: what the core tests drive. */
-import type { ErrorCodeT, ServerMessageT } from '../../schemas/protocol.js'
+import type { ServerMessageT } from '../../schemas/protocol.js'
 import { ManualClock } from '../../src/core/clock.js'
-import { Engine, type EngineLog, type EngineMeter } from '../../src/core/engine.js'
+import { Access, type AccessHooks } from '../../src/core/access.js'
+import { CustomMessages } from '../../src/core/custom-messages.js'
+import { Engine, type EngineLog, type EngineMeter, type Upgrade } from '../../src/core/engine.js'
 import { Broadcaster, type BroadcastMeter, type PresencePacing } from '../../src/core/presence/broadcaster.js'
 import { UserStore } from '../../src/core/presence/user-store.js'
 import { MemorySessionStore } from '../../src/core/sessions/session-store.js'
@@ -72,11 +74,11 @@ export class FakeSocket implements Socket {
 
 class RecordingMeter {
   readonly received: string[] = []
-  readonly errors: ErrorCodeT[] = []
+  readonly errors: string[] = []
   // Arrow properties: the broadcaster and the engine call these detached.
   readonly meter: EngineMeter & BroadcastMeter = {
     received: (type: string) => { this.received.push(type) },
-    error: (code: ErrorCodeT) => { this.errors.push(code) },
+    error: (code: string) => { this.errors.push(code) },
     sent () {},
     skipped () {},
     closedSlow () {}
@@ -95,6 +97,8 @@ export interface HarnessLimits {
   pacing?: PresencePacing
   /** Where the engine logs; nowhere when absent. */
   log?: EngineLog
+  /** The host's identity and permission hooks; none when absent. */
+  access?: AccessHooks
 }
 
 export function setup (limits: HarnessLimits = {}) {
@@ -115,12 +119,14 @@ export function setup (limits: HarnessLimits = {}) {
     registrations: new AddressLimiter(limits.registerLimit ?? 30, 60_000),
     feeds: { framesFor: () => [] },
     meter: recorded.meter,
-    log: limits.log ?? quietLog
+    log: limits.log ?? quietLog,
+    access: new Access(limits.access ?? {}, limits.log ?? quietLog),
+    messages: new CustomMessages()
   })
-  /** A client: its socket, its connection, and what it sends as text. */
-  const connect = (address = '10.0.0.1') => {
+  /** A client: its socket, its connection, and what it sends as text; `upgrade` is what authorize said of it. */
+  const connect = (address = '10.0.0.1', upgrade?: Upgrade) => {
     const socket = new FakeSocket()
-    const connection = engine.open(socket, address)
+    const connection = engine.open(socket, address, upgrade)
     const send = (message: unknown): void => engine.receive(connection, Buffer.from(typeof message === 'string' ? message : JSON.stringify(message)), false)
     return { socket, connection, send }
   }

@@ -20,6 +20,7 @@ import type { ShoalSettingsT } from '../../../schemas/options.js'
 import { DATA_PAYLOAD_MAX_BYTES, type UserT } from '../../../schemas/protocol.js'
 import { CloseCode } from '../../protocol/close-codes.js'
 import type { Clock } from '../clock.js'
+import { infoProblem } from '../identity.js'
 import type { Broadcaster } from '../presence/broadcaster.js'
 import { changedFields } from '../presence/room.js'
 import { copyState, stateLimitProblem } from '../presence/state.js'
@@ -217,7 +218,7 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
       for (const member of members) {
         if (!isReplicaUser.Check(member)) {
           this.emit('invalid', `member record of ${node}: ${[...isReplicaUser.Errors(member)].slice(0, 3).map((e) => `${e.path}: ${e.message}`).join('; ')}`)
-        } else if (this.stateFits(member)) {
+        } else if (this.fits(member)) {
           this.upsert(member, node)
         }
       }
@@ -235,7 +236,7 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
       this.applyTick(message)
     } else if (message.to === this.nodeId) {
       if (message.kind === 'claim') this.handOver(message.from, message.userId, message.requestId)
-      else this.claims.get(message.requestId)?.(message.user !== null && this.stateFits(message.user) ? message.user : null)
+      else this.claims.get(message.requestId)?.(message.user !== null && this.fits(message.user) ? message.user : null)
     }
   }
 
@@ -252,11 +253,11 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
       }
       for (const user of room.joined) {
         if (user.room !== room.room) this.emit('invalid', `user ${user.id}: joined ${room.room} but names ${user.room}`)
-        else if (this.stateFits(user)) this.upsert(user, message.from)
+        else if (this.fits(user)) this.upsert(user, message.from)
       }
-      for (const { id, name, state, listeningTo, connected } of room.updated) {
+      for (const { id, name, state, listeningTo, connected, info } of room.updated) {
         const user = replicaOf(id)
-        if (user !== undefined && (state === undefined || this.stateFits({ id, state }))) this.users.assign(user, { name, state, listeningTo, connected })
+        if (user !== undefined && this.fits({ id, state, info })) this.users.assign(user, { name, state, listeningTo, connected, info })
       }
       for (const [id, x, y, z] of room.positions) {
         const user = replicaOf(id)
@@ -270,11 +271,13 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
     }
   }
 
-  /** A replica's state within the client limits; one that is not is reported and skipped. */
-  private stateFits (user: Pick<ReplicaUserT, 'id' | 'state'>): boolean {
-    const problem = stateLimitProblem(user.state)
-    if (problem !== null) this.emit('invalid', `user ${user.id}: state over ${problem}`)
-    return problem === null
+  /** A replica's state within the client limits and its info within the host's; one that is not is reported and skipped. */
+  private fits (user: Partial<Pick<ReplicaUserT, 'state' | 'info'>> & { id: string }): boolean {
+    const stateProblem = user.state === undefined ? null : stateLimitProblem(user.state)
+    if (stateProblem !== null) this.emit('invalid', `user ${user.id}: state over ${stateProblem}`)
+    const infoIssue = user.info === undefined ? null : infoProblem(user.info)
+    if (infoIssue !== null) this.emit('invalid', `user ${user.id}: info ${infoIssue}`)
+    return stateProblem === null && infoIssue === null
   }
 
   /** Adds or refreshes `wire` as a replica of `node`'s user. */
@@ -283,6 +286,8 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
     const existing = this.users.get(wire.id)
     if (existing === undefined) {
       const user = new LiveUser(wire.id, '', wire.name, wire.room, { ...wire.position }, copyState(wire.state), [...wire.listeningTo])
+      if (wire.userId !== undefined) user.identity = { userId: wire.userId }
+      user.info = wire.info
       user.owner = node
       user.remoteConnected = wire.connected
       this.users.add(user)

@@ -10,7 +10,7 @@ import type { RoomOptionsT } from '../../../schemas/options.js'
 import type { PresenceUpdateT, UserT } from '../../../schemas/protocol.js'
 import { MemberListing } from './listing.js'
 import { SpatialGrid } from './spatial-grid.js'
-import { sameMembers, sameState } from './state.js'
+import { sameInfo, sameMembers, sameState } from './state.js'
 import type { LiveUser } from './user.js'
 
 /** A user in view stays in view until this factor beyond the radius, so users at the edge do not flap. */
@@ -247,5 +247,6 @@ export function changedFields (before: UserT, after: UserT): PresenceUpdateT | n
   if (!sameState(before.state, after.state)) { update.state = after.state; changed = true }
   if (!sameMembers(before.listeningTo, after.listeningTo)) { update.listeningTo = after.listeningTo; changed = true }
   if (before.connected !== after.connected) { update.connected = after.connected; changed = true }
+  if (after.info !== undefined && !sameInfo(before.info, after.info)) { update.info = after.info; changed = true }
   return changed ? update : null
 }

@@ -3,7 +3,7 @@
  * for the merged result. States are null-prototype objects, so keys such as
  * `__proto__` or `constructor` are ordinary own keys and never reach a prototype.
  */
-import { STATE_MAX_BYTES, STATE_MAX_KEYS, type StateT, type StoredStateT } from '../../../schemas/protocol.js'
+import { STATE_MAX_BYTES, STATE_MAX_KEYS, type InfoT, type StateT, type StoredStateT } from '../../../schemas/protocol.js'
 
 export type State = StoredStateT
 type StateValue = State[string]
@@ -71,4 +71,9 @@ export function sameMembers (a: readonly string[], b: readonly string[]): boolea
   if (a.length !== b.length) return false
   const set = new Set(b)
   return a.every((value) => set.has(value))
+}
+
+/** Infos are replaced, never changed: the same object is the same info; others are compared as JSON (rare: the host set one again). */
+export function sameInfo (a: InfoT | undefined, b: InfoT | undefined): boolean {
+  return a === b || (a !== undefined && b !== undefined && JSON.stringify(a) === JSON.stringify(b))
 }

@@ -6,11 +6,12 @@
  * exactly the ones the next tick flushes.
  */
 import { EventEmitter } from 'eventemitter3'
-import type { PositionT, UserT } from '../../../schemas/protocol.js'
+import type { IdentityT } from '../../../schemas/identity.js'
+import type { InfoT, PositionT, UserT } from '../../../schemas/protocol.js'
 import type { RoomOptionsT } from '../../../schemas/options.js'
 import { ListeningGraph } from './listening-graph.js'
 import { Room } from './room.js'
-import { copyState, sameMembers, sameState, type State } from './state.js'
+import { copyState, sameInfo, sameMembers, sameState, type State } from './state.js'
 import type { LiveUser, Peer } from './user.js'
 
 /** What happened to a user; listeners get the user as it is after the change. */
@@ -20,7 +21,7 @@ export interface UserStoreEvents {
   /** Left `room`: removed, or moved to another. */
   leave: [user: LiveUser, room: string]
   moved: [user: LiveUser]
-  /** Name or state. */
+  /** Name, state or info. */
   profile: [user: LiveUser]
   listening: [user: LiveUser]
   /** Connected or disconnected: its socket here, or a replica's as its owner says. */
@@ -37,7 +38,7 @@ export type UserChange = Exclude<keyof UserStoreEvents, 'data'>
 export const USER_CHANGES: readonly UserChange[] = ['join', 'leave', 'moved', 'profile', 'listening', 'connected', 'owner']
 
 /** Fields a user can be brought to at once (a replica refreshed by its owner, a user taken over). */
-export type UserFields = Partial<Pick<UserT, 'room' | 'name' | 'state' | 'listeningTo' | 'position' | 'connected'>>
+export type UserFields = Partial<Pick<UserT, 'room' | 'name' | 'state' | 'listeningTo' | 'position' | 'connected' | 'info'>>
 
 export class UserStore extends EventEmitter<UserStoreEvents> {
   private readonly users = new Map<string, LiveUser>()
@@ -162,6 +163,24 @@ export class UserStore extends EventEmitter<UserStoreEvents> {
     this.emit('profile', user)
   }
 
+  /** The host's `info` of the user (already checked and copied). */
+  setInfo (user: LiveUser, info: InfoT): void {
+    if (sameInfo(user.info, info)) return
+    user.info = info
+    const room = this.roomOf(user)
+    room.touch(user)
+    this.changedRooms.add(room)
+    this.emit('profile', user)
+  }
+
+  /** What the host says of the user now (at a resume): its name and info, when it gives them, replace the user's. */
+  identify (user: LiveUser, identity: IdentityT | null): void {
+    user.identity = identity
+    if (identity === null) return
+    if (identity.name !== undefined && identity.name !== user.name) this.setProfile(user, identity.name, user.state)
+    if (identity.info !== undefined) this.setInfo(user, identity.info)
+  }
+
   setListening (user: LiveUser, listeningTo: string[]): void {
     this.listening.replace(user.id, user.listeningTo, listeningTo)
     user.listeningTo = listeningTo
@@ -175,6 +194,7 @@ export class UserStore extends EventEmitter<UserStoreEvents> {
     const name = fields.name ?? user.name
     const state = fields.state ?? user.state
     if (name !== user.name || !sameState(state, user.state)) this.setProfile(user, name, copyState(state))
+    if (fields.info !== undefined) this.setInfo(user, fields.info)
     if (fields.listeningTo !== undefined && !sameMembers(fields.listeningTo, user.listeningTo)) this.setListening(user, [...fields.listeningTo])
     const position = fields.position
     if (position !== undefined && (position.x !== user.position.x || position.y !== user.position.y || position.z !== user.position.z)) {

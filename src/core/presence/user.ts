@@ -3,7 +3,8 @@
  * cluster, users of other nodes are replicas here: `owner` names their node.
  * Its fields change only through the user store, which tells whoever listens.
  */
-import type { EncodingT, PositionT, UserT } from '../../../schemas/protocol.js'
+import type { IdentityT } from '../../../schemas/identity.js'
+import type { EncodingT, InfoT, PositionT, UserT } from '../../../schemas/protocol.js'
 import type { TextParts } from '../../protocol/frames.js'
 import type { State } from './state.js'
 
@@ -38,6 +39,15 @@ export class LiveUser {
   owner: string | null = null
   /** A replica's connection state, as its owner last said. */
   remoteConnected = false
+  /**
+   * What the host said of this user when it connected (null: anonymous). Its
+   * `userId` binds the session; a `name` in it is the user's, fixed.
+   */
+  identity: IdentityT | null = null
+  /** Set by the host (the identity's, or `setInfo`); replaced on change, never mutated. */
+  info: InfoT | undefined = undefined
+  /** The host's `canUpdate` refused this user in its room: update, data and listening are `forbidden`. */
+  readOnly = false
 
   constructor (
     readonly id: string,
@@ -69,11 +79,15 @@ export class LiveUser {
       connected: this.connected
     }
     if (withSid) wire.sid = this.sid
+    if (this.identity !== null) wire.userId = this.identity.userId
+    if (this.info !== undefined) wire.info = this.info
     return wire
   }
 }
 
 /** A copy that shares nothing with the live user: ordinary objects the holder may keep or change. */
 export function copyUser (wire: UserT): UserT {
-  return { ...wire, position: { ...wire.position }, state: { ...wire.state }, listeningTo: [...wire.listeningTo] }
+  const copy = { ...wire, position: { ...wire.position }, state: { ...wire.state }, listeningTo: [...wire.listeningTo] }
+  if (wire.info !== undefined) copy.info = structuredClone(wire.info)
+  return copy
 }

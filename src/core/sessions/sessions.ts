@@ -5,6 +5,7 @@
  * from the user store's events, so no caller has to say so.
  */
 import { randomUUID } from 'node:crypto'
+import type { IdentityT } from '../../../schemas/identity.js'
 import type { ShoalSettingsT } from '../../../schemas/options.js'
 import type { UserT } from '../../../schemas/protocol.js'
 import type { SessionRecordT } from '../../../schemas/session.js'
@@ -17,8 +18,8 @@ import { hashSecret, newSecret, sameHash } from './secrets.js'
 
 export type SessionTiming = Pick<ShoalSettingsT, 'graceMs' | 'sessionTtlMs'>
 
-/** What a new user starts with. */
-export type NewUser = Pick<UserT, 'name' | 'room' | 'position'> & { state: State }
+/** What a new user starts with; `identity` is what the host said of it (null: anonymous). */
+export type NewUser = Pick<UserT, 'name' | 'room' | 'position'> & { state: State, identity?: IdentityT | null, readOnly?: boolean }
 
 export type Resumption =
   /** `replaced` is the socket the user was taken from, now detached; `rejoined` is true when the user had left its room. */
@@ -65,21 +66,27 @@ export class SessionManager {
   register (peer: Peer, fields: NewUser): { user: LiveUser, secret: string } {
     const secret = newSecret()
     const user = new LiveUser(randomUUID(), hashSecret(secret), fields.name, fields.room, fields.position, fields.state, [])
+    user.identity = fields.identity ?? null
+    user.info = fields.identity?.info
+    user.readOnly = fields.readOnly ?? false
     this.users.add(user, peer)
     return { user, secret }
   }
 
-  /** Resumes the user that `secret` belongs to on `peer`, or null when the secret is not live. */
-  async reconnect (peer: Peer, secret: string): Promise<Resumption> {
+  /**
+   * Resumes the user that `secret` belongs to on `peer`, or null when the secret is
+   * not live or belongs to another account than `userId` (undefined: anonymous).
+   */
+  async reconnect (peer: Peer, secret: string, userId?: string): Promise<Resumption> {
     const hash = hashSecret(secret)
     const live = this.users.bySecretHash(hash)
-    if (live !== undefined) return this.resumeLive(live, hash, peer)
+    if (live !== undefined) return live.identity?.userId === userId ? this.resumeLive(live, hash, peer) : null
 
     const record = await this.store.load(hash)
     // The same secret may have been resumed while the store answered.
     const raced = this.users.bySecretHash(hash)
-    if (raced !== undefined) return this.resumeLive(raced, hash, peer)
-    if (record === undefined || !sameHash(record.secretHash, hash)) return null
+    if (raced !== undefined) return raced.identity?.userId === userId ? this.resumeLive(raced, hash, peer) : null
+    if (record === undefined || !sameHash(record.secretHash, hash) || record.userId !== userId) return null
     if (this.isExpired(record.lastSeen)) {
       await this.store.delete(hash)
       return null
@@ -192,9 +199,9 @@ export class SessionManager {
     // While the owner answered, the user may have left, or come back here.
     if (this.users.get(replica.id) !== replica) return this.restore(record, peer)
     if (replica.isLocal) return this.resumeLive(replica, record.secretHash, peer)
-    const { room, name, state, listeningTo, position } = latest ?? record
+    const { room, name, state, listeningTo, position, info } = latest ?? record
     this.users.adopt(replica, record.secretHash)
-    this.users.assign(replica, { room, name, state, listeningTo, position })
+    this.users.assign(replica, { room, name, state, listeningTo, position, info })
     this.users.attach(replica, peer)
     return { user: replica, replaced: null, rejoined: false }
   }
@@ -202,6 +209,8 @@ export class SessionManager {
   /** A user back from the store, live nowhere: its room sees it join again. */
   private restore (record: SessionRecordT, peer: Peer): Resumption {
     const user = new LiveUser(record.id, record.secretHash, record.name, record.room, record.position, copyState(record.state), record.listeningTo)
+    if (record.userId !== undefined) user.identity = { userId: record.userId }
+    user.info = record.info
     this.users.add(user, peer)
     return { user, replaced: null, rejoined: true }
   }
@@ -212,7 +221,7 @@ export class SessionManager {
 }
 
 function toRecord (user: LiveUser, now: number): SessionRecordT {
-  return {
+  const record: SessionRecordT = {
     secretHash: user.secretHash,
     id: user.id,
     name: user.name,
@@ -222,4 +231,7 @@ function toRecord (user: LiveUser, now: number): SessionRecordT {
     listeningTo: user.listeningTo,
     lastSeen: user.connected ? now : user.disconnectedAt
   }
+  if (user.identity !== null) record.userId = user.identity.userId
+  if (user.info !== undefined) record.info = user.info
+  return record
 }

@@ -3,6 +3,7 @@
  * its message limiter, and an ordered queue for its inbound messages.
  */
 import type { EncodingT } from '../../../schemas/protocol.js'
+import type { Upgrade } from '../engine.js'
 import type { MessageLimiter, TokenBucket } from './rate-limit.js'
 import { isTextParts, type LiveUser, type OutboundFrame, type Peer } from '../presence/user.js'
 
@@ -29,6 +30,10 @@ export class Connection implements Peer {
   encoding: EncodingT = 'json'
   /** The budget of join and sync, made at the first of them (most connections never send one). */
   snapshots: TokenBucket | null = null
+  /** What the upgrade said of the client (the identity from `authorize`); set by the engine at open. */
+  upgrade: Upgrade = { identity: null }
+  /** Messages of host types whose handler has not answered yet. */
+  pendingRequests = 0
 
   /** Open for traffic: a socket that is closing takes no more messages either way. */
   get isOpen (): boolean { return this.socket.readyState === OPEN }
