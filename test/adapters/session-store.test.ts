@@ -76,8 +76,31 @@ for (const [kind, make] of stores) {
     t.equal(await store.load('hash-11'), undefined)
     t.ok(await store.load('hash-12'), 'and keeps what is newer')
     t.equal(await store.sweep(200), 0, 'nothing left to sweep')
+
+    const identified = record(20, { userId: 'account-7', info: { role: 'admin', tags: ['a', 'b'], nested: { n: 1 } } })
+    await store.save([identified, record(21, { info: { badge: 'gold' } })])
+    t.strictSame(await store.load('hash-20'), identified, 'the account id and info of an identified user load back')
+    t.strictSame(await store.load('hash-21'), record(21, { info: { badge: 'gold' } }), 'info without an account')
   })
 }
+
+t.test('sqlite store: a file of schema version 1 keeps its sessions, as anonymous ones', async (t) => {
+  const file = tempFile()
+  const Database = (await import('better-sqlite3')).default
+  const old = new Database(file)
+  old.exec(`CREATE TABLE sessions (
+    secret_hash TEXT PRIMARY KEY, id TEXT NOT NULL, name TEXT NOT NULL, room TEXT NOT NULL,
+    x REAL NOT NULL, y REAL NOT NULL, z REAL NOT NULL, state TEXT NOT NULL, listening_to TEXT NOT NULL, last_seen INTEGER NOT NULL
+  ) WITHOUT ROWID; PRAGMA user_version = 1;`)
+  const r = record(1)
+  old.prepare('INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').run(r.secretHash, r.id, r.name, r.room, r.position.x, r.position.y, r.position.z, JSON.stringify(r.state), JSON.stringify(r.listeningTo), r.lastSeen)
+  old.close()
+  const store = new SqliteSessionStore(file)
+  t.teardown(() => store.close())
+  t.strictSame(await store.load('hash-1'), r)
+  await store.save([record(2, { userId: 'u2' })])
+  t.equal((await store.load('hash-2'))?.userId, 'u2', 'and takes identities from now on')
+})
 
 t.test('sqlite store: sessions outlive the store object (a restart), and a batch is one transaction', async (t) => {
   const file = tempFile()

@@ -278,3 +278,29 @@ t.test('a reconnect on the other node takes the replica over in place', async (t
   t.same({ ...resumed?.user.state }, { kept: 1 })
   t.equal(resumed?.rejoined, false, 'not a rejoin: the room sees no join')
 })
+
+t.test('an identified user\'s account and info reach the other node, and its secret moves only under that account', async (t) => {
+  const { a, b } = await twoNodes()
+  const peer = new FakePeer()
+  const { user, secret } = a.sessions.register(peer, {
+    name: 'Ann', room: 'hall', position: { x: 0, y: 0, z: 0 }, state: emptyState(), identity: { userId: 'acct-1', info: { role: 'host' } }
+  })
+  a.tick()
+  await a.sessions.persist()
+  await settle()
+  const replica = b.users.get(user.id)
+  t.equal(replica?.toWire().userId, 'acct-1')
+  t.same(replica?.toWire().info, { role: 'host' })
+
+  a.users.setInfo(user, { role: 'guest' })
+  a.tick()
+  await settle()
+  t.same(b.users.get(user.id)?.toWire().info, { role: 'guest' }, 'a change of info crosses as an update')
+  t.same(b.invalid, [])
+
+  t.equal(await b.sessions.reconnect(new FakePeer(), secret, 'acct-2'), null, 'another account cannot take it over')
+  t.equal(b.users.get(user.id)?.owner, 'a', 'it stays a\'s')
+  const resumed = await b.sessions.reconnect(new FakePeer(), secret, 'acct-1')
+  t.equal(resumed?.user, replica, 'its own account takes it over')
+  t.same(resumed?.user.toWire().info, { role: 'guest' })
+})
