@@ -60,6 +60,9 @@ export type ShoalError = ClientErrorT
  */
 export type ShoalMessages = Record<string, { request: object, result: unknown }>
 
+/** What a `Messages` parameter must be: for each of its types, a request and a result (an interface fits, too). */
+export type MessageMap<M> = { [K in keyof M]: { request: object, result: unknown } }
+
 /** Why a `request` failed: the server's error (its code and message), or `connection` / `timeout`. */
 export class ShoalRequestError extends Error {
   override name = 'ShoalRequestError'
@@ -160,7 +163,7 @@ function defaultStorage (): SecretStorage {
   return memoryStorage()
 }
 
-export class ShoalClient<Messages extends ShoalMessages = ShoalMessages, Push = unknown> extends EventEmitter<ShoalClientEvents<Push>> {
+export class ShoalClient<Messages extends MessageMap<Messages> = ShoalMessages, Push = unknown> extends EventEmitter<ShoalClientEvents<Push>> {
   state: ConnectionState = 'connecting'
   /** Our own user as last confirmed by the server, with our latest local position. */
   me: UserT | null = null
@@ -348,10 +351,9 @@ export class ShoalClient<Messages extends ShoalMessages = ShoalMessages, Push = 
       case 'welcome': return this.onWelcome(message)
       case 'snapshot':
         this.syncPending = false
-        if (this.joining) {
-          this.joining = false
-          this.csvFeeds.clear()
-        }
+        // Another room (our join, or the server moved us): its feeds follow.
+        if (this.joining || message.room !== this.mirror.room) this.csvFeeds.clear()
+        this.joining = false
         this.mirror.reset(message.room, message.users)
         this.emit('snapshot', message.room, [...this.mirror.users.values()])
         return

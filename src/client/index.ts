@@ -1,7 +1,7 @@
 /** `shoal/client`: the client library for browsers and Node.js. */
 export { ShoalClient, ShoalRequestError } from './client.js'
 export type {
-  ConnectionState, RegisterFields, SecretStorage, ShoalClientEvents, ShoalClientOptions, ShoalError, ShoalMessages, Timers,
+  ConnectionState, RegisterFields, SecretStorage, ShoalClientEvents, ShoalClientOptions, ShoalError, ShoalMessages, MessageMap, Timers,
   WebSocketConstructor, WebSocketLike
 } from './client.js'
 export { backoffDelay, type BackoffOptions } from './backoff.js'

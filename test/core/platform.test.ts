@@ -19,9 +19,9 @@ function recordingLog (): EngineLog & { errors: string[] } {
 
 /** A hook answer the test releases by hand. */
 function deferred<T> (): { promise: Promise<T>, resolve: (value: T) => void } {
-  let resolve: (value: T) => void = () => {}
-  const promise = new Promise<T>((done) => { resolve = done })
-  return { promise, resolve }
+  let settle: (value: T) => void = () => {}
+  const promise = new Promise<T>((resolve) => { settle = resolve })
+  return { promise, resolve: settle }
 }
 
 t.test('a register whose socket closes while canJoin answers creates nobody', async (t) => {
