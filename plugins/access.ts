@@ -17,5 +17,5 @@ export default fp(async function access (app) {
     ...(authenticate !== undefined && { authenticate: async (auth: unknown, request: unknown) => await authenticate(auth, request as FastifyRequest) }),
     ...(canJoin !== undefined && { canJoin }),
     ...(canUpdate !== undefined && { canUpdate })
-  }, quietLog(app)))
+  }, quietLog(app), app.shoalConfig.hookTimeoutMs))
 }, { name: 'shoal-access', fastify: '5.x', dependencies: ['shoal-config'] })

@@ -22,9 +22,9 @@ export type AuthorizeResult = boolean | { statusCode: 401 | 403, message?: strin
 /** What the upgrade's `authorize` may answer: as AuthorizeResult, or an identity (allowed, as that account). */
 export type UpgradeAuthorizeResult = AuthorizeResult | ShoalIdentity
 
-/** `authorize`'s answer says who the client is. */
+/** `authorize`'s answer says who the client is: any object but a refusal (a malformed one is then checked as an identity, and named). */
 export const isIdentityVerdict = (verdict: UpgradeAuthorizeResult): verdict is ShoalIdentity =>
-  typeof verdict === 'object' && verdict !== null && 'userId' in verdict
+  typeof verdict === 'object' && verdict !== null && !('statusCode' in verdict)
 
 /** An HTTP refusal: its status and the body's `error`. */
 export interface Refusal { statusCode: number, error: string }
@@ -33,7 +33,9 @@ export interface Refusal { statusCode: number, error: string }
 export function refusalOf (verdict: AuthorizeResult): Refusal | null {
   if (verdict === true) return null
   const { statusCode, message } = verdict === false ? { statusCode: 403, message: undefined } : verdict
-  return { statusCode, error: message ?? (statusCode === 401 ? 'unauthorized' : 'forbidden') }
+  // From JavaScript anything may come: what is not 401 is a 403.
+  const status = statusCode === 401 ? 401 : 403
+  return { statusCode: status, error: typeof message === 'string' ? message : (status === 401 ? 'unauthorized' : 'forbidden') }
 }
 
 /** What the host may inject besides the settings. */

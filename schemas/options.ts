@@ -31,6 +31,7 @@ export const ShoalSettings = Type.Object({
   presenceWritesPerSecond: Type.Integer({ default: 20_000, minimum: 1, description: 'Presence frames per second a room may cost (one per member per frame): a big room gets fewer, larger frames (at least one a second).' }),
   presenceUserIntervalMs: Type.Integer({ default: 250, minimum: 0, maximum: 1000, description: 'A user\'s own presence changes (name, state, listening set, connection) are sent at most once per this interval, latest value winning.' }),
   interestRadius: Type.Number({ default: 0, minimum: 0, maximum: 1e9, description: 'Interest management for every room: each client gets positions only of users within this distance (plus those it listens to); 0 turns it off.' }),
+  hookTimeoutMs: ms(5_000, 'How long authenticate, canJoin and canUpdate may take to answer; a later answer counts as a failure (server_error, or read-only for canUpdate).', 10),
   drainTimeoutMs: ms(3_000, 'At shutdown, how long clients get to answer the 1012 close before their sockets are dropped.', 0),
   nodeHeartbeatMs: ms(2_000, 'In a cluster: how often a node says it is alive; a node silent for two beats is dead, and its users leave after graceMs.', 10),
   claimTimeoutMs: ms(1_000, 'In a cluster: how long a reconnect on one node waits for the node that had the user to hand it over.', 10),

@@ -70,9 +70,9 @@ export async function buildApp (options: FastifyServerOptions = {}): Promise<Fas
     canUpdate: (identity) => identity?.info?.role !== 'viewer'
   })
 
-  app.shoal.handle('chat', Chat, ({ text }, { user }) => {
-    // canUpdate covers the protocol's messages; the app's own decide for themselves.
-    if (user.info?.role === 'viewer') throw new ShoalError('forbidden', 'viewers watch only')
+  app.shoal.handle('chat', Chat, ({ text }, { user, readOnly }) => {
+    // canUpdate covers the protocol's messages; the app's own decide for themselves, told what it said.
+    if (readOnly) throw new ShoalError('forbidden', 'viewers watch only')
     const at = Date.now()
     if (at - (lastChat.get(user.id) ?? 0) < CHAT_INTERVAL_MS) throw new ShoalError('too_fast', `one chat line per ${CHAT_INTERVAL_MS} ms`)
     lastChat.set(user.id, at)

@@ -79,6 +79,7 @@ export interface ShoalClientEvents<Push = unknown> {
   snapshot: [room: string, users: UserT[]]
   join: [user: UserT]
   leave: [user: UserT]
+  /** Another user changed; or our own user, as the server has it now (the server may set our state or info itself). */
   update: [user: UserT, changes: PresenceUpdateT]
   positions: [moved: Array<{ user: UserT, position: PositionT }>, serverTime: number]
   data: [from: string, payload: unknown]
@@ -191,6 +192,8 @@ export class ShoalClient<Messages extends MessageMap<Messages> = ShoalMessages, 
   private lastUpdateAt = Number.NEGATIVE_INFINITY
   private tickMs: number
   private syncPending = false
+  /** The `auth` of this socket's attempt, for a `register` after `invalid_secret` on it. */
+  private authField: { auth?: unknown } = {}
   /** Requests awaiting their reply, by id. */
   private readonly requests = new Map<number, PendingRequest>()
   private nextRequestId = 1
@@ -298,7 +301,7 @@ export class ShoalClient<Messages extends MessageMap<Messages> = ShoalMessages, 
     return new Promise((resolve, reject) => {
       const id = this.nextRequestId++
       const message: CustomClientMessage = { ...fields, type, id }
-      if (!this.welcomed || !this.sendRaw(message)) {
+      if (!this.welcomed || !this.sendNow(message)) {
         reject(new ShoalRequestError('connection', 'not connected', type))
         return
       }
@@ -355,6 +358,8 @@ export class ShoalClient<Messages extends MessageMap<Messages> = ShoalMessages, 
         if (this.joining || message.room !== this.mirror.room) this.csvFeeds.clear()
         this.joining = false
         this.mirror.reset(message.room, message.users)
+        // A snapshot of another room: our join, or the server moved us.
+        if (this.me !== null) this.me.room = message.room
         this.emit('snapshot', message.room, [...this.mirror.users.values()])
         return
       case 'presence': {
@@ -362,6 +367,7 @@ export class ShoalClient<Messages extends MessageMap<Messages> = ShoalMessages, 
         for (const user of changes.left) this.emit('leave', user)
         for (const user of changes.joined) this.emit('join', user)
         for (const { user, changes: update } of changes.updated) this.emit('update', user, update)
+        this.applyOwnUpdate(message)
         if (changes.gap) this.sync()
         return
       }
@@ -395,7 +401,7 @@ export class ShoalClient<Messages extends MessageMap<Messages> = ShoalMessages, 
       case 'error':
         // An error that answers a request rejects it, and is told only there.
         if (typeof message.id === 'number' && this.settleRequest(message)) return
-        if (message.code === 'invalid_secret') {
+        if (message.code === 'invalid_secret' && message.ref === 'reconnect') {
           // The session is gone (expired or ended): start a new one on this socket.
           this.storage.removeItem(this.storageKey)
           this.sendNow(this.registerMessage())
@@ -418,16 +424,33 @@ export class ShoalClient<Messages extends MessageMap<Messages> = ShoalMessages, 
     this.receive({ type: 'positions', t: frame.t, p: frame.entries.map(([sid, x, y, z]) => [this.mirror.idOf(sid), x, y, z]) })
   }
 
-  private registerMessage (auth: { auth?: unknown } = {}): ClientMessageOf<'register'> {
-    return { type: 'register', ...this.options.register, ...this.encodingField(), ...auth }
+  private registerMessage (): ClientMessageOf<'register'> {
+    return { type: 'register', ...this.options.register, ...this.encodingField(), ...this.authField }
   }
 
   /** The first message on a new socket: reconnect with the stored secret, or register. */
   private hello (socket: WebSocketLike, auth: unknown): void {
     if (this.socket !== socket) return
-    const authField = auth === undefined ? {} : { auth }
+    this.authField = auth === undefined ? {} : { auth }
     const secret = this.storage.getItem(this.storageKey)
-    this.sendNow(secret === null ? this.registerMessage(authField) : { type: 'reconnect', secret, ...this.encodingField(), ...authField })
+    this.sendNow(secret === null ? this.registerMessage() : { type: 'reconnect', secret, ...this.encodingField(), ...this.authField })
+  }
+
+  /**
+   * What the room was told of us: the server's word on our name, state and info
+   * (the server may set them itself), applied to `me` and told as `update`.
+   * Values we have not sent yet stay as we set them.
+   */
+  private applyOwnUpdate (message: Extract<ServerMessageT, { type: 'presence' }>): void {
+    const me = this.me
+    const update = message.updated?.find((entry) => entry.id === me?.id)
+    if (me === null || update === undefined || message.room !== this.mirror.room) return
+    const { name, state, info, listeningTo } = update
+    if (name !== undefined && this.pending.name === undefined) me.name = name
+    if (state !== undefined && this.pending.state === undefined) me.state = { ...state }
+    if (info !== undefined) me.info = structuredClone(info)
+    if (listeningTo !== undefined && this.pending.listeningTo === undefined) me.listeningTo = [...listeningTo]
+    this.emit('update', me, update)
   }
 
   /** Resolves or rejects the request a reply or error answers; false when none waits for it. */
@@ -544,11 +567,7 @@ export class ShoalClient<Messages extends MessageMap<Messages> = ShoalMessages, 
     ping()
   }
 
-  private sendNow (message: ClientMessage): boolean {
-    return this.sendRaw(message)
-  }
-
-  private sendRaw (message: ClientMessage | CustomClientMessage): boolean {
+  private sendNow (message: ClientMessage | CustomClientMessage): boolean {
     const socket = this.socket
     if (socket === null || socket.readyState !== OPEN) return false
     socket.send(clientFrame(message))

@@ -30,12 +30,24 @@ export interface AccessHooks {
  */
 export interface AccessRefusal { error: ProtocolError, close?: number }
 
-export class Access {
-  constructor (private readonly hooks: AccessHooks, private readonly log: EngineLog) {}
+/** A hook that has not answered in this long has failed (so a stalled one cannot hold a connection's messages forever). */
+export const DEFAULT_HOOK_TIMEOUT_MS = 5000
 
-  /** No hook is set: nothing to wait for, everyone allowed. */
-  get isOpen (): boolean {
-    return this.hooks.authenticate === undefined && this.hooks.canJoin === undefined && this.hooks.canUpdate === undefined
+class HookTimeout extends Error {
+  override name = 'HookTimeout'
+}
+
+export class Access {
+  constructor (private readonly hooks: AccessHooks, private readonly log: EngineLog, private readonly timeoutMs = DEFAULT_HOOK_TIMEOUT_MS) {}
+
+  /** Some hook is set: register, reconnect and join wait for its answers. */
+  get hasHooks (): boolean {
+    return this.hooks.authenticate !== undefined || this.hooks.canJoin !== undefined || this.hooks.canUpdate !== undefined
+  }
+
+  /** `authenticate` is set: every register and reconnect is decided by it. */
+  get authenticates (): boolean {
+    return this.hooks.authenticate !== undefined
   }
 
   /** The identity a register or reconnect speaks for: `authenticate`'s, else the upgrade's (`fromUpgrade`). */
@@ -44,7 +56,7 @@ export class Access {
     if (authenticate === undefined) return { identity: fromUpgrade }
     let verdict: unknown
     try {
-      verdict = await authenticate(auth, request)
+      verdict = await this.answer(authenticate(auth, request), 'authenticate')
     } catch (err) {
       if (err instanceof ShoalError && (err.code === 'unauthorized' || err.code === 'forbidden')) {
         return { error: { code: err.code, message: err.message, ref }, close: CloseCode[err.code] }
@@ -67,7 +79,7 @@ export class Access {
     const canJoin = this.hooks.canJoin
     if (canJoin === undefined) return null
     try {
-      if (await canJoin(identity, room) === true) return null
+      if (await this.answer(canJoin(identity, room), 'canJoin') === true) return null
     } catch (err) {
       return this.failed('canJoin', err, ref, false)
     }
@@ -79,10 +91,24 @@ export class Access {
     const canUpdate = this.hooks.canUpdate
     if (canUpdate === undefined) return false
     try {
-      return await canUpdate(identity, room) !== true
+      return await this.answer(canUpdate(identity, room), 'canUpdate') !== true
     } catch (err) {
       this.log.error({ err, room }, 'canUpdate failed; the user is read-only in this room')
       return true
+    }
+  }
+
+  /** The hook's answer, or a HookTimeout once timeoutMs has passed without one. */
+  private async answer<T> (result: Maybe<T>, hook: string): Promise<T> {
+    if (typeof (result as PromiseLike<T> | null)?.then !== 'function') return result as T
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const late = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => { reject(new HookTimeout(`${hook} did not answer within ${this.timeoutMs} ms`)) }, this.timeoutMs)
+    })
+    try {
+      return await Promise.race([Promise.resolve(result), late])
+    } finally {
+      clearTimeout(timer)
     }
   }
 

@@ -2,14 +2,15 @@
 import type { TObject } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { RoomName, State, type StateT, type UserT } from '../../schemas/protocol.js'
-import { dataFrame } from '../protocol/frames.js'
+import { dataFrame, serverFrame } from '../protocol/frames.js'
 import { SERVER_SENDER } from '../protocol/senders.js'
 import type { MessageHandler } from './custom-messages.js'
 import type { Engine } from './engine.js'
-import { enterRoom } from './handlers.js'
+import { enterRoom, hookIdentity } from './handlers.js'
 import { HostEvents, type ShoalEventName, type ShoalListener } from './host-events.js'
 import { checkedInfo } from './identity.js'
 import { mergeState } from './presence/state.js'
+import { changedFields } from './presence/room.js'
 import { copyUser, type LiveUser } from './presence/user.js'
 
 const stateCheck = TypeCompiler.Compile(State)
@@ -74,6 +75,15 @@ export function createApi (engine: Engine): ShoalApi {
     const user = users.get(id)
     return user?.isLocal === true ? user : undefined
   }
+  /**
+   * A user that entered this tick is announced whole to the others, never to
+   * itself: its own client hears of the server's change to it here, once.
+   */
+  const tellOwnClient = (user: LiveUser, before: UserT): void => {
+    if (user.peer === null || !users.announcedWhole(user)) return
+    const update = changedFields(before, user.toWire())
+    if (update !== null) broadcaster.broadcast(serverFrame({ type: 'presence', room: user.room, updated: [update] }), 'presence', { peer: user.peer })
+  }
   return {
     handle: (type, schema, handler) => { messages.register(type, schema, handler) },
     setState (id, patch) {
@@ -82,14 +92,18 @@ export function createApi (engine: Engine): ShoalApi {
       if (user === undefined) return false
       const merged = mergeState(user.state, patch)
       if ('error' in merged) throw new TypeError(`setState: ${merged.error}`)
+      const before = user.toWire()
       users.setProfile(user, user.name, merged.state)
+      tellOwnClient(user, before)
       return true
     },
     setInfo (id, info) {
       const checked = checkedInfo(info, 'setInfo')
       const user = localUser(id)
       if (user === undefined) return false
+      const before = user.toWire()
       users.setInfo(user, checked)
+      tellOwnClient(user, before)
       return true
     },
     async moveToRoom (id, room) {
@@ -97,7 +111,7 @@ export function createApi (engine: Engine): ShoalApi {
       const user = localUser(id)
       if (user === undefined) return false
       if (user.room === room) return true
-      const readOnly = await access.readOnly(user.identity, room)
+      const readOnly = await access.readOnly(hookIdentity(user), room)
       // The user may have gone while canUpdate answered.
       if (localUser(id) !== user) return false
       if (user.room !== room) enterRoom(engine, user, room, readOnly)

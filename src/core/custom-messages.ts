@@ -9,10 +9,11 @@ import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 import type { IdentityT } from '../../schemas/identity.js'
 import { ClientMessageSchemas, CustomTypePattern, RequestId, ServerMessage, type RequestIdT, type UserT } from '../../schemas/protocol.js'
 
-/** What a handler is told besides the message: the user that sent it (a copy), and what the host said of it. */
+/** What a handler is told besides the message: the user that sent it (a copy), what the host said of it, and whether canUpdate made it read-only in its room. */
 export interface MessageContext {
   user: UserT
   identity: IdentityT | null
+  readOnly: boolean
 }
 
 /** A message of a host type as its handler gets it: the schema's fields, its `type`, and the client's `id` when it gave one. */

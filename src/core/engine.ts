@@ -7,7 +7,6 @@
  * needs comes in as `Services`. Nothing a client sends can throw out of here.
  */
 import type { ShoalSettingsT } from '../../schemas/options.js'
-import type { IdentityT } from '../../schemas/identity.js'
 import type { CustomClientMessage, ErrorCodeT, RequestIdT, ServerMessageT } from '../../schemas/protocol.js'
 import { CloseCode } from '../protocol/close-codes.js'
 import { replyFrame, serverFrame } from '../protocol/frames.js'
@@ -21,7 +20,7 @@ import type { Broadcaster } from './presence/broadcaster.js'
 import type { UserStore } from './presence/user-store.js'
 import type { LiveUser } from './presence/user.js'
 import type { SessionManager } from './sessions/sessions.js'
-import { Connection, type Socket } from './transport/connection.js'
+import { ANONYMOUS, Connection, type Socket, type Upgrade } from './transport/connection.js'
 import type { ConnectionRegistry } from './transport/connections.js'
 import { MessageLimiter, type AddressLimiter } from './transport/rate-limit.js'
 import { overBudget, parseFrame, type ProtocolError } from './validation.js'
@@ -65,13 +64,7 @@ export interface Services {
   readonly messages: CustomMessages
 }
 
-/** What the transport knows of a socket's upgrade: the identity `authorize` gave, and the request, kept only for `authenticate`. */
-export interface Upgrade {
-  identity: IdentityT | null
-  request?: unknown
-}
-
-const ANONYMOUS: Upgrade = Object.freeze({ identity: null })
+export type { Upgrade }
 
 /** Messages of host types one connection may have waiting for their handler: more get `rate_limited`. */
 export const MAX_PENDING_REQUESTS = 32
@@ -85,6 +78,8 @@ export interface HandlerContext {
   endSession(user: LiveUser, reason: string): void
   /** Counts a register, or a reconnect that resumed nobody, against the address's budget; false once it is spent. */
   spendBudget(connection: Connection): boolean
+  /** Whether the address's budget is spent (nothing is counted). */
+  budgetSpent(connection: Connection): boolean
 }
 
 /** An inbound WebSocket message as ws delivers it. */
@@ -184,6 +179,10 @@ export class Engine implements HandlerContext {
     return this.services.registrations.admit(connection.address, this.services.clock.now())
   }
 
+  budgetSpent (connection: Connection): boolean {
+    return this.services.registrations.exhausted(connection.address, this.services.clock.now())
+  }
+
   endSession (user: LiveUser, reason: string): void {
     const peer = user.peer
     this.services.sessions.leave(user).catch((err: unknown) => this.services.log.error({ err, user: user.id }, 'deleting a session failed'))
@@ -240,7 +239,7 @@ export class Engine implements HandlerContext {
     }
     let result: unknown
     try {
-      result = entry.handle(message, { user: copyUser(user.toWire()), identity: user.identity })
+      result = entry.handle(message, { user: copyUser(user.toWire()), identity: user.identity, readOnly: user.readOnly })
     } catch (err) {
       return settle(false, err)
     }

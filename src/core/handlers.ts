@@ -105,7 +105,10 @@ async function resumed (ctx: HandlerContext, connection: Connection, message: Cl
   const { user, replaced, rejoined } = resumption
   replaced?.close(CloseCode.replaced, 'replaced by a newer connection')
   users.identify(user, identity)
-  user.readOnly = await access.readOnly(identity, user.room)
+  const room = user.room
+  const readOnly = await access.readOnly(hookIdentity(user), room)
+  // Only if nothing moved it meanwhile (moveToRoom decides for the new room itself).
+  if (connection.user === user && user.room === room) user.readOnly = readOnly
   if (connection.closed || connection.user !== user) {
     // The socket went away while the store answered: the user is back, but in grace.
     if (user.peer === connection) sessions.disconnect(user)
@@ -116,17 +119,29 @@ async function resumed (ctx: HandlerContext, connection: Connection, message: Cl
   welcome(ctx, connection, user, message.secret, true)
 }
 
+/** What the permission hooks are told of a user: its identity, with the info it has now (the host may have changed it). */
+export function hookIdentity (user: LiveUser): IdentityT | null {
+  const identity = user.identity
+  if (identity === null) return null
+  return user.info === identity.info ? identity : { ...identity, ...(user.info !== undefined && { info: user.info }) }
+}
+
 /** Sends the refusal; one of credentials then closes the socket (4401, 4403, 1011). */
 function refuse (ctx: HandlerContext, connection: Connection, refusal: AccessRefusal): void {
   ctx.fail(connection, refusal.error)
   if (refusal.close !== undefined) connection.close(refusal.close, refusal.error.message)
 }
 
-/** The identity a register or reconnect speaks for, or null once refused (or the socket went meanwhile). */
+/**
+ * The identity a register or reconnect speaks for, or null once refused (or the
+ * socket went meanwhile). A refused reconnect resumes nobody, so it counts toward
+ * the address's budget, like the register it would otherwise become.
+ */
 async function identityFor (ctx: HandlerContext, connection: Connection, auth: unknown, ref: 'register' | 'reconnect'): Promise<{ identity: IdentityT | null } | null> {
   const verdict = await ctx.services.access.identify(auth, connection.upgrade.request, connection.upgrade.identity, ref)
   if (!connection.isOpen) return null
   if ('error' in verdict) {
+    if (ref === 'reconnect') ctx.spendBudget(connection)
     refuse(ctx, connection, verdict)
     return null
   }
@@ -180,10 +195,12 @@ export function enterRoom (ctx: HandlerContext, user: LiveUser, room: string, re
 /** A join under the host's hooks. */
 async function joinChecked (ctx: HandlerContext, connection: Connection, room: string, user: LiveUser): Promise<void> {
   const { access } = ctx.services
-  const refusal = await access.mayJoin(user.identity, room, 'join')
+  const refusal = await access.mayJoin(hookIdentity(user), room, 'join')
   if (refusal !== null) return refuse(ctx, connection, refusal)
-  const readOnly = await access.readOnly(user.identity, room)
-  if (connection.user !== user || !connection.isOpen || user.room === room) return
+  const readOnly = await access.readOnly(hookIdentity(user), room)
+  if (connection.user !== user || !connection.isOpen) return
+  // The server moved it there while the hooks answered: as a join into one's own room.
+  if (user.room === room) return snapshot(ctx, connection, user)
   if (isFull(ctx, room)) return ctx.fail(connection, roomFull(room, 'join'))
   enterRoom(ctx, user, room, readOnly)
 }
@@ -205,8 +222,8 @@ export const handlers: HandlerTable = {
       if (authIssue !== null) return ctx.fail(connection, invalid(authIssue, 'register'))
       const room = message.room ?? DEFAULT_ROOM
       if (isFull(ctx, room)) return ctx.fail(connection, roomFull(room, 'register'))
+      if (ctx.services.access.hasHooks) return admitChecked(ctx, connection, message, room, state.state)
       // Without hooks, nothing to wait for: the welcome goes out in this step.
-      if (!ctx.services.access.isOpen) return admitChecked(ctx, connection, message, room, state.state)
       admit(ctx, connection, message, { room, state: state.state, identity: connection.upgrade.identity, readOnly: false })
     }
   },
@@ -216,6 +233,11 @@ export const handlers: HandlerTable = {
     async handle (ctx, connection, message) {
       const authIssue = message.auth === undefined ? null : authProblem(message.auth)
       if (authIssue !== null) return ctx.fail(connection, invalid(authIssue, 'reconnect'))
+      // An address over its budget does not get to try credentials on the host's authenticate.
+      if (ctx.services.access.authenticates && ctx.budgetSpent(connection)) {
+        ctx.spendBudget(connection)
+        return ctx.fail(connection, overBudget('reconnect'))
+      }
       const verdict = await identityFor(ctx, connection, message.auth, 'reconnect')
       if (verdict === null) return
       const { identity } = verdict
@@ -288,7 +310,7 @@ export const handlers: HandlerTable = {
       if (!snapshotAllowed(ctx, connection, 'join')) return
       // Joining the room one is in only replies with a snapshot (the contract's join row).
       if (!moving) return snapshot(ctx, connection, user)
-      if (!ctx.services.access.isOpen) return joinChecked(ctx, connection, message.room, user)
+      if (ctx.services.access.hasHooks) return joinChecked(ctx, connection, message.room, user)
       enterRoom(ctx, user, message.room, false)
     }
   },

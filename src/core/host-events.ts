@@ -16,7 +16,7 @@ export interface ShoalEvents {
   join: { user: UserT, room: string }
   /** Left `room`: its session ended (`leave`, grace over, disconnected by the server) or it moved on. */
   leave: { user: UserT, room: string }
-  /** Its name or state changed. */
+  /** Its name, state or info changed. */
   update: { user: UserT }
   /** Its `listeningTo` changed. */
   listening: { user: UserT }

@@ -7,17 +7,26 @@
  */
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { Identity, type IdentityT } from '../../schemas/identity.js'
-import { AUTH_MAX_BYTES, INFO_MAX_BYTES, type InfoT } from '../../schemas/protocol.js'
+import { AppErrorCode, AUTH_MAX_BYTES, ErrorCode, INFO_MAX_BYTES, type InfoT } from '../../schemas/protocol.js'
 
 const identityCheck = TypeCompiler.Compile(Identity)
-const APP_ERROR_CODE = /^[a-z][a-z0-9_]{0,63}$/
+const appErrorCode = TypeCompiler.Compile(AppErrorCode)
 
-/** Thrown by a host's handler to answer the client with `error` of this code and message. */
+/** The contract's codes that mean something to clients beyond the message they answer (a dead secret, a connection's state). */
+const RESERVED_CODES = new Set(ErrorCode.anyOf.map((literal) => literal.const as string)
+  .filter((code) => !['invalid_message', 'rate_limited', 'unauthorized', 'forbidden'].includes(code)))
+
+/**
+ * Thrown by a host's handler to answer the client with `error` of this code and
+ * message: a code of the host's own (lower case and `_`), or one of
+ * `invalid_message`, `rate_limited`, `unauthorized`, `forbidden`.
+ */
 export class ShoalError extends Error {
   override name = 'ShoalError'
   constructor (readonly code: string, message: string) {
     super(message)
-    if (!APP_ERROR_CODE.test(code)) throw new TypeError(`ShoalError: code ${JSON.stringify(code)} must match ${APP_ERROR_CODE.source}`)
+    if (!appErrorCode.Check(code)) throw new TypeError(`ShoalError: code ${JSON.stringify(code)} must match ${AppErrorCode.pattern}`)
+    if (RESERVED_CODES.has(code)) throw new TypeError(`ShoalError: ${code} is a code of the protocol that clients act on; choose one of your own`)
   }
 }
 
@@ -34,24 +43,33 @@ export function infoProblem (value: unknown): string | null {
   return null
 }
 
-/** `info` as the engine keeps it: its own copy, so the host's object may change afterwards. */
+/** Freezes `value` and everything in it: what the engine hands to hooks and handlers cannot change a user behind the room's back. */
+function deepFreeze<T> (value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const inner of Object.values(value)) deepFreeze(inner)
+  }
+  return value
+}
+
+/** `info` as the engine keeps it: its own frozen copy, so the host's object may change afterwards. */
 export function checkedInfo (value: unknown, source: string): InfoT {
   const problem = infoProblem(value)
   if (problem !== null) throw new TypeError(`${source}: info: ${problem}`)
-  return structuredClone(value as InfoT)
+  return deepFreeze(structuredClone(value as InfoT))
 }
 
 /** The identity `value` says, checked; throws a TypeError naming `source` and the field otherwise. */
 export function checkedIdentity (value: unknown, source: string): IdentityT {
   if (!identityCheck.Check(value)) {
-    const first = identityCheck.Errors(value).First()
-    const where = first === undefined || first.path === '' ? '' : `${first.path.slice(1).replaceAll('/', '.')}: `
-    throw new TypeError(`${source}: not an identity ({ userId, name?, info? }): ${where}${first?.message ?? 'invalid'}`)
+    // Every problem, up to a few: a typo (`username`) shows as both a missing userId and an unexpected field.
+    const problems = [...identityCheck.Errors(value)].slice(0, 3).map((error) => error.path === '' ? error.message : `${error.path.slice(1).replaceAll('/', '.')}: ${error.message}`)
+    throw new TypeError(`${source}: not an identity ({ userId, name?, info? }): ${problems.join('; ')}`)
   }
   const identity: IdentityT = { userId: value.userId }
   if (value.name !== undefined) identity.name = value.name.trim()
   if (value.info !== undefined) identity.info = checkedInfo(value.info, source)
-  return identity
+  return Object.freeze(identity)
 }
 
 /** Why a client's `auth` cannot be taken, or null: any JSON up to AUTH_MAX_BYTES serialized. */

@@ -99,6 +99,8 @@ export interface HarnessLimits {
   log?: EngineLog
   /** The host's identity and permission hooks; none when absent. */
   access?: AccessHooks
+  /** How long a hook may take (default 5 s). */
+  hookTimeoutMs?: number
 }
 
 export function setup (limits: HarnessLimits = {}) {
@@ -120,7 +122,7 @@ export function setup (limits: HarnessLimits = {}) {
     feeds: { framesFor: () => [] },
     meter: recorded.meter,
     log: limits.log ?? quietLog,
-    access: new Access(limits.access ?? {}, limits.log ?? quietLog),
+    access: new Access(limits.access ?? {}, limits.log ?? quietLog, limits.hookTimeoutMs),
     messages: new CustomMessages()
   })
   /** A client: its socket, its connection, and what it sends as text; `upgrade` is what authorize said of it. */

@@ -135,6 +135,128 @@ t.test('a listener of app.shoal.on hears the host set info', async (t) => {
   t.same(heard, [{ badge: 'gold' }])
 })
 
+t.test('a reconnect refused by authenticate counts toward the address budget; over it, the hook is not asked', async (t) => {
+  let asked = 0
+  const s = setup({ registerLimit: 2, access: { authenticate: () => { asked++; return false } } })
+  for (let i = 0; i < 2; i++) {
+    const client = s.connect()
+    client.send({ type: 'reconnect', secret: 'guess', auth: { token: `guess-${i}` } })
+    await settle()
+    t.same(errorOf(client.socket), { code: 'unauthorized', ref: 'reconnect' })
+    t.equal(client.socket.closes[0]?.code, 4401)
+  }
+  const third = s.connect()
+  third.send({ type: 'reconnect', secret: 'guess', auth: { token: 'guess-2' } })
+  await settle()
+  t.same(errorOf(third.socket), { code: 'rate_limited', ref: 'reconnect' }, 'the budget is spent')
+  t.equal(asked, 2, 'and authenticate was not asked a third time')
+})
+
+t.test('canUpdate is asked again when the user resumes and when the server moves it', async (t) => {
+  const asked: string[] = []
+  let watchOnly = false
+  const s = setup({ access: { canUpdate: (_identity, room) => { asked.push(room); return !watchOnly } } })
+  const api = createApi(s.engine)
+  const ann = s.connect()
+  ann.send({ type: 'register', name: 'Ann', room: 'r1' })
+  await settle()
+  const welcome = ann.socket.only('welcome')
+  s.engine.closed(ann.connection)
+  watchOnly = true
+  const back = s.connect()
+  back.send({ type: 'reconnect', secret: welcome.secret })
+  await settle()
+  back.send({ type: 'update', state: { a: 1 } })
+  await settle()
+  t.same(errorOf(back.socket), { code: 'forbidden', ref: 'update' }, 'read-only after the resume')
+  watchOnly = false
+  t.equal(await api.moveToRoom(welcome.id, 'r2'), true)
+  back.socket.clear()
+  back.send({ type: 'update', state: { a: 1 } })
+  await settle()
+  t.same(back.socket.ofType('error'), [], 'may update in the room it was moved to')
+  t.same(asked, ['r1', 'r1', 'r2'])
+})
+
+t.test('a join whose hooks answer after the socket closed, or after the server moved the user there', async (t) => {
+  const answers: Array<(value: boolean) => void> = []
+  const s = setup({ access: { canJoin: async (_identity, room) => room === 'r1' || await new Promise<boolean>((resolve) => { answers.push(resolve) }) } })
+  const api = createApi(s.engine)
+  const ann = s.connect()
+  ann.send({ type: 'register', name: 'Ann', room: 'r1' })
+  await settle()
+  const id = ann.socket.only('welcome').id
+  ann.socket.clear()
+  ann.send({ type: 'join', room: 'r2' })
+  await settle()
+  await api.moveToRoom(id, 'r2')
+  ann.socket.clear()
+  answers[0]?.(true)
+  await settle()
+  t.same(ann.socket.ofType('snapshot').map((m) => m.room), ['r2'], 'answered as a join into its own room')
+  t.equal(s.users.get(id)?.room, 'r2')
+
+  ann.send({ type: 'join', room: 'r3' })
+  await settle()
+  s.engine.closed(ann.connection)
+  ann.socket.readyState = 3
+  ann.socket.clear()
+  answers[1]?.(true)
+  await settle()
+  t.equal(s.users.get(id)?.room, 'r2', 'a socket gone meanwhile moves nobody')
+  t.same(ann.socket.sent, [])
+})
+
+t.test('a hook that does not answer in time has failed', async (t) => {
+  const log = recordingLog()
+  const s = setup({ log, hookTimeoutMs: 20, access: { canJoin: async () => await new Promise<boolean>(() => {}) } })
+  const ann = s.connect()
+  ann.send({ type: 'register', name: 'Ann' })
+  await new Promise((resolve) => setTimeout(resolve, 60))
+  t.same(errorOf(ann.socket), { code: 'server_error', ref: 'register' })
+  t.match(log.errors, ['canJoin failed'])
+  ann.socket.clear()
+  const ping = Math.random()
+  ann.send({ type: 'ping', t: ping })
+  await settle()
+  t.equal(ann.socket.only('pong').t, ping, 'and the connection\'s messages flow again')
+})
+
+t.test('the late answer of a host type, after its socket closed, sends nothing', async (t) => {
+  const s = setup()
+  const api = createApi(s.engine)
+  let answer: (value: unknown) => void = () => {}
+  api.handle('slow', Type.Object({}), async () => await new Promise((resolve) => { answer = resolve }))
+  const ann = s.registered('Ann')
+  ann.send({ type: 'slow', id: 1 })
+  await settle()
+  s.engine.closed(ann.connection)
+  ann.socket.readyState = 3
+  ann.socket.clear()
+  answer({ late: true })
+  await settle()
+  t.same(ann.socket.sent, [])
+  t.equal(ann.connection.pendingRequests, 0)
+})
+
+t.test('a server change to a user that entered this tick reaches its own client too, once', async (t) => {
+  const s = setup()
+  const api = createApi(s.engine)
+  const ann = s.registered('Ann')
+  const bob = s.registered('Bob')
+  api.setInfo(ann.id, { badge: 'gold' })
+  t.same(ann.socket.frames, [{ type: 'presence', room: 'r1', updated: [{ id: ann.id, info: { badge: 'gold' } }] }], 'the room would announce Ann whole, to everyone but Ann')
+  ann.socket.clear()
+  s.broadcaster.flush()
+  t.match(bob.socket.only('presence').joined, [{ id: ann.id, info: { badge: 'gold' } }], 'the others get it in her joined entry')
+  t.same(ann.socket.ofType('presence').flatMap((m) => m.updated ?? []).filter((u) => u.id === ann.id), [], 'and Ann not twice')
+  ann.socket.clear()
+  api.setState(ann.id, { score: 1 })
+  t.same(ann.socket.frames, [], 'once announced, the room\'s next frame tells her')
+  s.broadcaster.flush()
+  t.same(ann.socket.only('presence').updated, [{ id: ann.id, state: { score: 1 } }])
+})
+
 t.test('what the host hands in is checked', async (t) => {
   t.same(checkedIdentity({ userId: 'u', name: '  Ann ' }, 'authorize'), { userId: 'u', name: 'Ann' }, 'a name is trimmed')
   t.throws(() => checkedIdentity({ id: 'u' }, 'authorize'), /authorize: not an identity/)
@@ -156,6 +278,8 @@ t.test('what the host hands in is checked', async (t) => {
 
   t.throws(() => new ShoalError('Bad Code', 'x'), TypeError)
   t.equal(new ShoalError('not_allowed', 'x').code, 'not_allowed')
+  t.throws(() => new ShoalError('invalid_secret', 'x'), /clients act on/, 'a code clients act on is not the host\'s to send')
+  t.equal(new ShoalError('forbidden', 'x').code, 'forbidden')
 
   const messages = new CustomMessages()
   messages.register('chat', Type.Object({ text: Type.String() }), () => null)

@@ -170,6 +170,22 @@ t.test('the client library: request, push messages, auth', async (t) => {
   t.match(await client.request('chat', { text: 'x' }).catch((err: unknown) => err), { code: 'connection', message: 'not connected' })
 })
 
+t.test('the client registers with its auth again after invalid_secret', async (t) => {
+  const { server } = await harness(t, {
+    authenticate: (auth) => (auth as { token?: string } | undefined)?.token === 'good' ? { userId: 'u2' } : false
+  })
+  const stored = new Map([['shoal:secret', 'a-secret-of-a-session-long-gone']])
+  const storage = { getItem: (key: string) => stored.get(key) ?? null, setItem: (key: string, value: string) => { stored.set(key, value) }, removeItem: (key: string) => { stored.delete(key) } }
+  const client = new ShoalClient({ url: server.wsUrl, WebSocket: WebSocket as never, pingIntervalMs: 0, storage, auth: async () => ({ token: 'good' }) })
+  t.teardown(() => { client.close() })
+  const errors: string[] = []
+  client.on('error', (error) => { errors.push(error.code) })
+  await new Promise((resolve) => client.once('welcome', resolve))
+  t.same(errors, ['invalid_secret'], 'the stale secret was refused')
+  t.equal(client.me?.userId, 'u2', 'and the register on that socket carried the auth')
+  t.not(stored.get('shoal:secret'), 'a-secret-of-a-session-long-gone', 'the new secret is kept')
+})
+
 t.test('the client stops at a refusal of its credentials', async (t) => {
   const { server } = await harness(t, { authenticate: () => false })
   const errors: string[] = []

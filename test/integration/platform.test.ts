@@ -6,6 +6,8 @@
 import t from 'tap'
 import type { FastifyRequest } from 'fastify'
 import { ShoalError, type ShoalIdentity, type ShoalOptions } from '../../index.js'
+import WebSocket from 'ws'
+import { ShoalClient } from '../../src/client/index.js'
 import { harness, TestClient } from '../helpers.js'
 
 /** Accounts of the tests' host: a token names one. */
@@ -142,7 +144,7 @@ t.test('authenticate decides from the auth field', async (t) => {
 
 t.test('canJoin decides register and join', async (t) => {
   const rooms: Record<string, string[]> = { alice: ['red', 'lobby'], bob: ['blue', 'lobby'] }
-  const { server, settle } = await harness(t, {
+  const { server, settle, tick } = await harness(t, {
     ...byQueryToken,
     // Anonymous users (the harness's tick watchers) go anywhere; accounts only to their rooms.
     canJoin: async (identity, room) => identity === null || rooms[identity.userId]?.includes(room) === true
@@ -164,7 +166,8 @@ t.test('canJoin decides register and join', async (t) => {
   t.match(await alice.next('error'), { code: 'forbidden', ref: 'join' })
   alice.send({ type: 'sync' })
   t.equal((await alice.next('snapshot')).room, 'red', 'the user stays where it was')
-  t.same(await bob.drainType('presence'), [], 'and the room it asked for saw nothing')
+  await tick()
+  t.same(await bob.drainType('presence'), [], 'and the room it asked for saw nothing, a whole tick later')
 
   alice.send({ type: 'join', room: 'lobby' })
   t.equal((await alice.next('snapshot')).room, 'lobby', 'a room it may enter')
@@ -243,4 +246,48 @@ t.test('the server acts on users: setState, setInfo, moveToRoom', async (t) => {
   t.equal(api.user(a.welcome.id)?.room, 'two')
   await t.rejects(api.moveToRoom(a.welcome.id, 'not a room'), TypeError)
   t.equal(await api.moveToRoom('nobody', 'two'), false)
+})
+
+t.test('an authorize answer that is not an identity is named in the log and refused with 500', async (t) => {
+  const lines: string[] = []
+  const { server } = await harness(t, { authorize: () => ({ username: 'ann' }) as never }, { write: (line) => { lines.push(line) } })
+  const refused = await TestClient.connect(server.wsUrl).catch((err: Error) => err)
+  t.ok(refused instanceof Error && /500/.test(refused.message))
+  t.ok(lines.some((line) => line.includes('authorize returned an invalid identity') && line.includes('username')), 'the log names the field')
+})
+
+t.test('the client library sees what the server sets on its own user', async (t) => {
+  const { server } = await harness(t)
+  const client = new ShoalClient({ url: server.wsUrl, WebSocket: WebSocket as never, pingIntervalMs: 0, register: { room: 'one' } })
+  t.teardown(() => { client.close() })
+  await new Promise((resolve) => client.once('welcome', resolve))
+  const updates: unknown[] = []
+  const told = new Promise<void>((resolve) => {
+    client.on('update', (user) => {
+      updates.push(user)
+      if (client.me?.info?.badge === 'gold' && client.me.state.score === 7) resolve()
+    })
+  })
+  // At once after the welcome: the room still announces the user whole, to everyone but the user itself.
+  server.app.shoal.setInfo(client.id ?? '', { badge: 'gold' })
+  server.app.shoal.setState(client.id ?? '', { score: 7 })
+  await told
+  t.ok(updates.every((user) => user === client.me), 'told as updates of our own user')
+  const snapshot = new Promise((resolve) => client.once('snapshot', resolve))
+  await server.app.shoal.moveToRoom(client.id ?? '', 'two')
+  await snapshot
+  t.equal(client.room, 'two')
+  t.equal(client.me?.room, 'two', 'and where the server moved it')
+})
+
+t.test('without hooks a user is what the contract says, field for field', async (t) => {
+  const { join, settle } = await harness(t)
+  const a = await join({ name: 'a', room: 'plain', auth: { ignored: true } })
+  const b = await join({ name: 'b', room: 'plain' })
+  await settle(a, b)
+  const fields = ['id', 'name', 'room', 'position', 'state', 'listeningTo', 'connected']
+  t.same(Object.keys(a.welcome.you), fields, 'welcome.you')
+  t.same(Object.keys(b.welcome.users[0] ?? {}), fields, 'welcome.users')
+  a.client.send({ type: 'sync' })
+  t.same(Object.keys((await a.client.next('snapshot')).users[0] ?? {}), fields, 'snapshot.users')
 })

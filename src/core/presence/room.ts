@@ -103,6 +103,11 @@ export class Room {
     this.grid?.set(user, user.position.x, user.position.y)
   }
 
+  /** The member's next presence entry is a whole `joined` one (it came this tick): the others get it, the member itself does not. */
+  announcesWhole (id: string): boolean {
+    return this.entered.has(id) || !this.published.has(id)
+  }
+
   get hasPendingPresence (): boolean { return this.changed.size > 0 }
   get hasPendingPositions (): boolean { return this.moved.size > 0 || this.viewsStale }
 

@@ -72,6 +72,11 @@ export class UserStore extends EventEmitter<UserStoreEvents> {
     return room.others(user.id, withSids)
   }
 
+  /** Whether the user's room will next announce it whole (it entered this tick), so that its own client hears nothing of it. */
+  announcedWhole (user: LiveUser): boolean {
+    return this.rooms.get(user.room)?.announcesWhole(user.id) ?? false
+  }
+
   /** A new live user enters its room, speaking through `peer` when it has one here. */
   add (user: LiveUser, peer: Peer | null = null): void {
     if (peer !== null) link(user, peer)

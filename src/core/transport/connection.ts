@@ -2,8 +2,8 @@
  * One client connection as the core sees it: the peer a user speaks through,
  * its message limiter, and an ordered queue for its inbound messages.
  */
+import type { IdentityT } from '../../../schemas/identity.js'
 import type { EncodingT } from '../../../schemas/protocol.js'
-import type { Upgrade } from '../engine.js'
 import type { MessageLimiter, TokenBucket } from './rate-limit.js'
 import { isTextParts, type LiveUser, type OutboundFrame, type Peer } from '../presence/user.js'
 
@@ -21,6 +21,15 @@ export interface Socket {
 
 const OPEN = 1
 
+/** What the transport knows of a socket's upgrade: the identity `authorize` gave, and the request, kept only for `authenticate`. */
+export interface Upgrade {
+  readonly identity: IdentityT | null
+  readonly request?: unknown
+}
+
+/** The upgrade of an anonymous socket: one object for all of them. */
+export const ANONYMOUS: Upgrade = Object.freeze({ identity: null })
+
 export class Connection implements Peer {
   user: LiveUser | null = null
   /** Answered the last heartbeat ping. */
@@ -31,7 +40,7 @@ export class Connection implements Peer {
   /** The budget of join and sync, made at the first of them (most connections never send one). */
   snapshots: TokenBucket | null = null
   /** What the upgrade said of the client (the identity from `authorize`); set by the engine at open. */
-  upgrade: Upgrade = { identity: null }
+  upgrade: Upgrade = ANONYMOUS
   /** Messages of host types whose handler has not answered yet. */
   pendingRequests = 0
 

@@ -71,6 +71,14 @@ export class AddressLimiter {
     return allowed
   }
 
+  /** Whether `address` has spent its budget (nothing is counted). */
+  exhausted (address: string, now: number): boolean {
+    const times = this.attempts.get(address)
+    if (times === undefined) return false
+    const cutoff = now - this.windowMs
+    return times.filter((time) => time > cutoff).length >= this.limit
+  }
+
   /** Forgets addresses with no attempt inside the window. */
   prune (now: number): void {
     for (const [address, times] of this.attempts) {
