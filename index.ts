@@ -62,6 +62,9 @@ declare module 'fastify' {
 }
 
 const shoal: FastifyPluginAsync<ShoalOptions> = async function shoal (app, options) {
+  if (app.hasDecorator('shoal')) {
+    throw new Error('shoal is registered in this scope already: register each further instance in a scope of its own, e.g. app.register(async (scope) => { await scope.register(shoal, { prefix: \'/second\' }) })')
+  }
   const instanceConfig = resolveConfig(options)
   let api: ShoalApi | undefined
   // Added before @fastify/websocket's own preClose (the host's may close every

@@ -11,7 +11,7 @@ import { systemClock, type Clock } from '../src/core/clock.js'
 import type { ClusterBus } from '../src/core/cluster/bus.js'
 import type { SessionStore } from '../src/core/sessions/session-store.js'
 import { QuietLog } from '../src/core/quiet-log.js'
-import { checkCsvFeeds, resolveSettings, SettingsError } from '../src/core/settings.js'
+import { checkCsvFeeds, resolveSettings, SETTING_NAMES, SettingsError } from '../src/core/settings.js'
 
 /** What the host says of a user: its account id (required), the name it must have, `info` its room sees. */
 export type ShoalIdentity = IdentityT
@@ -90,21 +90,48 @@ export interface ShoalConfig extends ShoalSettingsT, Omit<ShoalCollaborators, 'c
   clock: Clock
 }
 
+/** Every collaborator's name: a Record, so that one added to ShoalCollaborators but not here fails to compile. */
+const COLLABORATORS: Record<keyof ShoalCollaborators, true> = {
+  authorize: true, authenticate: true, canJoin: true, canUpdate: true, allowedOrigins: true, metricsAuthorize: true, sessionStore: true, csvFeeds: true, bus: true, clock: true, roomOptions: true
+}
+
+/** Every option name; Fastify's own register options (`prefix`, `logLevel`, `logSerializers`) too. */
+const OPTION_NAMES = new Set<string>([...SETTING_NAMES, ...Object.keys(COLLABORATORS), 'prefix', 'logLevel', 'logSerializers'])
+
+/** From JavaScript a misspelt option would be ignored without a word: name it, and the option it resembles. */
+function checkNames (options: object): void {
+  for (const name of Object.keys(options)) {
+    if (OPTION_NAMES.has(name)) continue
+    const like = [...OPTION_NAMES].find((known) => known.toLowerCase() === name.toLowerCase())
+    throw new SettingsError(`option ${name}: not an option of shoal${like === undefined ? '' : ` (did you mean ${like}?)`}`)
+  }
+}
+
+/** An object the engine will call: every method it needs is there, or a SettingsError names the first missing one. */
+function checkMethods<T extends object> (name: string, value: T, methods: ReadonlyArray<keyof T & string>, what: string): T {
+  const missing = methods.find((method) => typeof (value as Record<string, unknown> | null)?.[method] !== 'function')
+  if (typeof value !== 'object' || value === null || missing !== undefined) {
+    throw new SettingsError(`option ${name}: expected ${what} (with ${methods.join(', ')}), ${missing === undefined ? `got ${typeof value}` : `but ${missing} is not a function`}`)
+  }
+  return value
+}
+
 /** Checks every option; a bad one throws a SettingsError naming it. */
 export function resolveConfig (options: ShoalOptions): ShoalConfig {
+  checkNames(options)
   return {
     ...resolveSettings(options),
-    clock: options.clock ?? systemClock,
+    clock: options.clock === undefined ? systemClock : checkMethods('clock', options.clock, ['now'], 'a clock'),
     ...(options.authorize !== undefined && { authorize: checkFunction('authorize', options.authorize) }),
     ...(options.authenticate !== undefined && { authenticate: checkFunction('authenticate', options.authenticate) }),
     ...(options.canJoin !== undefined && { canJoin: checkFunction('canJoin', options.canJoin) }),
     ...(options.canUpdate !== undefined && { canUpdate: checkFunction('canUpdate', options.canUpdate) }),
     ...(options.allowedOrigins !== undefined && { allowedOrigins: checkOrigins(options.allowedOrigins) }),
     ...(options.metricsAuthorize !== undefined && { metricsAuthorize: checkFunction('metricsAuthorize', options.metricsAuthorize) }),
-    ...(options.sessionStore !== undefined && { sessionStore: options.sessionStore }),
-    ...(options.bus !== undefined && { bus: options.bus }),
+    ...(options.sessionStore !== undefined && { sessionStore: checkMethods('sessionStore', options.sessionStore, ['load', 'save', 'delete', 'sweep', 'close'], 'a SessionStore') }),
+    ...(options.bus !== undefined && { bus: checkMethods('bus', options.bus, ['start', 'publish', 'heartbeat', 'saveMembers', 'peers', 'close'], 'a ClusterBus') }),
     ...(options.csvFeeds !== undefined && { csvFeeds: checkCsvFeeds(options.csvFeeds) }),
-    ...(options.roomOptions !== undefined && { roomOptions: options.roomOptions })
+    ...(options.roomOptions !== undefined && { roomOptions: checkFunction('roomOptions', options.roomOptions) })
   }
 }
 

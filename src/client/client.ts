@@ -34,7 +34,7 @@ export interface WebSocketLike {
 
 export type WebSocketConstructor = new (url: string) => WebSocketLike
 
-/** Where the secret is kept between visits; `localStorage` fits as it is. */
+/** Where the secret is kept between visits; `sessionStorage` and `localStorage` fit as they are. */
 export interface SecretStorage {
   getItem(key: string): string | null
   setItem(key: string, value: string): void
@@ -63,9 +63,12 @@ export type ShoalMessages = Record<string, { request: object, result: unknown }>
 /** What a `Messages` parameter must be: for each of its types, a request and a result (an interface fits, too). */
 export type MessageMap<M> = { [K in keyof M]: { request: object, result: unknown } }
 
-/** Why a `request` failed: the server's error (its code and message), or `connection` / `timeout`. */
-export class ShoalRequestError extends Error {
-  override name = 'ShoalRequestError'
+/**
+ * Why a `request` failed, or why the client stopped before its first welcome
+ * (`ready`): the server's error (its code and message), or `connection` / `timeout`.
+ */
+export class ShoalClientError extends Error {
+  override name = 'ShoalClientError'
   constructor (readonly code: string, message: string, readonly ref?: string) {
     super(message)
   }
@@ -97,11 +100,18 @@ export interface ShoalClientEvents<Push = unknown> {
 export type RegisterFields = Omit<ClientMessageOf<'register'>, 'type' | 'encoding'>
 
 export interface ShoalClientOptions {
-  /** ws:// or wss:// URL of the server's WebSocket endpoint. */
-  url: string
+  /**
+   * ws:// or wss:// URL of the server's WebSocket endpoint, or a function called
+   * before each attempt (sync or async), e.g. to put a fresh token in it.
+   */
+  url: string | (() => string | Promise<string>)
   /** WebSocket class: the global one in browsers; pass `ws`'s in Node.js. */
   WebSocket?: WebSocketConstructor
-  /** Where the secret is kept; localStorage in browsers, memory elsewhere. */
+  /**
+   * Where the secret is kept: sessionStorage in browsers (a reload keeps the user, a new
+   * tab is a new one), memory elsewhere. Pass localStorage for one user across tabs
+   * (the newest tab then takes the session over and the others close with 4001).
+   */
   storage?: SecretStorage
   /** Storage key of the secret (default `shoal:secret`). */
   storageKey?: string
@@ -133,7 +143,7 @@ export interface ShoalClientOptions {
 
 interface PendingRequest {
   resolve: (result: unknown) => void
-  reject: (error: ShoalRequestError) => void
+  reject: (error: ShoalClientError) => void
   timer: unknown
 }
 
@@ -154,14 +164,33 @@ function memoryStorage (): SecretStorage {
   }
 }
 
+/**
+ * sessionStorage in browsers: it survives a reload but not a new tab, so a reload
+ * keeps the user and a second tab is a second user (with localStorage a second tab
+ * would resume the first one's session and take it over). Memory elsewhere.
+ */
 function defaultStorage (): SecretStorage {
   try {
-    const storage = (globalThis as { localStorage?: SecretStorage }).localStorage
+    const storage = (globalThis as { sessionStorage?: SecretStorage }).sessionStorage
     if (storage !== undefined) return storage
   } catch {
-    // Access to localStorage can throw (privacy settings, sandboxed frames).
+    // Access to sessionStorage can throw (privacy settings, sandboxed frames).
   }
   return memoryStorage()
+}
+
+/** The error of a close after which the client stops (no retry), or null when it should come back. */
+function finalClose (code: number, attemptError: string | null): ShoalError | null {
+  // ws in Node.js reports the HTTP status of a refused upgrade; authorize's 401 and 403 are final.
+  const status = /Unexpected server response: (\d+)/.exec(attemptError ?? '')?.[1]
+  if (status === '401' || status === '403') return { code: status === '401' ? 'unauthorized' : 'forbidden', message: `the server refused the connection (HTTP ${status})` }
+  switch (code) {
+    case CloseCode.replaced: return { code: 'connection', message: 'replaced: this user connected elsewhere' }
+    case CloseCode.unauthorized: return { code: 'unauthorized', message: 'the server refused this client\'s credentials' }
+    case CloseCode.forbidden: return { code: 'forbidden', message: 'the server refused this client\'s credentials' }
+    case CloseCode.ended: return { code: 'connection', message: 'the server ended this session' }
+    default: return null
+  }
 }
 
 export class ShoalClient<Messages extends MessageMap<Messages> = ShoalMessages, Push = unknown> extends EventEmitter<ShoalClientEvents<Push>> {
@@ -192,6 +221,16 @@ export class ShoalClient<Messages extends MessageMap<Messages> = ShoalMessages, 
   private lastUpdateAt = Number.NEGATIVE_INFINITY
   private tickMs: number
   private syncPending = false
+  /**
+   * Resolves with the first welcome; rejects with a ShoalClientError when the client
+   * stops before one (a refusal of its credentials, `close()`, `leave()`).
+   */
+  readonly ready: Promise<WelcomeMessageT>
+  private settleReady: { resolve: (welcome: WelcomeMessageT) => void, reject: (error: ShoalClientError) => void } | null = null
+  /** Why this attempt's socket failed, as its WebSocket said (ws: "Unexpected server response: 401"). */
+  private attemptError: string | null = null
+  /** The url function of this attempt has not answered yet. */
+  private resolvingUrl = false
   /** The `auth` of this socket's attempt, for a `register` after `invalid_secret` on it. */
   private authField: { auth?: unknown } = {}
   /** Requests awaiting their reply, by id. */
@@ -211,6 +250,9 @@ export class ShoalClient<Messages extends MessageMap<Messages> = ShoalMessages, 
     const WebSocketClass = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket
     if (WebSocketClass === undefined) throw new Error('shoal client: no WebSocket available; pass options.WebSocket')
     this.WebSocketClass = WebSocketClass
+    this.ready = new Promise((resolve, reject) => { this.settleReady = { resolve, reject } })
+    // An app that never awaits `ready` must not see an unhandled rejection.
+    this.ready.catch(() => {})
     if (options.autoConnect !== false) this.connect()
   }
 
@@ -222,12 +264,33 @@ export class ShoalClient<Messages extends MessageMap<Messages> = ShoalMessages, 
   get feeds (): ReadonlyMap<string, CsvMessageT> { return this.csvFeeds }
 
   connect (): void {
-    if (this.socket !== null) return
+    if (this.socket !== null || this.resolvingUrl) return
     this.timers.clearTimeout(this.retryTimer)
     this.retryTimer = null
-    const socket = new this.WebSocketClass(this.options.url)
+    const url = this.options.url
+    if (typeof url === 'string') return this.open(url)
+    this.resolvingUrl = true
+    Promise.resolve().then(url).then((value) => {
+      this.resolvingUrl = false
+      if (this.state !== 'closed') this.open(value)
+    }, (err: unknown) => {
+      this.resolvingUrl = false
+      this.attemptFailed(`url: ${err instanceof Error ? err.message : String(err)}`, CloseCode.retry)
+    })
+  }
+
+  /** One attempt: a socket to `url`. */
+  private open (url: string): void {
+    let socket: WebSocketLike
+    try {
+      socket = new this.WebSocketClass(url)
+    } catch (err) {
+      // A malformed URL throws at once: reported like any failed attempt.
+      return this.attemptFailed(err instanceof Error ? err.message : String(err), CloseCode.retry)
+    }
     socket.binaryType = 'arraybuffer'
     this.socket = socket
+    this.attemptError = null
     socket.onopen = () => {
       this.emit('open')
       const auth = this.options.auth
@@ -248,8 +311,9 @@ export class ShoalClient<Messages extends MessageMap<Messages> = ShoalMessages, 
       }
       this.receive(message)
     }
-    socket.onerror = () => {}
-    socket.onclose = (event: { code: number }) => this.onSocketClosed(socket, event.code)
+    // ws (Node.js) says why an upgrade failed, its HTTP status included; browsers say nothing.
+    socket.onerror = (event: { message?: unknown }) => { if (this.socket === socket && typeof event.message === 'string') this.attemptError = event.message }
+    socket.onclose = (event: { code: number, reason?: unknown }) => this.onSocketClosed(socket, event.code, typeof event.reason === 'string' ? event.reason : '')
   }
 
   /** Moves our user; sent at most once per server tick, the latest position wins. */
@@ -293,7 +357,7 @@ export class ShoalClient<Messages extends MessageMap<Messages> = ShoalMessages, 
 
   /**
    * Sends a message of one of the host's own types and resolves with its handler's
-   * result. Rejects with a ShoalRequestError: the server's error (`invalid_message`,
+   * result. Rejects with a ShoalClientError: the server's error (`invalid_message`,
    * `unknown_type`, a code of the host's), `timeout`, or `connection` when not
    * connected or when the connection drops before the reply.
    */
@@ -302,13 +366,13 @@ export class ShoalClient<Messages extends MessageMap<Messages> = ShoalMessages, 
       const id = this.nextRequestId++
       const message: CustomClientMessage = { ...fields, type, id }
       if (!this.welcomed || !this.sendNow(message)) {
-        reject(new ShoalRequestError('connection', 'not connected', type))
+        reject(new ShoalClientError('connection', 'not connected', type))
         return
       }
       const timeoutMs = options.timeoutMs ?? this.options.requestTimeoutMs ?? 10_000
       const timer = this.timers.setTimeout(() => {
         this.requests.delete(id)
-        reject(new ShoalRequestError('timeout', `no reply to ${type} within ${timeoutMs} ms`, type))
+        reject(new ShoalClientError('timeout', `no reply to ${type} within ${timeoutMs} ms`, type))
       }, timeoutMs)
       this.requests.set(id, { resolve: resolve as (result: unknown) => void, reject, timer })
     })
@@ -341,10 +405,12 @@ export class ShoalClient<Messages extends MessageMap<Messages> = ShoalMessages, 
     this.socket?.close(CloseCode.ended)
   }
 
-  private shutDown (): void {
+  private shutDown (why: ShoalError = { code: 'connection', message: 'the client was closed' }): void {
     this.transition('closed')
     this.stopTimers()
     this.failRequests('the client was closed')
+    this.settleReady?.reject(new ShoalClientError(why.code, why.message))
+    this.settleReady = null
   }
 
   private receive (message: ServerMessageT): void {
@@ -407,7 +473,7 @@ export class ShoalClient<Messages extends MessageMap<Messages> = ShoalMessages, 
           this.sendNow(this.registerMessage())
         } else if (message.code === 'rate_limited' && !this.welcomed && (message.ref === 'register' || message.ref === 'reconnect')) {
           // Too many attempts from our address: keep the secret and come back after a backoff.
-          this.socket?.close(CloseCode.retry)
+          this.socket?.close(CloseCode.retry, 'rate limited; retrying after a backoff')
         }
         this.emit('error', message.ref === undefined ? { code: message.code, message: message.message } : { code: message.code, message: message.message, ref: message.ref })
     }
@@ -461,7 +527,7 @@ export class ShoalClient<Messages extends MessageMap<Messages> = ShoalMessages, 
     this.requests.delete(id)
     this.timers.clearTimeout(pending.timer)
     if (message.type === 'reply') pending.resolve(message.result)
-    else pending.reject(new ShoalRequestError(message.code, message.message, message.ref))
+    else pending.reject(new ShoalClientError(message.code, message.message, message.ref))
     return true
   }
 
@@ -469,7 +535,7 @@ export class ShoalClient<Messages extends MessageMap<Messages> = ShoalMessages, 
   private failRequests (reason: string): void {
     for (const [id, pending] of this.requests) {
       this.timers.clearTimeout(pending.timer)
-      pending.reject(new ShoalRequestError('connection', reason))
+      pending.reject(new ShoalClientError('connection', reason))
       this.requests.delete(id)
     }
   }
@@ -498,14 +564,17 @@ export class ShoalClient<Messages extends MessageMap<Messages> = ShoalMessages, 
     this.mirror.selfId = message.id
     this.mirror.reset(message.room, message.users, message.you)
     this.transition('open')
+    this.settleReady?.resolve(message)
+    this.settleReady = null
     this.emit('welcome', message)
     this.lastUpdateAt = Number.NEGATIVE_INFINITY
     this.flush()
     this.schedulePing()
   }
 
-  private onSocketClosed (socket: WebSocketLike, code: number): void {
+  private onSocketClosed (socket: WebSocketLike, code: number, reason: string): void {
     if (this.socket !== socket) return
+    const welcomed = this.welcomed
     this.socket = null
     this.welcomed = false
     this.failRequests('the connection closed before the reply')
@@ -514,21 +583,25 @@ export class ShoalClient<Messages extends MessageMap<Messages> = ShoalMessages, 
     this.timers.clearTimeout(this.flushTimer)
     this.flushTimer = null
     if (this.state === 'closed') return
-    if (code === CloseCode.replaced) {
-      this.emit('error', { code: 'connection', message: 'replaced: this user connected elsewhere' })
-      return this.shutDown()
+    const final = finalClose(code, this.attemptError)
+    if (final !== null) {
+      // Coming back would not help: another tab has the user, the credentials were refused, or the session ended.
+      if (code === CloseCode.ended) this.storage.removeItem(this.storageKey)
+      this.emit('error', final)
+      return this.shutDown(final)
     }
-    if (code === CloseCode.unauthorized || code === CloseCode.forbidden) {
-      // The server refused our credentials: retrying with the same ones would be refused again.
-      this.emit('error', { code: code === CloseCode.unauthorized ? 'unauthorized' : 'forbidden', message: 'the server refused this client\'s credentials' })
-      return this.shutDown()
-    }
-    if (code === CloseCode.ended) {
-      // The server ended the session: its secret is dead, and coming back would be a new user.
-      this.storage.removeItem(this.storageKey)
-      this.emit('error', { code: 'connection', message: 'the server ended this session' })
-      return this.shutDown()
-    }
+    if (!welcomed) this.emit('error', { code: 'connection', message: `connection failed: ${this.attemptError ?? (reason !== '' ? `${reason} (${code})` : `closed with ${code}`)}` })
+    this.scheduleRetry(code)
+  }
+
+  /** An attempt that failed before it had a socket (a URL that could not be made). */
+  private attemptFailed (message: string, code: number): void {
+    if (this.state === 'closed') return
+    this.emit('error', { code: 'connection', message: `connection failed: ${message}` })
+    this.scheduleRetry(code)
+  }
+
+  private scheduleRetry (code: number): void {
     this.transition('reconnecting')
     // A restarting server asks for an immediate retry, which does not count as a failed attempt.
     const delay = code === CloseCode.restarting ? 0 : backoffDelay(this.attempt++, this.random, this.options.backoff)

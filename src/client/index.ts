@@ -1,5 +1,5 @@
 /** `shoal/client`: the client library for browsers and Node.js. */
-export { ShoalClient, ShoalRequestError } from './client.js'
+export { ShoalClient, ShoalClientError } from './client.js'
 export type {
   ConnectionState, RegisterFields, SecretStorage, ShoalClientEvents, ShoalClientOptions, ShoalError, ShoalMessages, MessageMap, Timers,
   WebSocketConstructor, WebSocketLike

@@ -152,16 +152,16 @@ t.test('sqlite store: a file it cannot use is an error naming the file', async (
   const readOnlyFile = tempFile()
   await new SqliteSessionStore(readOnlyFile).close()
   chmodSync(readOnlyFile, 0o400)
-  // Root ignores file modes, so the read-only case runs as nobody when the tests run as root.
-  const asNobody = process.getuid?.() === 0
-  if (!asNobody) {
+  // Root ignores file modes through CAP_DAC_OVERRIDE: as root, the read-only case runs
+  // without that capability (still root, so it reads the checkout wherever it lives).
+  const asRoot = process.getuid?.() === 0
+  if (!asRoot) {
     t.throws(() => new SqliteSessionStore(readOnlyFile), SessionDatabaseError, 'a read-only file fails at start, not at the first save')
   } else {
-    chmodSync(join(readOnlyFile, '..'), 0o755)
     const script = `
       const { SqliteSessionStore } = await import(${JSON.stringify(new URL('../../src/adapters/sqlite-session-store.ts', import.meta.url).href)})
       try { new SqliteSessionStore(${JSON.stringify(readOnlyFile)}); console.log('opened') } catch (err) { console.log(err.name + ': ' + err.message) }`
-    const run = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--import=tsx', '--input-type=module', '-e', script], { encoding: 'utf8', cwd: process.cwd() })
+    const run = spawnSync('setpriv', ['--bounding-set=-dac_override,-dac_read_search', '--', process.execPath, '--import=tsx', '--input-type=module', '-e', script], { encoding: 'utf8', cwd: process.cwd() })
     t.match(run.stdout, new RegExp(`^SessionDatabaseError: session database ${readOnlyFile}: `), `a read-only file fails at start, not at the first save (${run.stderr.slice(0, 200)})`)
   }
 })

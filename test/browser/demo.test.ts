@@ -67,7 +67,7 @@ if (!existsSync(CHROMIUM) && process.env.CI !== 'true') {
       await browser.close()
       await server.close()
     })
-    // Two browser contexts: two people, each with their own localStorage.
+    // Two browser contexts: two people, each with their own storage.
     const pageA = await (await browser.newContext({ viewport: { width: 1100, height: 800 } })).newPage()
     const pageB = await (await browser.newContext({ viewport: { width: 1100, height: 800 } })).newPage()
     const roomUrl = `${server.url}/?room=browser-test`
@@ -89,7 +89,7 @@ if (!existsSync(CHROMIUM) && process.env.CI !== 'true') {
     }, "A's new position on page B")
     t.ok(moved.users.some((u) => u.id === a.id), "B's mirror has A at the mouse position")
 
-    // Reloading A keeps its id (secret from localStorage) and B never sees A leave.
+    // Reloading A keeps its id (secret from sessionStorage) and B never sees A leave.
     await pageA.reload()
     const reloaded = await waitFor(pageA, (v) => v.state === 'open' && v.id !== null, 'page A to reconnect after reload')
     t.equal(reloaded.id, a.id, 'A keeps its id across a reload')
@@ -125,6 +125,42 @@ if (!existsSync(CHROMIUM) && process.env.CI !== 'true') {
     t.ok(existsSync(path), `screenshot written to ${path}`)
     t.equal(await pageB.locator('#count').textContent(), '2', 'page B shows two users')
     t.equal(await pageB.locator('#state').textContent(), 'open', 'page B shows its connection state')
+  })
+
+  t.test('two tabs of one browser are two users; a reload keeps the tab\'s user', async (t) => {
+    execFileSync('npm', ['run', '--silent', 'build:web'], { cwd: root, stdio: 'ignore' })
+    const server = await startServer({ tickHz: 20, graceMs: 5000 })
+    const browser: Browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })
+    t.teardown(async () => {
+      await browser.close()
+      await server.close()
+    })
+    // One context: the tabs share localStorage and cookies, as two tabs of one browser do.
+    const context = await browser.newContext({ viewport: { width: 1100, height: 800 } })
+    const tabA = await context.newPage()
+    const tabB = await context.newPage()
+    const roomUrl = `${server.url}/?room=two-tabs`
+    await tabA.goto(roomUrl)
+    const a = await waitFor(tabA, (v) => v.state === 'open' && v.id !== null, 'tab A to connect')
+    await tabB.goto(roomUrl)
+    const b = await waitFor(tabB, (v) => v.state === 'open' && v.users.some((u) => u.id === a.id), 'tab B to see A')
+    t.not(b.id, a.id, 'the second tab is another user')
+    await waitFor(tabA, (v) => v.users.some((u) => u.id === b.id), 'tab A to see B')
+    // A tab draws only while it is in front (animation frames pause behind): look at each in turn, as a person would.
+    const shown = async (tab: typeof tabA, selector: string, text: string): Promise<string | null> => {
+      await tab.bringToFront()
+      await tab.waitForFunction(([sel, want]) => document.querySelector(sel as string)?.textContent === want, [selector, text]).catch(() => {})
+      return await tab.locator(selector).textContent()
+    }
+    t.equal(await shown(tabA, '#count', '2'), '2', 'tab A shows 2 here')
+    t.equal(await shown(tabB, '#count', '2'), '2', 'tab B shows 2 here')
+    t.equal(await shown(tabA, '#state', 'open'), 'open', 'tab A stays open')
+
+    await tabA.reload()
+    const reloaded = await waitFor(tabA, (v) => v.state === 'open' && v.id !== null, 'tab A to reconnect after its reload')
+    t.equal(reloaded.id, a.id, 'the reloaded tab keeps its user')
+    t.equal(await shown(tabB, '#state', 'open'), 'open', 'and the other tab stays open')
+    t.equal((await waitFor(tabB, (v) => v.users.some((u) => u.id === a.id), 'B still to have A')).id, b.id)
   })
 
   t.test('the landmarks feed: markers appear, and move when the CSV file is edited', async (t) => {

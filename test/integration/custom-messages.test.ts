@@ -3,12 +3,13 @@
  * by their TypeBox schema like the protocol's, answered with `reply` or `error`
  * carrying the client's id; and the client library's `request` for them.
  */
+import { createServer } from 'node:net'
 import { Writable } from 'node:stream'
 import t from 'tap'
 import { Type } from '@sinclair/typebox'
 import WebSocket from 'ws'
 import { ShoalError } from '../../index.js'
-import { ShoalClient, ShoalRequestError } from '../../src/client/index.js'
+import { ShoalClient, ShoalClientError } from '../../src/client/index.js'
 import { harness, type LogStream } from '../helpers.js'
 
 const Chat = Type.Object({ text: Type.String({ minLength: 1, maxLength: 200 }), to: Type.Optional(Type.String()) })
@@ -155,7 +156,7 @@ t.test('the client library: request, push messages, auth', async (t) => {
   const result = await client.request('chat', { text: 'hello' })
   t.same(result, { length: 5 })
   const failed = await client.request('fail', {}).catch((err: unknown) => err)
-  t.ok(failed instanceof ShoalRequestError)
+  t.ok(failed instanceof ShoalClientError)
   t.match(failed, { code: 'nope', message: 'refused', ref: 'fail' })
   t.match(await client.request('missing', {}).catch((err: unknown) => err), { code: 'unknown_type' })
   t.match(await client.request('never', {}, { timeoutMs: 50 }).catch((err: unknown) => err), { code: 'timeout' })
@@ -195,4 +196,43 @@ t.test('the client stops at a refusal of its credentials', async (t) => {
   await new Promise<void>((resolve) => client.on('state', (state) => { if (state === 'closed') resolve() }))
   t.same(errors, ['unauthorized', 'unauthorized'], 'the refusal, then the close that ends it')
   t.equal(client.state, 'closed', 'no retry')
+})
+
+t.test('the client reports each failed attempt: a refused upgrade stops it, a closed port does not', async (t) => {
+  const { server } = await harness(t, { authorize: () => ({ statusCode: 401, message: 'log in first' }) })
+  const refused = new ShoalClient({ url: server.wsUrl, WebSocket: WebSocket as never, pingIntervalMs: 0 })
+  const errors: string[] = []
+  refused.on('error', (error) => { errors.push(`${error.code}: ${error.message}`) })
+  const rejection = await refused.ready.catch((err: unknown) => err)
+  t.match(rejection, { code: 'unauthorized' }, 'ready rejects with the refusal')
+  t.same(errors, ['unauthorized: the server refused the connection (HTTP 401)'], 'one error, from the one attempt')
+  t.equal(refused.state, 'closed', 'and no retry')
+
+  // A port nobody listens on: every attempt fails and is reported, and the client keeps trying.
+  const closedPort = await new Promise<number>((resolve) => {
+    const probe = createServer().listen(0, '127.0.0.1', () => {
+      const address = probe.address()
+      probe.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0))
+    })
+  })
+  const urls: string[] = []
+  const retrying = new ShoalClient({
+    url: () => { urls.push('asked'); return `ws://127.0.0.1:${closedPort}/ws` },
+    WebSocket: WebSocket as never,
+    pingIntervalMs: 0,
+    backoff: { initialMs: 5, maxMs: 20 }
+  })
+  t.teardown(() => { retrying.close() })
+  const failures: string[] = []
+  await new Promise<void>((resolve) => {
+    retrying.on('error', (error) => {
+      failures.push(error.message)
+      if (failures.length === 3) resolve()
+    })
+  })
+  t.match(failures, [/^connection failed: .*ECONNREFUSED/, /ECONNREFUSED/, /ECONNREFUSED/], 'each attempt, with its reason')
+  t.equal(retrying.state, 'reconnecting', 'still trying')
+  t.ok(urls.length >= 3, 'the url function is asked before each attempt')
+  retrying.close()
+  t.match(await retrying.ready.catch((err: unknown) => err), { code: 'connection' }, 'ready rejects once the app gives up')
 })

@@ -523,7 +523,14 @@ t.test('invalid options are rejected at register time, naming the option', async
     ['maxPayload: 1', { maxPayload: 1 }, /option maxPayload/],
     ['messagesPerSecond: 0', { messagesPerSecond: 0 }, /option messagesPerSecond/],
     ['demo: "yes"', { demo: 'yes' }, /option demo/],
-    ['slowReaderCloseBytes under slowReaderSkipBytes', { slowReaderSkipBytes: 100, slowReaderCloseBytes: 50 }, /slowReaderCloseBytes/]
+    ['slowReaderCloseBytes under slowReaderSkipBytes', { slowReaderSkipBytes: 100, slowReaderCloseBytes: 50 }, /slowReaderCloseBytes/],
+    ['a misspelt option', { tickhz: 30 }, /option tickhz: not an option of shoal \(did you mean tickHz\?\)/],
+    ['an unknown option', { colour: 'red' }, /option colour: not an option of shoal$/],
+    ['authorize: "yes"', { authorize: 'yes' }, /option authorize: expected a function/],
+    ['canJoin: true', { canJoin: true }, /option canJoin: expected a function/],
+    ['a sessionStore without save', { sessionStore: { load () {}, delete () {}, sweep () {}, close () {} } }, /option sessionStore: expected a SessionStore .* but save is not a function/],
+    ['a bus that is a string', { bus: 'redis://x' }, /option bus: expected a ClusterBus/],
+    ['a clock without now', { clock: {} }, /option clock: expected a clock/]
   ]
   for (const [label, options, expected] of cases) {
     const app = Fastify({ logger: false })
@@ -541,7 +548,13 @@ t.test('invalid options are rejected at register time, naming the option', async
   await t.rejects(async () => { await app.register(shoal, typed).ready() }, /option graceMs/)
   await app.close().catch(() => {})
 
-  // Unknown keys and valid values are fine.
+  // Twice in one scope: an error that says what to do instead.
+  const twice = Fastify({ logger: false })
+  await twice.register(shoal, { demo: false })
+  await t.rejects(async () => { await twice.register(shoal, { demo: false, prefix: '/second' }).ready() }, /registered in this scope already: register each further instance in a scope of its own/)
+  await twice.close().catch(() => {})
+
+  // Valid values are fine.
   const ok = Fastify({ logger: false })
   await ok.register(shoal, { tickHz: 200, graceMs: 0, drainTimeoutMs: 0, demo: false, path: '/x' }).ready()
   t.equal(ok.shoal.stats.draining, false)
