@@ -10,9 +10,7 @@ import { join } from 'node:path'
 import closeWithGrace from 'close-with-grace'
 import Fastify from 'fastify'
 import shoal, { type ShoalOptions } from '../../index.js'
-import { RedisClusterBus, redactRedisUrl } from '../adapters/redis-bus.js'
-import { RedisSessionStore } from '../adapters/redis-session-store.js'
-import { SessionDatabaseError, SqliteSessionStore } from '../adapters/sqlite-session-store.js'
+import type { RedisClusterBus } from '../adapters/redis-bus.js'
 import { systemClock } from '../core/clock.js'
 import type { SessionStore } from '../core/sessions/session-store.js'
 import { SettingsError } from '../core/settings.js'
@@ -29,14 +27,36 @@ interface Backing {
   describe: Record<string, string>
 }
 
+/**
+ * An adapter, loaded only when the environment asks for it, so that a server
+ * without Redis needs no ioredis, and one on Redis no better-sqlite3. A missing
+ * package is an error that names it.
+ */
+async function adapter<T> (load: () => Promise<T>, packageName: string, purpose: string): Promise<T> {
+  try {
+    return await load()
+  } catch (err) {
+    const missing = (err as { code?: string }).code === 'ERR_MODULE_NOT_FOUND' && String((err as Error).message).includes(`'${packageName}'`)
+    if (missing) throw new BackingError(`${purpose} needs the package ${packageName}, which is not installed: npm install ${packageName}`)
+    throw err
+  }
+}
+
 /** With REDIS_URL: a node of a cluster, sessions in Redis. Without: one node, sessions in SQLite. */
 async function backing (env: NodeJS.ProcessEnv, sessionTtlMs: number): Promise<Backing> {
   const url = env.REDIS_URL
   if (url === undefined || url === '') {
+    const { SessionDatabaseError, SqliteSessionStore } = await adapter(async () => await import('../adapters/sqlite-session-store.js'), 'better-sqlite3', 'keeping sessions in a SQLite file (no REDIS_URL)')
     // Never a silent fallback to memory: identities that should survive a restart would not.
-    const store = new SqliteSessionStore(join(dataDirFromEnv(env), 'sessions.db'))
-    return { sessionStore: store, describe: { sessions: store.file } }
+    try {
+      const store = new SqliteSessionStore(join(dataDirFromEnv(env), 'sessions.db'))
+      return { sessionStore: store, describe: { sessions: store.file } }
+    } catch (err) {
+      throw err instanceof SessionDatabaseError ? new BackingError(err.message) : err
+    }
   }
+  const { RedisClusterBus, redactRedisUrl } = await adapter(async () => await import('../adapters/redis-bus.js'), 'ioredis', 'a cluster on Redis (REDIS_URL)')
+  const { RedisSessionStore } = await adapter(async () => await import('../adapters/redis-session-store.js'), 'ioredis', 'sessions in Redis (REDIS_URL)')
   const prefix = env.REDIS_PREFIX === undefined || env.REDIS_PREFIX === '' ? 'shoal:' : env.REDIS_PREFIX
   const nodeId = env.NODE_ID === undefined || env.NODE_ID === '' ? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}` : env.NODE_ID
   const store = new RedisSessionStore({ url, prefix, sessionTtlMs })
@@ -74,7 +94,7 @@ async function main (): Promise<void> {
     environment = readEnvironment(process.env)
     backed = await backing(process.env, environment.settings.sessionTtlMs)
   } catch (err) {
-    if (!(err instanceof SettingsError) && !(err instanceof SessionDatabaseError) && !(err instanceof BackingError)) throw err
+    if (!(err instanceof SettingsError) && !(err instanceof BackingError)) throw err
     process.stderr.write(`shoal: ${err.message}\n`)
     process.exit(1)
   }
