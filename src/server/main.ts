@@ -116,7 +116,16 @@ async function main (): Promise<void> {
     await sessionStore.close()
   })
 
-  await app.listen({ port: listen.port, host: listen.host })
+  const address = await app.listen({ port: listen.port, host: listen.host })
+  // One line for the person who started it, whatever LOG_LEVEL says (the logs are for machines).
+  process.stdout.write(`${startLine(address, settings, backed.describe, bus !== undefined)}\n`)
+}
+
+/** Where to point a browser and a client, and what the sessions and the cluster are. */
+function startLine (address: string, settings: { demo: boolean, path: string }, describe: Record<string, string>, clustered: boolean): string {
+  const page = settings.demo ? `demo at ${address}/` : 'no demo (DEMO=false)'
+  const mode = clustered ? `cluster node ${describe.node ?? '?'} on Redis ${describe.redis ?? ''}` : 'single node'
+  return `shoal: ${page} · WebSocket ${address.replace(/^http/, 'ws')}${settings.path} · sessions in ${describe.sessions ?? '?'} · ${mode}`
 }
 
 await main()

@@ -2,9 +2,10 @@
  * The standalone server as the README configures it, as a real process: the
  * METRICS_TOKEN, ALLOWED_ORIGINS and TRUST_PROXY variables reach the plugin.
  */
+import { join } from 'node:path'
 import t from 'tap'
 import { TestClient } from '../helpers.js'
-import { freePort, QUIET_ENV, startProcess, waitReady } from '../process.js'
+import { freePort, QUIET_ENV, startProcess, tempDataDir, waitReady } from '../process.js'
 
 t.test('METRICS_TOKEN guards /metrics, ALLOWED_ORIGINS refuses other origins, TRUST_PROXY picks the client from X-Forwarded-For', async (t) => {
   const port = await freePort()
@@ -32,4 +33,16 @@ t.test('METRICS_TOKEN guards /metrics, ALLOWED_ORIGINS refuses other origins, TR
   t.teardown(() => sameClient.close())
   sameClient.send({ type: 'register' })
   t.equal((await sameClient.next('error')).code, 'rate_limited', 'the same client behind the proxy, whatever it forged, shares the budget of 1')
+})
+
+t.test('at start, one human line says where the demo and the WebSocket are, and what keeps the sessions, even at LOG_LEVEL=warn', async (t) => {
+  const port = await freePort()
+  const dataDir = tempDataDir()
+  const proc = startProcess({ ...QUIET_ENV, DEMO: 'true', PORT: String(port), CSV_FEEDS: '', DATA_DIR: dataDir })
+  const url = `http://127.0.0.1:${port}`
+  await waitReady(t, proc, url)
+  // The line and the health answer travel on different pipes: wait for the line itself.
+  const startLines = (): string[] => proc.output().stdout.split('\n').filter((line) => line.startsWith('shoal: '))
+  for (const deadline = Date.now() + 5000; startLines().length === 0 && Date.now() < deadline;) await new Promise((resolve) => setTimeout(resolve, 20))
+  t.same(startLines(), [`shoal: demo at ${url}/ · WebSocket ws://127.0.0.1:${port}/ws · sessions in ${join(dataDir, 'sessions.db')} · single node`])
 })
