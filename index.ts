@@ -90,7 +90,7 @@ const shoal: FastifyPluginAsync<ShoalOptions> = async function shoal (app, optio
     await instance.register(healthRoute)
     await instance.register(metricsRoute)
     await instance.register(csvRoute)
-    if (instanceConfig.demo) await instance.register(demoRoute)
+    if (instanceConfig.demo || instanceConfig.clientBundle) await instance.register(demoRoute)
     api = createApi(instance.shoalEngine)
   }, { prefix: options.prefix ?? '' })
 

@@ -1,27 +1,19 @@
-/** The demo client from public/, at the prefix root. */
-import { existsSync } from 'node:fs'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+/** The demo page from public/ at the prefix root, and the client library as one ES module (each on its own option). */
+import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import fastifyStatic from '@fastify/static'
+import { packageRoot } from '../src/server/package-root.js'
 
-/** public/ of this package, whether running from source or from dist/. */
-function publicDir (): string {
-  let dir = dirname(fileURLToPath(import.meta.url))
-  while (!existsSync(join(dir, 'package.json'))) {
-    const parent = dirname(dir)
-    if (parent === dir) throw new Error('shoal: cannot find the package root holding public/')
-    dir = parent
-  }
-  return join(dir, 'public')
-}
+const CLIENT_BUNDLE = '/build/shoal-client.js'
 
-/** The page and its bundles; not the TypeScript sources, the tsconfig or the source maps beside them. */
-function isPublished (pathName: string): boolean {
-  return pathName === '/' || pathName === '/index.html' || /^\/build\/[\w-]+\.js$/.test(pathName)
+/** What is served of public/: never the TypeScript sources, the tsconfig or anything else beside them. */
+function published (demo: boolean, clientBundle: boolean): (pathName: string) => boolean {
+  return (pathName) => (clientBundle && pathName === CLIENT_BUNDLE) ||
+    (demo && (pathName === '/' || pathName === '/index.html' || pathName === '/build/demo.js'))
 }
 
 export default async function demoRoute (app: FastifyInstance): Promise<void> {
+  const { demo, clientBundle } = app.shoalConfig
   // decorateReply: false, so a host app that registered @fastify/static itself is not disturbed.
-  await app.register(fastifyStatic, { root: publicDir(), decorateReply: false, allowedPath: isPublished })
+  await app.register(fastifyStatic, { root: join(packageRoot(), 'public'), decorateReply: false, allowedPath: published(demo, clientBundle) })
 }

@@ -5,11 +5,12 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { isIP } from 'node:net'
-import { resolve } from 'node:path'
+import { join, resolve } from 'node:path'
 import type { CsvFeedConfigT, ShoalSettingName, ShoalSettingsT } from '../../schemas/options.js'
 import { ShoalSettings } from '../../schemas/options.js'
 import type { AuthorizeResult } from '../../plugins/config.js'
 import { checkCsvFeeds, resolveSettings, SETTING_NAMES, SettingsError } from '../core/settings.js'
+import { packageRoot } from './package-root.js'
 
 /** `tickHz` → `TICK_HZ`; `path` → `WS_PATH`, since `PATH` belongs to the shell. */
 export function envName (name: ShoalSettingName): string {
@@ -54,8 +55,8 @@ export function dataDirFromEnv (env: NodeJS.ProcessEnv): string {
   return resolve(env.DATA_DIR === undefined || env.DATA_DIR === '' ? 'data' : env.DATA_DIR)
 }
 
-/** The sample feed the repository ships, which the standalone server publishes unless told otherwise. */
-export const DEFAULT_CSV_FEEDS = 'landmarks=data/landmarks.csv'
+/** The sample feed the package ships (in its own folder, wherever it is installed), which the standalone server publishes unless told otherwise. */
+export const DEFAULT_CSV_FEEDS = `landmarks=${join(packageRoot(), 'data', 'landmarks.csv')}`
 
 /**
  * CSV_FEEDS of the standalone server: `name=file` or `name=file@room`, comma

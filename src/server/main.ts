@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 /**
  * The standalone server: the Shoal plugin in a Fastify app, configured from the
  * environment, with graceful shutdown on SIGTERM and SIGINT. Alone it keeps
