@@ -51,6 +51,10 @@ t.test('feeds reach the right rooms: at welcome, after join, and on every valid 
   await inLobby.client.next('snapshot')
   const afterJoin = [await inLobby.client.next('csv'), await inLobby.client.next('csv')]
   t.strictSame(afterJoin.map((m) => `${m.name}@${m.version}`).sort(), ['landmarks@2', 'seats@2'], 'after join: the new room\'s feeds at their current versions')
+
+  inLobby.client.send({ type: 'join', room: 'hall' })
+  t.equal((await inLobby.client.next('snapshot')).room, 'hall')
+  t.strictSame(await inLobby.client.drainType('csv'), [], 'joining the room one is in replies with the snapshot only (the contract\'s join row)')
 })
 
 t.test('an invalid file keeps the last good version; GET /csv reports it; GET /csv/:name serves the rows', async (t) => {
