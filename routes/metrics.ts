@@ -1,6 +1,6 @@
 /** Prometheus scrape endpoint for this instance's registry; off with `metrics: false`, guarded by `metricsAuthorize`. */
 import type { FastifyInstance } from 'fastify'
-import { refusalOf } from '../plugins/config.js'
+import { refusalOf } from '../src/host/options.js'
 
 export default async function metricsRoute (app: FastifyInstance): Promise<void> {
   const { registry } = app.shoalMetrics

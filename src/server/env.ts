@@ -8,7 +8,7 @@ import { isIP } from 'node:net'
 import { join, resolve } from 'node:path'
 import type { CsvFeedConfigT, ShoalSettingName, ShoalSettingsT } from '../../schemas/options.js'
 import { ShoalSettings } from '../../schemas/options.js'
-import type { AuthorizeResult } from '../../plugins/config.js'
+import type { AuthorizeResult } from '../host/options.js'
 import { checkCsvFeeds, resolveSettings, SETTING_NAMES, SettingsError } from '../core/settings.js'
 import { packageRoot } from './package-root.js'
 
