@@ -118,8 +118,8 @@ async function main (): Promise<void> {
   })
 
   const address = await app.listen({ port: listen.port, host: listen.host })
-  // One line for the person who started it, whatever LOG_LEVEL says (the logs are for machines).
-  process.stdout.write(`${startLine(address, settings, backed.describe, bus !== undefined)}\n`)
+  // One line for the person who started it, whatever LOG_LEVEL says, on stderr: stdout is pino's JSON, for machines.
+  process.stderr.write(`${startLine(address, settings, backed.describe, bus !== undefined)}\n`)
 }
 
 /** Where to point a browser and a client, and what the sessions and the cluster are. */

@@ -35,14 +35,14 @@ t.test('METRICS_TOKEN guards /metrics, ALLOWED_ORIGINS refuses other origins, TR
   t.equal((await sameClient.next('error')).code, 'rate_limited', 'the same client behind the proxy, whatever it forged, shares the budget of 1')
 })
 
-t.test('at start, one human line says where the demo and the WebSocket are, and what keeps the sessions, even at LOG_LEVEL=warn', async (t) => {
+t.test('at start, one human line on stderr says where the demo and the WebSocket are, and what keeps the sessions, even at LOG_LEVEL=warn', async (t) => {
   const port = await freePort()
   const dataDir = tempDataDir()
   const proc = startProcess({ ...QUIET_ENV, DEMO: 'true', PORT: String(port), CSV_FEEDS: '', DATA_DIR: dataDir })
   const url = `http://127.0.0.1:${port}`
   await waitReady(t, proc, url)
   // The line and the health answer travel on different pipes: wait for the line itself.
-  const startLines = (): string[] => proc.output().stdout.split('\n').filter((line) => line.startsWith('shoal: '))
+  const startLines = (): string[] => proc.output().stderr.split('\n').filter((line) => line.startsWith('shoal: '))
   for (const deadline = Date.now() + 5000; startLines().length === 0 && Date.now() < deadline;) await new Promise((resolve) => setTimeout(resolve, 20))
   t.same(startLines(), [`shoal: demo at ${url}/ · WebSocket ws://127.0.0.1:${port}/ws · sessions in ${join(dataDir, 'sessions.db')} · single node`])
 })
