@@ -62,7 +62,8 @@ declare module 'fastify' {
 }
 
 const shoal: FastifyPluginAsync<ShoalOptions> = async function shoal (app, options) {
-  if (app.hasDecorator('shoal')) {
+  // Its own property: a child scope may hold another instance under one at the root (hasDecorator would see the parent's).
+  if (Object.hasOwn(app, 'shoal')) {
     throw new Error('shoal is registered in this scope already: register each further instance in a scope of its own, e.g. app.register(async (scope) => { await scope.register(shoal, { prefix: \'/second\' }) })')
   }
   const instanceConfig = resolveConfig(options)
@@ -91,7 +92,7 @@ const shoal: FastifyPluginAsync<ShoalOptions> = async function shoal (app, optio
     await instance.register(healthRoute)
     await instance.register(metricsRoute)
     await instance.register(csvRoute)
-    if (instanceConfig.demo || instanceConfig.clientBundle) await instance.register(demoRoute)
+    if (instanceConfig.demo || instanceConfig.clientBundle === true) await instance.register(demoRoute)
     api = createApi(instance.shoalEngine)
   }, { prefix: options.prefix ?? '' })
 

@@ -13,7 +13,8 @@ function published (clientBundle: boolean): (pathName: string) => boolean {
 }
 
 export default async function demoRoute (app: FastifyInstance): Promise<void> {
-  const { demo, clientBundle } = app.shoalConfig
+  const { demo } = app.shoalConfig
+  const clientBundle = app.shoalConfig.clientBundle ?? demo
   const publicDir = join(packageRoot(), 'public')
   if (demo) {
     // decorateReply: false, so a host app that registered @fastify/static itself is not disturbed.

@@ -38,7 +38,7 @@ export const ShoalSettings = Type.Object({
   csvMaxRows: Type.Integer({ default: 10_000, minimum: 1, description: 'Most data rows a CSV feed file may have; a longer file is refused and the last good version stays.' }),
   csvMaxBytes: Type.Integer({ default: 1_048_576, minimum: 1, description: 'Largest CSV feed file in bytes; a larger file is refused and the last good version stays.' }),
   demo: Type.Boolean({ default: true, description: 'Serve the demo page from public/ at the prefix root.' }),
-  clientBundle: Type.Boolean({ default: true, description: 'Serve the client library as one ES module at /build/shoal-client.js (relative to the prefix), for pages without a bundler.' }),
+  clientBundle: Type.Optional(Type.Boolean({ description: 'Serve the client library as one ES module at /build/shoal-client.js (relative to the prefix), for pages without a bundler; when unset, as demo.' })),
   metrics: Type.Boolean({ default: true, description: 'Serve /metrics (Prometheus); see also metricsAuthorize.' })
 }, { additionalProperties: false })
 

@@ -169,12 +169,20 @@ function memoryStorage (): SecretStorage {
  * keeps the user and a second tab is a second user (with localStorage a second tab
  * would resume the first one's session and take it over). Memory elsewhere.
  */
-function defaultStorage (): SecretStorage {
+function defaultStorage (key: string): SecretStorage {
   try {
-    const storage = (globalThis as { sessionStorage?: SecretStorage }).sessionStorage
-    if (storage !== undefined) return storage
+    const { sessionStorage, localStorage } = globalThis as { sessionStorage?: SecretStorage, localStorage?: SecretStorage }
+    if (sessionStorage !== undefined) {
+      // Earlier versions kept the secret in localStorage: the first tab after the upgrade resumes that user, once.
+      const earlier = localStorage?.getItem(key) ?? null
+      if (earlier !== null && sessionStorage.getItem(key) === null) {
+        sessionStorage.setItem(key, earlier)
+        localStorage?.removeItem(key)
+      }
+      return sessionStorage
+    }
   } catch {
-    // Access to sessionStorage can throw (privacy settings, sandboxed frames).
+    // Access to web storage can throw (privacy settings, sandboxed frames).
   }
   return memoryStorage()
 }
@@ -227,6 +235,8 @@ export class ShoalClient<Messages extends MessageMap<Messages> = ShoalMessages, 
    */
   readonly ready: Promise<WelcomeMessageT>
   private settleReady: { resolve: (welcome: WelcomeMessageT) => void, reject: (error: ShoalClientError) => void } | null = null
+  /** The server refused this attempt's credentials (its `error` frame, before the 4401/4403 close). */
+  private refusal: ShoalError | null = null
   /** Why this attempt's socket failed, as its WebSocket said (ws: "Unexpected server response: 401"). */
   private attemptError: string | null = null
   /** The url function of this attempt has not answered yet. */
@@ -242,8 +252,8 @@ export class ShoalClient<Messages extends MessageMap<Messages> = ShoalMessages, 
   constructor (options: ShoalClientOptions) {
     super()
     this.options = options
-    this.storage = options.storage ?? defaultStorage()
     this.storageKey = options.storageKey ?? 'shoal:secret'
+    this.storage = options.storage ?? defaultStorage(this.storageKey)
     this.timers = options.timers ?? defaultTimers
     this.random = options.random ?? Math.random
     this.tickMs = 1000 / (options.tickHz ?? 20)
@@ -268,29 +278,31 @@ export class ShoalClient<Messages extends MessageMap<Messages> = ShoalMessages, 
     this.timers.clearTimeout(this.retryTimer)
     this.retryTimer = null
     const url = this.options.url
-    if (typeof url === 'string') return this.open(url)
+    // A string that is not a URL throws here, as WebSocket's constructor does: a bug to fix, not an outage.
+    if (typeof url === 'string') return this.open(url, false)
     this.resolvingUrl = true
     Promise.resolve().then(url).then((value) => {
       this.resolvingUrl = false
-      if (this.state !== 'closed') this.open(value)
+      if (this.state !== 'closed') this.open(value, true)
     }, (err: unknown) => {
       this.resolvingUrl = false
       this.attemptFailed(`url: ${err instanceof Error ? err.message : String(err)}`, CloseCode.retry)
     })
   }
 
-  /** One attempt: a socket to `url`. */
-  private open (url: string): void {
+  /** One attempt: a socket to `url`; a URL from the url function that WebSocket refuses is a failed attempt. */
+  private open (url: string, fromFunction: boolean): void {
     let socket: WebSocketLike
     try {
       socket = new this.WebSocketClass(url)
     } catch (err) {
-      // A malformed URL throws at once: reported like any failed attempt.
+      if (!fromFunction) throw err
       return this.attemptFailed(err instanceof Error ? err.message : String(err), CloseCode.retry)
     }
     socket.binaryType = 'arraybuffer'
     this.socket = socket
     this.attemptError = null
+    this.refusal = null
     socket.onopen = () => {
       this.emit('open')
       const auth = this.options.auth
@@ -467,6 +479,10 @@ export class ShoalClient<Messages extends MessageMap<Messages> = ShoalMessages, 
       case 'error':
         // An error that answers a request rejects it, and is told only there.
         if (typeof message.id === 'number' && this.settleRequest(message)) return
+        // A refusal of our credentials: the close that follows ends the client with it, not with a second error.
+        if ((message.code === 'unauthorized' || message.code === 'forbidden') && (message.ref === 'register' || message.ref === 'reconnect')) {
+          this.refusal = { code: message.code, message: message.message }
+        }
         if (message.code === 'invalid_secret' && message.ref === 'reconnect') {
           // The session is gone (expired or ended): start a new one on this socket.
           this.storage.removeItem(this.storageKey)
@@ -587,10 +603,12 @@ export class ShoalClient<Messages extends MessageMap<Messages> = ShoalMessages, 
     if (final !== null) {
       // Coming back would not help: another tab has the user, the credentials were refused, or the session ended.
       if (code === CloseCode.ended) this.storage.removeItem(this.storageKey)
-      this.emit('error', final)
-      return this.shutDown(final)
+      const refusal = this.refusal
+      if (refusal === null || (code !== CloseCode.unauthorized && code !== CloseCode.forbidden)) this.emit('error', final)
+      return this.shutDown(refusal ?? final)
     }
-    if (!welcomed) this.emit('error', { code: 'connection', message: `connection failed: ${this.attemptError ?? (reason !== '' ? `${reason} (${code})` : `closed with ${code}`)}` })
+    // Our own close after rate_limited was told as that error already.
+    if (!welcomed && code !== CloseCode.retry) this.emit('error', { code: 'connection', message: `connection failed: ${this.attemptError ?? (reason !== '' ? `${reason} (${code})` : `closed with ${code}`)}` })
     this.scheduleRetry(code)
   }
 

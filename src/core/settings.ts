@@ -33,7 +33,10 @@ export function resolveSettings (input: Partial<Record<ShoalSettingName, unknown
   }
   const settings = Value.Default(ShoalSettings, picked)
   for (const name of SETTING_NAMES) {
-    if (!Value.Check(ShoalSettings.properties[name], (settings as Record<string, unknown>)[name])) {
+    const value = (settings as Record<string, unknown>)[name]
+    // An optional setting (no default) may stay unset.
+    if (value === undefined && !(ShoalSettings.required as string[] | undefined ?? []).includes(name)) continue
+    if (!Value.Check(ShoalSettings.properties[name], value)) {
       throw new SettingsError(`${label(name)}: expected ${describe(name)}, got ${shown(input[name])}`)
     }
   }

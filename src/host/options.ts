@@ -127,8 +127,8 @@ export function resolveConfig (options: ShoalOptions): ShoalConfig {
     ...(options.canUpdate !== undefined && { canUpdate: checkFunction('canUpdate', options.canUpdate) }),
     ...(options.allowedOrigins !== undefined && { allowedOrigins: checkOrigins(options.allowedOrigins) }),
     ...(options.metricsAuthorize !== undefined && { metricsAuthorize: checkFunction('metricsAuthorize', options.metricsAuthorize) }),
-    ...(options.sessionStore !== undefined && { sessionStore: checkMethods('sessionStore', options.sessionStore, ['load', 'save', 'delete', 'sweep', 'close'], 'a SessionStore') }),
-    ...(options.bus !== undefined && { bus: checkMethods('bus', options.bus, ['start', 'publish', 'heartbeat', 'saveMembers', 'peers', 'close'], 'a ClusterBus') }),
+    ...(options.sessionStore !== undefined && { sessionStore: checkMethods('sessionStore', options.sessionStore, ['load', 'save', 'delete', 'sweep'], 'a SessionStore') }),
+    ...(options.bus !== undefined && { bus: checkMethods('bus', options.bus, ['start', 'publish', 'heartbeat', 'saveMembers', 'peers'], 'a ClusterBus') }),
     ...(options.csvFeeds !== undefined && { csvFeeds: checkCsvFeeds(options.csvFeeds) }),
     ...(options.roomOptions !== undefined && { roomOptions: checkFunction('roomOptions', options.roomOptions) })
   }

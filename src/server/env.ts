@@ -56,7 +56,7 @@ export function dataDirFromEnv (env: NodeJS.ProcessEnv): string {
 }
 
 /** The sample feed the package ships (in its own folder, wherever it is installed), which the standalone server publishes unless told otherwise. */
-export const DEFAULT_CSV_FEEDS = `landmarks=${join(packageRoot(), 'data', 'landmarks.csv')}`
+const defaultCsvFeeds = (): CsvFeedConfigT[] => [{ name: 'landmarks', file: join(packageRoot(), 'data', 'landmarks.csv') }]
 
 /**
  * CSV_FEEDS of the standalone server: `name=file` or `name=file@room`, comma
@@ -64,7 +64,9 @@ export const DEFAULT_CSV_FEEDS = `landmarks=${join(packageRoot(), 'data', 'landm
  * and rooms are checked by the csvFeeds option's schema.
  */
 export function csvFeedsFromEnv (env: NodeJS.ProcessEnv): CsvFeedConfigT[] {
-  const raw = env.CSV_FEEDS ?? DEFAULT_CSV_FEEDS
+  // The default is not parsed: the package's own path may hold any character (`@` in a pnpm store).
+  if (env.CSV_FEEDS === undefined) return defaultCsvFeeds()
+  const raw = env.CSV_FEEDS
   if (raw.trim() === '') return []
   const feeds = raw.split(',').map((entry) => {
     const match = /^\s*([^=@]+)=([^@]+?)(?:@([^@]+?))?\s*$/.exec(entry)

@@ -161,7 +161,7 @@ t.test('sqlite store: a file it cannot use is an error naming the file', async (
     const script = `
       const { SqliteSessionStore } = await import(${JSON.stringify(new URL('../../src/adapters/sqlite-session-store.ts', import.meta.url).href)})
       try { new SqliteSessionStore(${JSON.stringify(readOnlyFile)}); console.log('opened') } catch (err) { console.log(err.name + ': ' + err.message) }`
-    const run = spawnSync('setpriv', ['--bounding-set=-dac_override,-dac_read_search', '--', process.execPath, '--import=tsx', '--input-type=module', '-e', script], { encoding: 'utf8', cwd: process.cwd() })
+    const run = spawnSync('setpriv', ['--bounding-set=-dac_override,-dac_read_search', '--inh-caps=-dac_override,-dac_read_search', '--', process.execPath, '--import=tsx', '--input-type=module', '-e', script], { encoding: 'utf8', cwd: process.cwd() })
     t.match(run.stdout, new RegExp(`^SessionDatabaseError: session database ${readOnlyFile}: `), `a read-only file fails at start, not at the first save (${run.stderr.slice(0, 200)})`)
   }
 })

@@ -194,7 +194,8 @@ t.test('the client stops at a refusal of its credentials', async (t) => {
   client.on('error', (error) => { errors.push(error.code) })
   t.teardown(() => { client.close() })
   await new Promise<void>((resolve) => client.on('state', (state) => { if (state === 'closed') resolve() }))
-  t.same(errors, ['unauthorized', 'unauthorized'], 'the refusal, then the close that ends it')
+  t.same(errors, ['unauthorized'], 'the refusal, told once')
+  t.match(await client.ready.catch((err: unknown) => err), { code: 'unauthorized', message: 'credentials refused' }, 'ready rejects with the server\'s own words')
   t.equal(client.state, 'closed', 'no retry')
 })
 

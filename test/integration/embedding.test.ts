@@ -548,6 +548,14 @@ t.test('invalid options are rejected at register time, naming the option', async
   await t.rejects(async () => { await app.register(shoal, typed).ready() }, /option graceMs/)
   await app.close().catch(() => {})
 
+  // One at the root and one in a child scope: allowed (the child's is its own).
+  const nested = Fastify({ logger: false })
+  await nested.register(shoal, { demo: false })
+  await nested.register(async (scope) => { await scope.register(shoal, { demo: false, prefix: '/second' }) })
+  await nested.ready()
+  t.equal(nested.shoal.stats.draining, false, 'a root instance and a scoped one load side by side')
+  await nested.close()
+
   // Twice in one scope: an error that says what to do instead.
   const twice = Fastify({ logger: false })
   await twice.register(shoal, { demo: false })

@@ -212,9 +212,10 @@ t.test('the static handler serves the page and its bundles only: no sources, tsc
 
 t.test('the client bundle and the demo each on their own option', async (t) => {
   const cases: Array<[Partial<{ demo: boolean, clientBundle: boolean }>, Record<string, number>]> = [
-    [{ demo: false }, { '/build/shoal-client.js': 200, '/': 404, '/build/demo.js': 404 }],
+    [{ demo: false, clientBundle: true }, { '/build/shoal-client.js': 200, '/': 404, '/build/demo.js': 404 }],
     [{ clientBundle: false }, { '/build/shoal-client.js': 404, '/': 200, '/build/demo.js': 200 }],
-    [{ demo: false, clientBundle: false }, { '/build/shoal-client.js': 404, '/': 404 }]
+    // Unset, the bundle follows the demo.
+    [{ demo: false }, { '/build/shoal-client.js': 404, '/': 404 }]
   ]
   for (const [options, expected] of cases) {
     const server = await startServer(options)

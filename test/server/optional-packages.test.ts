@@ -44,7 +44,7 @@ t.test('import shoal and register it without better-sqlite3 and ioredis', async 
 })
 
 t.test('the standalone server names the package it needs', async (t) => {
-  const sqlite = withoutPackages([new URL('src/server/main.ts', root).pathname], { PORT: '0', HOST: '127.0.0.1', DATA_DIR: mkdtempSync(join(tmpdir(), 'shoal-data-')), LOG_LEVEL: 'warn' })
+  const sqlite = withoutPackages([new URL('src/server/main.ts', root).pathname], { REDIS_URL: '', PORT: '0', HOST: '127.0.0.1', DATA_DIR: mkdtempSync(join(tmpdir(), 'shoal-data-')), LOG_LEVEL: 'warn' })
   t.equal(sqlite.status, 1)
   t.match(sqlite.stderr, /shoal: keeping sessions in a SQLite file \(no REDIS_URL\) needs the package better-sqlite3, which is not installed: npm install better-sqlite3/)
   const redis = withoutPackages([new URL('src/server/main.ts', root).pathname], { PORT: '0', HOST: '127.0.0.1', REDIS_URL: 'redis://127.0.0.1:6379', LOG_LEVEL: 'warn' })

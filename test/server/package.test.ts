@@ -37,7 +37,10 @@ client.close()
 await app.close()
 `
 
-t.test('a fresh app on fastify 5.0.0 installs the tarball, compiles strictly and runs', { timeout: 240_000 }, async (t) => {
+// Packing (a full build), installing and a strict compile take longer than tap's default per file.
+t.setTimeout(240_000)
+
+t.test('a fresh app on fastify 5.0.0 installs the tarball, compiles strictly and runs', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'shoal-pack-'))
   // Packed from a copy: its prepack build must not rewrite dist/ and public/build/ under the other tests.
   const copy = join(dir, 'shoal')

@@ -1,6 +1,10 @@
+import { existsSync } from 'node:fs'
+import { join, resolve } from 'node:path'
 import t from 'tap'
+import WebSocket from 'ws'
+import { ShoalClient } from '../../src/client/index.js'
 import { resolveSettings, SettingsError } from '../../src/core/settings.js'
-import { allowedOriginsFromEnv, envName, listenFromEnv, metricsAuthorizeFromEnv, settingsFromEnv, trustProxyFromEnv } from '../../src/server/env.js'
+import { allowedOriginsFromEnv, csvFeedsFromEnv, envName, listenFromEnv, metricsAuthorizeFromEnv, settingsFromEnv, trustProxyFromEnv } from '../../src/server/env.js'
 import type { TapTest } from '../core/fakes.js'
 
 const contractDefaults = {
@@ -180,4 +184,16 @@ t.test('METRICS_TOKEN: a bearer token for /metrics', async (t) => {
   t.match(check({ headers: {} }), { statusCode: 401 })
   t.equal(check({ headers: { authorization: 'Bearer nope' } }), false)
   t.equal(check({ headers: { authorization: 'Bearer tok' } }), true)
+})
+
+t.test('CSV_FEEDS: unset is the package\'s own sample feed, whatever its path holds; empty is none; entries are parsed', async (t) => {
+  const [sample] = csvFeedsFromEnv({})
+  t.equal(sample?.name, 'landmarks')
+  t.ok(sample !== undefined && existsSync(sample.file) && sample.file.endsWith(join('data', 'landmarks.csv')), 'the shipped file, by its absolute path')
+  t.same(csvFeedsFromEnv({ CSV_FEEDS: '' }), [])
+  t.same(csvFeedsFromEnv({ CSV_FEEDS: 'seats=hall.csv@hall' }), [{ name: 'seats', file: resolve('hall.csv'), room: 'hall' }])
+})
+
+t.test('the client refuses a url that is not one at once, as WebSocket does', async (t) => {
+  t.throws(() => new ShoalClient({ url: 'not a url', WebSocket: WebSocket as never }), SyntaxError)
 })
