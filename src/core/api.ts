@@ -133,9 +133,8 @@ export function createApi (engine: Engine): ShoalApi {
       return true
     },
     disconnect (id) {
-      const user = users.get(id)
-      // In a cluster, only the node that has the user's socket can end its session.
-      if (user === undefined || !user.isLocal) return false
+      const user = localUser(id)
+      if (user === undefined) return false
       engine.endSession(user, 'disconnected by the server')
       return true
     },

@@ -2,17 +2,16 @@
 // two pages in one room see each other move, a reload keeps the user, the
 // landmarks of a CSV feed appear and move when the file is edited, and the pages
 // are photographed for people to look at.
-import { execFileSync } from 'node:child_process'
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import type { Page } from 'playwright-core'
 import type {} from '../../public/src/demo-api.js'
 import { joinedClient, startServer } from '../helpers.js'
+import { browserTestsRun, CHROMIUM, launchChromium } from './chromium.js'
 
-const CHROMIUM = '/usr/bin/chromium'
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const outputDir = fileURLToPath(new URL('../../test-output/', import.meta.url))
 
@@ -45,8 +44,6 @@ async function waitFor (page: Page, test: (view: DemoView) => boolean, what: str
   }
 }
 
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
-
 /** The README's ten-line browser client, exactly as printed there. */
 function readmeClient (): string {
   const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
@@ -56,17 +53,13 @@ function readmeClient (): string {
   return match[1] as string
 }
 
-if (!existsSync(CHROMIUM) && process.env.CI !== 'true') {
+if (!browserTestsRun) {
   t.plan(0, `browser test needs ${CHROMIUM} (apt-get install -y chromium); .ci/run installs it`)
 } else {
   t.test('two pages in one room, in chromium', async (t) => {
-    execFileSync('npm', ['run', '--silent', 'build:web'], { cwd: root, stdio: 'ignore' })
     const server = await startServer({ tickHz: 20, graceMs: 5000 })
-    const browser: Browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })
-    t.teardown(async () => {
-      await browser.close()
-      await server.close()
-    })
+    const browser = await launchChromium(t)
+    t.teardown(server.close)
     // Two browser contexts: two people, each with their own storage.
     const pageA = await (await browser.newContext({ viewport: { width: 1100, height: 800 } })).newPage()
     const pageB = await (await browser.newContext({ viewport: { width: 1100, height: 800 } })).newPage()
@@ -128,13 +121,9 @@ if (!existsSync(CHROMIUM) && process.env.CI !== 'true') {
   })
 
   t.test('two tabs of one browser are two users; a reload keeps the tab\'s user', async (t) => {
-    execFileSync('npm', ['run', '--silent', 'build:web'], { cwd: root, stdio: 'ignore' })
     const server = await startServer({ tickHz: 20, graceMs: 5000 })
-    const browser: Browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })
-    t.teardown(async () => {
-      await browser.close()
-      await server.close()
-    })
+    const browser = await launchChromium(t)
+    t.teardown(server.close)
     // One context: the tabs share localStorage and cookies, as two tabs of one browser do.
     const context = await browser.newContext({ viewport: { width: 1100, height: 800 } })
     const tabA = await context.newPage()
@@ -164,15 +153,11 @@ if (!existsSync(CHROMIUM) && process.env.CI !== 'true') {
   })
 
   t.test('the landmarks feed: markers appear, and move when the CSV file is edited', async (t) => {
-    execFileSync('npm', ['run', '--silent', 'build:web'], { cwd: root, stdio: 'ignore' })
     const file = join(mkdtempSync(join(tmpdir(), 'shoal-landmarks-')), 'landmarks.csv')
     copyFileSync(join(root, 'data', 'landmarks.csv'), file)
     const server = await startServer({ tickHz: 20, csvFeeds: [{ name: 'landmarks', file }] })
-    const browser: Browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })
-    t.teardown(async () => {
-      await browser.close()
-      await server.close()
-    })
+    const browser = await launchChromium(t)
+    t.teardown(server.close)
     const page = await (await browser.newContext({ viewport: { width: 1100, height: 800 } })).newPage()
     await page.goto(`${server.url}/?room=landmarks-test`)
     /** The colour drawn at world point (x, y) of the canvas, as [r, g, b]. */
@@ -200,13 +185,11 @@ if (!existsSync(CHROMIUM) && process.env.CI !== 'true') {
   })
 
   t.test("the README's ten-line browser client works as printed", async (t) => {
-    execFileSync('npm', ['run', '--silent', 'build:web'], { cwd: root, stdio: 'ignore' })
     const server = await startServer({ tickHz: 20 })
-    const browser: Browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })
+    const browser = await launchChromium(t)
     const bob = await joinedClient(server, { name: 'Bob', room: 'atrium' })
     t.teardown(async () => {
       bob.client.close()
-      await browser.close()
       await server.close()
     })
     const page = await browser.newPage()

@@ -3,16 +3,10 @@
  * hall with everyone, a chat line from one person on another's page, a team room
  * of one's own, and a viewer whose chat is refused on the page.
  */
-import { execFileSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import type { Browser, Page } from 'playwright-core'
 import { buildApp } from '../../examples/team-rooms/app.js'
-
-const CHROMIUM = '/usr/bin/chromium'
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
-const root = fileURLToPath(new URL('../..', import.meta.url))
+import { browserTestsRun, CHROMIUM, launchChromium } from './chromium.js'
 
 /** Logs in on a fresh page (its own browser context: its own cookie) and waits for the room. */
 async function logIn (browser: Browser, base: string, name: string, team: 'red' | 'blue', role: 'player' | 'viewer' = 'player'): Promise<Page> {
@@ -27,14 +21,14 @@ async function logIn (browser: Browser, base: string, name: string, team: 'red' 
   return page
 }
 
-if (!existsSync(CHROMIUM) && process.env.CI !== 'true') {
+if (!browserTestsRun) {
   t.plan(0, `browser test needs ${CHROMIUM} (apt-get install -y chromium); .ci/run installs it`)
 } else {
   t.test('log in, see each other in the hall, chat, and keep to your team', async (t) => {
-    execFileSync('npm', ['run', '--silent', 'build:web'], { cwd: root, stdio: 'ignore' })
+    const browser = await launchChromium(t)
     const app = await buildApp()
     const base = await app.listen({ port: 0, host: '127.0.0.1' })
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })
+    // The pages' keep-alive connections would hold app.close: the browser goes first (closing it twice is harmless).
     t.teardown(async () => {
       await browser.close()
       await app.close()
