@@ -53,7 +53,6 @@ export { settingsFromEnv } from './src/server/env.js'
 export { SERVER_SENDER, type ShoalApi } from './src/core/api.js'
 export type { ShoalEventName, ShoalEvents, ShoalListener } from './src/core/host-events.js'
 export { CloseCode } from './src/protocol/close-codes.js'
-export { SharedFrameSocket, sharedFrameOptions } from './src/adapters/shared-frame-socket.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -68,10 +67,6 @@ const shoal: FastifyPluginAsync<ShoalOptions> = async function shoal (app, optio
   }
   const instanceConfig = resolveConfig(options)
   let api: ShoalApi | undefined
-  // Added before @fastify/websocket's own preClose (the host's may close every
-  // client at once), so that clients get 1012 even when the host only calls app.close().
-  app.addHook('preClose', async () => { await api?.drain() })
-  await app.register(websocket, { maxPayload: instanceConfig.maxPayload })
 
   await app.register(async function shoalInstance (instance) {
     await instance.register(config, { config: instanceConfig })
@@ -88,6 +83,7 @@ const shoal: FastifyPluginAsync<ShoalOptions> = async function shoal (app, optio
     await instance.register(access)
     await instance.register(messages)
     await instance.register(engine)
+    await instance.register(websocket)
     await instance.register(wsRoute)
     await instance.register(healthRoute)
     await instance.register(metricsRoute)

@@ -14,5 +14,7 @@ export default fp(async function connections (app) {
   }
   const registry = new ConnectionRegistry(app.shoalConfig.drainTimeoutMs, flush)
   app.shoalMetrics.gauge('shoal_connections', 'Open WebSocket connections.', () => registry.size)
+  // Before the server closes: it would wait for these sockets, which no one else closes.
+  app.addHook('preClose', async () => { await registry.drain() })
   app.decorate('shoalConnections', registry)
 }, { name: 'shoal-connections', fastify: '5.x', dependencies: ['shoal-config', 'shoal-metrics', 'shoal-sessions'] })

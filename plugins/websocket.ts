@@ -1,41 +1,45 @@
 /**
- * @fastify/websocket, registered unless the host app did so itself (then Shoal
- * uses the host's, and still enforces its own maxPayload). Registered in the
- * host's context, since its upgrade listener is per server.
+ * The instance's WebSocket server: ws with Shoal's own limits (maxPayload, no
+ * compression, sockets that frame a room's bytes once, no client set: Shoal
+ * keeps its own registry), for the upgrades of this instance's path only.
+ *
+ * Not @fastify/websocket: its one upgrade listener per server routes every
+ * path with the options of whoever registered it, and its request decorator is
+ * inherited, so a host's registration and Shoal's would share limits or clash
+ * depending on their order. The server's UpgradeRouter keeps the two apart: the
+ * host's @fastify/websocket, if any, serves every other path with its own options.
  */
 import fp from 'fastify-plugin'
-import websocket from '@fastify/websocket'
-import type { FastifyInstance } from 'fastify'
+import type { IncomingMessage } from 'node:http'
+import { WebSocketServer, type WebSocket } from 'ws'
 import { sharedFrameOptions } from '../src/adapters/shared-frame-socket.js'
+import { UpgradeRouter } from '../src/adapters/upgrade-router.js'
 
-/** Marks an HTTP server whose upgrades a @fastify/websocket listener already routes. */
-const kUpgradesRouted = Symbol.for('shoal.upgradesRouted')
-
-/**
- * Its decorator and route hook are per context, but its upgrade listener is per
- * server and routes through the shared router, which reaches every context's
- * routes: a sibling context that registers it again keeps its route hook and
- * drops the second listener, which would route each upgrade twice.
- */
-async function registerWebsocket (app: FastifyInstance, maxPayload: number): Promise<void> {
-  const server = app.server as typeof app.server & { [kUpgradesRouted]?: true }
-  const before = new Set(server.listeners('upgrade'))
-  await app.register(websocket, {
-    // Shoal keeps its own registry of connections (ws's would cost a closure per socket),
-    // and frames what many sockets get once for all of them (SharedFrameSocket).
-    options: { maxPayload, clientTracking: false, ...sharedFrameOptions },
-    // Each instance drains its own clients with 1012 before this runs.
-    preClose (done) { this.websocketServer.close(() => done()) },
-    errorHandler (err, _socket, request) { request.log.debug({ err }, 'websocket protocol error') }
-  })
-  if (server[kUpgradesRouted] === true) {
-    for (const listener of server.listeners('upgrade')) {
-      if (!before.has(listener)) server.removeListener('upgrade', listener as (...args: unknown[]) => void)
-    }
-  }
-  server[kUpgradesRouted] = true
+export interface ShoalWebsocket {
+  /** Takes the upgrades of a route's full URL for this instance, until it closes. */
+  claim (url: string): void
+  /** Completes a claimed upgrade with Shoal's ws server; false for a request that came as plain HTTP. */
+  accept (request: IncomingMessage, onSocket: (socket: WebSocket) => void): boolean
 }
 
-export default fp<{ maxPayload: number }>(async function shoalWebsocket (app, { maxPayload }) {
-  if (!app.hasDecorator('websocketServer')) await registerWebsocket(app, maxPayload)
-}, { name: 'shoal-websocket', fastify: '5.x' })
+declare module 'fastify' {
+  interface FastifyInstance {
+    shoalWebsocket: ShoalWebsocket
+  }
+}
+
+export default fp(async function websocket (app) {
+  const server = new WebSocketServer({ noServer: true, maxPayload: app.shoalConfig.maxPayload, clientTracking: false, ...sharedFrameOptions })
+  const router = UpgradeRouter.of(app.server, (request, response) => { app.routing(request, response) })
+  const releases: Array<() => void> = []
+  app.addHook('onClose', async () => { for (const release of releases.splice(0)) release() })
+  app.decorate('shoalWebsocket', {
+    claim (url) { releases.push(router.claim(url)) },
+    accept (request, onSocket) {
+      const upgrade = router.take(request)
+      if (upgrade === undefined) return false
+      server.handleUpgrade(request, upgrade.socket, upgrade.head, onSocket)
+      return true
+    }
+  } satisfies ShoalWebsocket)
+}, { name: 'shoal-websocket', fastify: '5.x', dependencies: ['shoal-config'] })

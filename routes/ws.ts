@@ -3,10 +3,7 @@
  * `authorize` says no), then each socket's events handed to the engine. Nothing
  * a client sends can throw out of here.
  */
-import type { ServerResponse } from 'node:http'
-import type { Socket as NetSocket } from 'node:net'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import type {} from '@fastify/websocket'
 import type { RawData, WebSocket } from 'ws'
 import type { IdentityT } from '../schemas/identity.js'
 import { isIdentityVerdict, refusalOf, type Refusal } from '../src/host/options.js'
@@ -66,35 +63,30 @@ export default async function wsRoute (app: FastifyInstance): Promise<void> {
     this.terminate()
   }
 
+  // Every URL of the route (Fastify adds a trailing-slash twin for a path of '/' under a prefix) is this instance's to upgrade.
+  app.addHook('onRoute', (route) => { if (route.method === 'GET') app.shoalWebsocket.claim(route.url) })
+
+  /** Hands a socket's events to the engine; its listeners find the connection, holding nothing of the upgrade. */
+  function opened (socket: WebSocket, request: FastifyRequest): void {
+    const identity = identities.get(request) ?? null
+    const upgrade: Upgrade | undefined = identity === null && !keepRequest ? undefined : { identity, ...(keepRequest && { request }) }
+    connections.set(socket, engine.open(socket, request.ip, upgrade))
+    socket.on('error', onSocketError)
+    socket.on('message', onMessage)
+    socket.on('pong', onPong)
+    socket.on('close', onClose)
+  }
+
   app.get(app.shoalConfig.path, {
-    websocket: true,
     preValidation: async (request, reply) => {
       const verdict = await admission(app, request)
       if ('refusal' in verdict) await reply.code(verdict.refusal.statusCode).send({ error: verdict.refusal.error })
       else if (verdict.identity !== null) identities.set(request, verdict.identity)
     }
-  }, (socket: WebSocket, request: FastifyRequest) => {
-    releaseUpgradeRequest(socket, request, onSocketError)
-    const identity = identities.get(request) ?? null
-    const upgrade: Upgrade | undefined = identity === null && !keepRequest ? undefined : { identity, ...(keepRequest && { request }) }
-    connections.set(socket, engine.open(socket, request.ip, upgrade))
-    socket.on('message', onMessage)
-    socket.on('pong', onPong)
-    socket.on('close', onClose)
+  }, async (request, reply) => {
+    if (!app.shoalWebsocket.accept(request.raw, (socket) => opened(socket, request))) {
+      return await reply.code(426).header('upgrade', 'websocket').send({ error: 'this endpoint takes WebSocket upgrades only' })
+    }
+    reply.hijack()
   })
-}
-
-/**
- * An idle connection should cost its socket and its user, not its upgrade request:
- * @fastify/websocket's error listener closes over the request and reply, and the
- * hijacked HTTP response stays attached to the TCP socket (with the request and
- * its headers), several KiB per connection for its whole life. Replace the one
- * and detach the other, so all of it can be collected.
- */
-function releaseUpgradeRequest (socket: WebSocket, request: FastifyRequest, onError: (this: WebSocket, err: Error) => void): void {
-  socket.removeAllListeners('error')
-  socket.on('error', onError)
-  // `_httpMessage` is Node's link from a socket to its response; detachSocket is the public way to cut it.
-  const tcp = request.raw.socket as NetSocket & { _httpMessage?: ServerResponse | null }
-  tcp._httpMessage?.detachSocket(tcp)
 }

@@ -9,7 +9,7 @@ const ms = (defaultValue: number, description: string, minimum = 1) =>
   Type.Integer({ default: defaultValue, minimum, description })
 
 export const ShoalSettings = Type.Object({
-  path: Type.String({ default: '/ws', pattern: '^/', description: 'WebSocket endpoint, relative to the plugin prefix.' }),
+  path: Type.String({ default: '/ws', pattern: '^/[^:*?#\\s]*$', description: 'WebSocket endpoint, relative to the plugin prefix: a plain path (no route parameters, wildcards or query).' }),
   tickHz: Type.Number({ default: 20, minimum: 1, maximum: 200, description: 'Broadcast ticks per second: positions and presence are flushed once per tick.' }),
   heartbeatMs: ms(10_000, 'Interval of WebSocket ping frames; a socket that has not answered by the next one is terminated.', 10),
   graceMs: ms(30_000, 'How long a user whose socket dropped stays in its room (connected: false) before it leaves.', 0),

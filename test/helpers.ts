@@ -32,14 +32,24 @@ export const FAST: ShoalOptions = {
 /** Where a test's server writes its pino lines (one JSON object per line), to read them back. */
 export interface LogStream { write: (line: string) => void }
 
-export async function startServer (options: ShoalOptions = {}, logStream?: LogStream): Promise<TestServer> {
-  const app = Fastify({ logger: logStream === undefined ? false : { level: 'info', stream: logStream }, return503OnClosing: false })
-  await app.register(shoal, { ...FAST, ...options })
+/** Listens on a random local port; returns the base URL. */
+export async function listen (app: FastifyInstance): Promise<string> {
   await app.listen({ port: 0, host: '127.0.0.1' })
   const address = app.server.address()
   if (address === null || typeof address === 'string') throw new Error('no port')
-  const base = `127.0.0.1:${address.port}${options.prefix ?? ''}`
-  return { app, url: `http://${base}`, wsUrl: `ws://${base}${options.path ?? '/ws'}`, close: () => app.close() }
+  return `http://127.0.0.1:${address.port}`
+}
+
+/** A TestServer view of one instance of an app (under its prefix and path), so joinedClient works with it. */
+export function view (app: FastifyInstance, base: string, prefix: string, path = '/ws'): TestServer {
+  const url = `${base}${prefix}`
+  return { app, url, wsUrl: `${url.replace(/^http/, 'ws')}${path}`, close: () => app.close() }
+}
+
+export async function startServer (options: ShoalOptions = {}, logStream?: LogStream): Promise<TestServer> {
+  const app = Fastify({ logger: logStream === undefined ? false : { level: 'info', stream: logStream }, return503OnClosing: false })
+  await app.register(shoal, { ...FAST, ...options })
+  return view(app, await listen(app), options.prefix ?? '', options.path)
 }
 
 export interface Closed { code: number, reason: string }

@@ -8,9 +8,8 @@
  * generation. Server frames are not masked, so every socket can take the same
  * bytes. With permessage-deflate negotiated it is ws's own send again.
  */
-import type { WebsocketPluginOptions } from '@fastify/websocket'
 import * as ws from 'ws'
-import { WebSocket } from 'ws'
+import { WebSocket, type ServerOptions } from 'ws'
 
 /** ws's frame builder: exported by ws (lib/sender.js), not declared by @types/ws. */
 const { Sender } = ws as unknown as {
@@ -61,12 +60,9 @@ export class SharedFrameSocket extends WebSocket {
   }
 }
 
-/**
- * What Shoal passes @fastify/websocket's `options` (and what a host that registers
- * it itself may spread into its own): this socket class, without compression.
- */
-export const sharedFrameOptions: Pick<NonNullable<WebsocketPluginOptions['options']>, 'WebSocket' | 'perMessageDeflate'> = {
+/** The ws server options of Shoal's sockets: this socket class, without compression. */
+export const sharedFrameOptions: Pick<ServerOptions, 'WebSocket' | 'perMessageDeflate'> = {
   // @types/ws wants ws's class with its statics, which the subclass inherits.
-  WebSocket: SharedFrameSocket as unknown as NonNullable<WebsocketPluginOptions['options']>['WebSocket'],
+  WebSocket: SharedFrameSocket as unknown as ServerOptions['WebSocket'],
   perMessageDeflate: false
 }

@@ -139,7 +139,7 @@ export class Engine implements HandlerContext {
     }
     const size = Array.isArray(data) ? data.reduce((sum, part) => sum + part.length, 0) : data.byteLength
     if (size > this.services.settings.maxPayload) {
-      // ws enforces maxPayload itself when Shoal registered it; a host's own registration may allow more.
+      // Shoal's ws server enforces it before this; a transport of its own need not.
       connection.close(CloseCode.tooBig, 'message too big')
       return
     }

@@ -4,10 +4,10 @@
  */
 import { Writable } from 'node:stream'
 import t from 'tap'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify from 'fastify'
 import WebSocket from 'ws'
-import shoal, { SettingsError, SharedFrameSocket, sharedFrameOptions, type ShoalApi, type ShoalOptions, type UserT } from '../../index.js'
-import { FAST, joinedClient, startServer, TestClient, type TestServer } from '../helpers.js'
+import shoal, { SettingsError, type ShoalApi, type ShoalOptions, type UserT } from '../../index.js'
+import { FAST, joinedClient, listen, startServer, TestClient, view, type TestServer } from '../helpers.js'
 
 interface Health { status: string, connections?: number, users?: number, rooms?: number }
 
@@ -73,20 +73,6 @@ async function tryReconnect (wsUrl: string, secret: string): Promise<string> {
   } finally {
     client.close()
   }
-}
-
-/** Listens on a random local port; returns the base URL. */
-async function listen (app: FastifyInstance): Promise<string> {
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const address = app.server.address()
-  if (address === null || typeof address === 'string') throw new Error('no port')
-  return `http://127.0.0.1:${address.port}`
-}
-
-/** A TestServer view of one instance of a multi-instance app, so joinedClient works with it. */
-function view (app: FastifyInstance, base: string, prefix: string): TestServer {
-  const url = `${base}${prefix}`
-  return { app, url, wsUrl: `${url.replace(/^http/, 'ws')}/ws`, close: () => app.close() }
 }
 
 t.test('registered under a prefix', async (t) => {
@@ -230,63 +216,6 @@ t.test('two instances in one process keep separate state', async (t) => {
     two.client.close()
     t.equal(app.server.listenerCount('upgrade'), 1, 'one upgrade listener on the shared http server')
     t.same(lines.map((line) => (JSON.parse(line) as { msg?: string }).msg), [], 'no warnings or errors logged for normal upgrades')
-  })
-
-  t.test('a host that registered @fastify/websocket itself keeps its own', async (t) => {
-    const app = Fastify({ logger: false, return503OnClosing: false })
-    const websocket = (await import('@fastify/websocket')).default
-    await app.register(websocket)
-    app.get('/host-socket', { websocket: true }, (socket) => { socket.send('host'); socket.close() })
-    await app.register(shoal, { ...FAST, prefix: '/rt' })
-    const base = await listen(app)
-    t.teardown(() => app.close())
-    const { client, welcome } = await joinedClient(view(app, base, '/rt'), { room: 'r' })
-    t.equal(welcome.protocol, 1)
-    // ws's plain socket class (no sendShared): the room's frames still arrive, through ws's own send.
-    const other = await joinedClient(view(app, base, '/rt'), { name: 'Other', room: 'r' })
-    const presence = await client.next('presence', (message) => message.joined?.some((user) => user.name === 'Other') === true)
-    t.ok(presence, 'the room hears of the newcomer')
-    other.client.close()
-    client.close()
-    const host = new WebSocket(`${base.replace(/^http/, 'ws')}/host-socket`)
-    const first = await new Promise<string>((resolve, reject) => {
-      host.once('message', (data) => resolve(String(data)))
-      host.once('error', reject)
-    })
-    t.equal(first, 'host')
-    t.equal(app.server.listenerCount('upgrade'), 1)
-  })
-
-  t.test('Shoal\'s own @fastify/websocket: sockets that frame shared bytes once, no compression, no ws client set', async (t) => {
-    const server = await startServer(FAST)
-    t.teardown(server.close)
-    const { options, clients } = server.app.websocketServer
-    t.equal(options.WebSocket, SharedFrameSocket)
-    t.equal(options.perMessageDeflate, false)
-    t.equal(clients, undefined, 'Shoal keeps its own registry of connections')
-  })
-
-  t.test('a host that gives its @fastify/websocket sharedFrameOptions gets a room\'s frames framed once', async (t) => {
-    const app = Fastify({ logger: false, return503OnClosing: false })
-    const websocket = (await import('@fastify/websocket')).default
-    await app.register(websocket, { options: { ...sharedFrameOptions } })
-    await app.register(shoal, { ...FAST, prefix: '/rt' })
-    const base = await listen(app)
-    t.teardown(() => app.close())
-    const shared: Uint8Array[] = []
-    const sendShared = SharedFrameSocket.prototype.sendShared
-    SharedFrameSocket.prototype.sendShared = function (bytes: Uint8Array, binary: boolean) { shared.push(bytes); sendShared.call(this, bytes, binary) }
-    t.teardown(() => { SharedFrameSocket.prototype.sendShared = sendShared })
-    const ann = await joinedClient(view(app, base, '/rt'), { name: 'Ann', room: 'r' })
-    const bob = await joinedClient(view(app, base, '/rt'), { name: 'Bob', room: 'r' })
-    const joined = await ann.client.next('presence', (message) => message.joined?.some((user) => user.name === 'Bob') === true)
-    t.ok(joined, 'the room hears of the newcomer')
-    bob.client.send({ type: 'update', position: { x: 3, y: 4, z: 0 } })
-    const moved = await ann.client.next('positions', (message) => message.p.some(([id]) => id === bob.welcome.you.id))
-    t.ok(moved, 'and of its move')
-    t.ok(shared.length >= 2, 'both went out as shared frames')
-    ann.client.close()
-    bob.client.close()
   })
 })
 
