@@ -47,7 +47,7 @@ export class UpgradeRouter {
 
   private constructor (private readonly server: Server, private readonly route: Route) {}
 
-  /** The server's router, created with its first claim. */
+  /** The server's router (its listener is installed with the first claim). */
   static of (server: Server, route: Route): UpgradeRouter {
     const routed = server as RoutedServer
     routed[kRouter] ??= new UpgradeRouter(server, route)
@@ -127,9 +127,9 @@ export class UpgradeRouter {
   }
 
   private wrapOthers (): void {
+    const claims = (request: IncomingMessage): boolean => this.claims(request)
     for (const listener of this.server.rawListeners('upgrade') as UpgradeListener[]) {
       if (listener === this.onUpgrade || this.wrapped.has(listener)) continue
-      const claims = (request: IncomingMessage): boolean => this.claims(request)
       const filtered = function (this: Server, request: IncomingMessage, socket: Duplex, head: Buffer): void {
         if (!claims(request)) listener.call(this, request, socket, head)
       } as Wrapped
