@@ -21,6 +21,24 @@ export class SessionDatabaseError extends Error {
   }
 }
 
+/**
+ * better-sqlite3 is installed but its compiled addon does not load: installed
+ * with `--ignore-scripts`, built for another Node.js, or never built because no
+ * prebuilt binary was reachable. Not the file's fault, so not a SessionDatabaseError.
+ */
+export class SqliteAddonError extends Error {
+  constructor (cause: unknown) {
+    const reason = (cause instanceof Error ? cause.message : String(cause)).split('\n')[0]
+    super(`better-sqlite3 is installed but its native addon does not load (${reason}): run npm rebuild better-sqlite3, which needs python3, make and a C++ compiler where no prebuilt binary is reachable`, { cause })
+    this.name = 'SqliteAddonError'
+  }
+}
+
+export interface SqliteSessionStoreOptions {
+  /** Where better-sqlite3's `better_sqlite3.node` is, for an app bundled without node_modules; better-sqlite3's own option. */
+  nativeBinding?: string
+}
+
 interface Row {
   secret_hash: string
   id: string
@@ -49,14 +67,20 @@ export class SqliteSessionStore implements SessionStore {
   /**
    * Opens (or creates) the database at `file`, creating its directory. Throws a
    * SessionDatabaseError naming the file when it cannot be read and written as
-   * one: a corrupt file, a file that is not a database, no permission.
+   * one: a corrupt file, a file that is not a database, no permission; a
+   * SqliteAddonError when better-sqlite3 itself cannot run.
    */
-  constructor (readonly file: string) {
+  constructor (readonly file: string, options: SqliteSessionStoreOptions = {}) {
     try {
       mkdirSync(dirname(file), { recursive: true })
-      this.db = new Database(file)
     } catch (err) {
       throw new SessionDatabaseError(file, err)
+    }
+    try {
+      this.db = new Database(file, options.nativeBinding === undefined ? {} : { nativeBinding: options.nativeBinding })
+    } catch (err) {
+      // SQLite's own errors are about the file; anything else failed before SQLite ran.
+      throw err instanceof Database.SqliteError ? new SessionDatabaseError(file, err) : new SqliteAddonError(err)
     }
     try {
       this.db.pragma('journal_mode = WAL')

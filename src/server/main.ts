@@ -47,13 +47,13 @@ async function adapter<T> (load: () => Promise<T>, packageName: string, purpose:
 async function backing (env: NodeJS.ProcessEnv, sessionTtlMs: number): Promise<Backing> {
   const url = env.REDIS_URL
   if (url === undefined || url === '') {
-    const { SessionDatabaseError, SqliteSessionStore } = await adapter(async () => await import('../adapters/sqlite-session-store.js'), 'better-sqlite3', 'keeping sessions in a SQLite file (no REDIS_URL)')
+    const { SessionDatabaseError, SqliteAddonError, SqliteSessionStore } = await adapter(async () => await import('../adapters/sqlite-session-store.js'), 'better-sqlite3', 'keeping sessions in a SQLite file (no REDIS_URL)')
     // Never a silent fallback to memory: identities that should survive a restart would not.
     try {
       const store = new SqliteSessionStore(join(dataDirFromEnv(env), 'sessions.db'))
       return { sessionStore: store, describe: { sessions: store.file } }
     } catch (err) {
-      throw err instanceof SessionDatabaseError ? new BackingError(err.message) : err
+      throw err instanceof SessionDatabaseError || err instanceof SqliteAddonError ? new BackingError(err.message) : err
     }
   }
   const { RedisClusterBus, redactRedisUrl } = await adapter(async () => await import('../adapters/redis-bus.js'), 'ioredis', 'a cluster on Redis (REDIS_URL)')

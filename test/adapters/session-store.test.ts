@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import type { SessionRecordT } from '../../schemas/session.js'
 import { MemorySessionStore, type SessionStore } from '../../src/core/sessions/session-store.js'
-import { SessionDatabaseError, SqliteSessionStore } from '../../src/adapters/sqlite-session-store.js'
+import { SessionDatabaseError, SqliteAddonError, SqliteSessionStore } from '../../src/adapters/sqlite-session-store.js'
 
 const tempFile = (): string => join(mkdtempSync(join(tmpdir(), 'shoal-store-')), 'sessions.db')
 
@@ -163,5 +163,23 @@ t.test('sqlite store: a file it cannot use is an error naming the file', async (
       try { new SqliteSessionStore(${JSON.stringify(readOnlyFile)}); console.log('opened') } catch (err) { console.log(err.name + ': ' + err.message) }`
     const run = spawnSync('setpriv', ['--bounding-set=-dac_override,-dac_read_search', '--inh-caps=-dac_override,-dac_read_search', '--', process.execPath, '--import=tsx', '--input-type=module', '-e', script], { encoding: 'utf8', cwd: process.cwd() })
     t.match(run.stdout, new RegExp(`^SessionDatabaseError: session database ${readOnlyFile}: `), `a read-only file fails at start, not at the first save (${run.stderr.slice(0, 200)})`)
+  }
+})
+
+t.test('sqlite store: better-sqlite3 without a loadable addon is an error of its own, saying how to mend it', async (t) => {
+  const notAnAddon = join(mkdtempSync(join(tmpdir(), 'shoal-addon-')), 'better_sqlite3.node')
+  writeFileSync(notAnAddon, 'not a shared object')
+  for (const [what, nativeBinding] of [['no addon file', join(tmpdir(), 'shoal-no-such-dir', 'better_sqlite3.node')], ['a file that is not an addon', notAnAddon]]) {
+    const file = tempFile()
+    let error: unknown
+    try {
+      new SqliteSessionStore(file, { nativeBinding }).close().catch(() => {})
+    } catch (err) {
+      error = err
+    }
+    t.type(error, SqliteAddonError, what)
+    t.notOk(error instanceof SessionDatabaseError, `${what}: not blamed on the session file`)
+    t.match((error as Error).message, /^better-sqlite3 is installed but its native addon does not load \(.+\): run npm rebuild better-sqlite3/, what)
+    t.notMatch((error as Error).message, /\n/, `${what}: one line`)
   }
 })
