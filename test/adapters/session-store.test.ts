@@ -169,7 +169,8 @@ t.test('sqlite store: a file it cannot use is an error naming the file', async (
 t.test('sqlite store: better-sqlite3 without a loadable addon is an error of its own, saying how to mend it', async (t) => {
   const notAnAddon = join(mkdtempSync(join(tmpdir(), 'shoal-addon-')), 'better_sqlite3.node')
   writeFileSync(notAnAddon, 'not a shared object')
-  for (const [what, nativeBinding] of [['no addon file', join(tmpdir(), 'shoal-no-such-dir', 'better_sqlite3.node')], ['a file that is not an addon', notAnAddon]]) {
+  const cases: Array<[string, string]> = [['no addon file', join(tmpdir(), 'shoal-no-such-dir', 'better_sqlite3.node')], ['a file that is not an addon', notAnAddon]]
+  for (const [what, nativeBinding] of cases) {
     const file = tempFile()
     let error: unknown
     try {
