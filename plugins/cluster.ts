@@ -1,7 +1,8 @@
 /**
- * Cluster membership over a bus (the `bus` option): this node's users go out once
- * per tick, the other nodes' users come in as replicas, dead nodes are noticed by
- * their missing heartbeats. Without a bus the instance is a single node and this
+ * Cluster membership over a bus (the `bus` option), routed by room: this node's
+ * users go out once per tick on their rooms' topics, the users of other nodes in
+ * the rooms it serves come in as replicas, dead nodes are noticed by their
+ * missing heartbeats. Without a bus the instance is a single node and this
  * decorates null.
  */
 import fp from 'fastify-plugin'
@@ -37,7 +38,14 @@ export default fp(async function cluster (app) {
     else app.log.warn({ node: bus.nodeId }, 'cluster bus unreachable: serving local users only')
   })
   app.decorate('shoalCluster', sync)
-  app.shoalMetrics.gauge('shoal_cluster_bus_up', 'In a cluster: 1 while this node reaches the bus (Redis), 0 while it serves its own users only.', () => sync.status === 'ok' ? 1 : 0)
+  const metrics = app.shoalMetrics
+  metrics.gauge('shoal_cluster_bus_up', 'In a cluster: 1 while this node reaches the bus (Redis), 0 while it serves its own users only.', () => sync.status === 'ok' ? 1 : 0)
+  metrics.gauge('shoal_cluster_rooms', 'In a cluster: rooms this node serves (has users in, and is subscribed to).', () => sync.roomCount)
+  metrics.gauge('shoal_cluster_replicas', 'In a cluster: users of other nodes held here (those in the rooms this node serves).', () => sync.replicaCount())
+  metrics.counter('shoal_cluster_bus_received_messages_total', 'In a cluster: messages this node received from the bus.', () => sync.traffic.receivedMessages)
+  metrics.counter('shoal_cluster_bus_received_bytes_total', 'In a cluster: bytes of the messages this node received from the bus.', () => sync.traffic.receivedBytes)
+  metrics.counter('shoal_cluster_bus_published_messages_total', 'In a cluster: messages this node published on the bus.', () => sync.traffic.publishedMessages)
+  metrics.counter('shoal_cluster_bus_published_bytes_total', 'In a cluster: bytes of the messages this node published on the bus.', () => sync.traffic.publishedBytes)
   app.shoalTicker.add('publish', 'cluster-publish', () => sync.publishTick())
   app.shoalTicker.add('publish', 'cluster-orphans', () => sync.expireOrphans())
 

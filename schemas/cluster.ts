@@ -51,19 +51,31 @@ export const RoomBatch = Type.Object({
   joined: Type.Array(ReplicaUser),
   left: Type.Array(UserId),
   updated: Type.Array(ReplicaUpdate),
-  positions: Type.Array(Type.Tuple([UserId, Coordinate, Coordinate, Coordinate]))
+  positions: Type.Array(Type.Tuple([UserId, Coordinate, Coordinate, Coordinate])),
+  /** After an outage: every user the sender has in the room, so that replicas of users who left meanwhile leave too. */
+  roster: Type.Optional(Type.Array(UserId))
 })
 
-/** Everything a node's own users did in one tick: published once per tick, never per message. */
-export const TickMessage = Type.Object({
-  kind: Type.Literal('tick'),
+/** One room's changes in one tick, on that room's topic: only the nodes serving the room get it. */
+export const RoomMessage = Type.Object({
+  kind: Type.Literal('room'),
   from: Type.String(),
-  rooms: Type.Array(RoomBatch),
-  /** `data` its users sent, for the listeners on other nodes; `payload` is serialized JSON (parsed again on arrival). */
-  data: Type.Array(Type.Object({ from: UserId, payload: Type.String() }))
+  batch: RoomBatch
 })
 
-/** A node asks a user's owner to hand it over (a reconnect landed elsewhere). */
+/**
+ * What one user sent as `data` in one tick, on that user's topic: only the nodes
+ * with listeners of that user get it, whatever room they serve. Each payload is
+ * serialized JSON, parsed again on arrival.
+ */
+export const DataMessage = Type.Object({
+  kind: Type.Literal('data'),
+  from: Type.String(),
+  user: UserId,
+  payloads: Type.Array(Type.String())
+})
+
+/** A node asks a user's owner, on the owner's own topic, to hand it over (a reconnect landed elsewhere). */
 export const ClaimMessage = Type.Object({
   kind: Type.Literal('claim'),
   from: Type.String(),
@@ -72,7 +84,7 @@ export const ClaimMessage = Type.Object({
   requestId: Type.String()
 })
 
-/** The owner's answer: the user as it last had it, or null when it no longer has the user. */
+/** The owner's answer on the claimant's topic: the user as it last had it, or null when it no longer has the user. */
 export const HandoverMessage = Type.Object({
   kind: Type.Literal('handover'),
   from: Type.String(),
@@ -81,9 +93,17 @@ export const HandoverMessage = Type.Object({
   user: Type.Union([ReplicaUser, Type.Null()])
 })
 
-export const ClusterMessage = Type.Union([TickMessage, ClaimMessage, HandoverMessage])
+/** A room's membership record of one user, as its owner stored it for nodes that start serving the room later. */
+export const MemberRecord = Type.Object({
+  owner: Type.String(),
+  user: ReplicaUser
+})
+
+export const ClusterMessage = Type.Union([RoomMessage, DataMessage, ClaimMessage, HandoverMessage])
 
 export type ReplicaUserT = Static<typeof ReplicaUser>
 export type RoomBatchT = Static<typeof RoomBatch>
-export type TickMessageT = Static<typeof TickMessage>
+export type RoomMessageT = Static<typeof RoomMessage>
+export type DataMessageT = Static<typeof DataMessage>
+export type MemberRecordT = Static<typeof MemberRecord>
 export type ClusterMessageT = Static<typeof ClusterMessage>

@@ -55,6 +55,7 @@ import { redactRedisUrl } from '../../src/adapters/redis-bus.js'
 import type { ClusterRecord, RunRecord, ServerNode, SweepRecord, SweepTarget } from './records.js'
 import { interestVerdict } from './verdicts.js'
 import { isScenarioName, scenarioMain, scenarioUsage } from '../scenarios/cli.js'
+import { scaleMain } from './scale.js'
 
 const usage = `Shoal fan-out benchmark (bench/fanout/). Everything runs on 127.0.0.1; the server is
 pinned to core 0 and the load generator to core 1.
@@ -87,6 +88,17 @@ Shoal on two nodes sharing Redis (a room run on one node, then the same on two, 
       same-node and cross-node pairs; added latency = two nodes minus one node (p50, p99);
       Redis CPU (/proc/<pid>/stat) and bytes in/out per second (INFO stats) over the window.
       Default N 100, target shoal; the options above apply (room's).
+
+Cluster scaling: what each of 4 nodes receives from Redis, routed vs split rooms (bench/fanout/scale.ts):
+  npm run bench -- cluster --scale [--baseline DIR] [--seconds S] [--warmup S] [--redis-url URL]
+      NODE_ID scale-a..scale-d, 8 rooms of 25 users moving at --hz (10). Layout routed: each
+      room on one node (rooms 0,1 on a; 2,3 on b; ...); split: room r alternating between
+      nodes r%4 and (r+1)%4. Per node over the window (default 10 s after a 3 s warm-up):
+      kB/s and pub/sub messages/s received from Redis (a counting TCP proxy per node in the
+      runner), CPU, RSS, shoal_cluster_replicas/rooms from /metrics when present; split:
+      same-node vs cross-node latency. --baseline DIR: another checkout (the old commit),
+      run interleaved with this one (baseline routed, new routed, baseline split, new split).
+      All nodes share core 0: traffic figures, not capacity. bench/results/cluster-scale-<timestamp>.json
 
 Capacity sweep (largest N with p99 < 100 ms and delivery >= 0.99):
   npm run bench -- sweep <scenario> [--targets ${TARGETS.join(',')}] [--from 50] [--max 3000]
@@ -148,6 +160,8 @@ const optionSpec = {
   factor: { type: 'string', default: '1.5' },
   'no-bisect': { type: 'boolean', default: false },
   'redis-url': { type: 'string' },
+  scale: { type: 'boolean', default: false },
+  baseline: { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false }
 } as const
 
@@ -793,6 +807,23 @@ async function main (argv: string[]): Promise<number> {
   const isCluster = positionals[0] === 'cluster'
   const scenario = isSweep ? positionals[1] : isCluster ? 'room' : positionals[0]
   if (values['redis-url'] !== undefined && !isCluster) throw new UsageError('--redis-url: only with cluster')
+  if ((values.scale || values.baseline !== undefined) && !isCluster) throw new UsageError('--scale and --baseline: only with cluster')
+  if (values.baseline !== undefined && !values.scale) throw new UsageError('--baseline: only with cluster --scale')
+  if (isCluster && values.scale) {
+    // Its layout is fixed (4 nodes, 8 rooms of 25): the room run's sizing options do not apply.
+    for (const name of ['users', 'target', 'observers']) if (argv.some((arg) => arg === `--${name}` || arg.startsWith(`--${name}=`))) throw new UsageError(`--${name}: not with cluster --scale (4 nodes, 8 rooms of 25 users)`)
+    pinRunner()
+    return await scaleMain({
+      seconds: values.seconds === undefined ? 10 : positiveNumber('seconds', values.seconds),
+      warmup: positiveNumber('warmup', values.warmup),
+      hz: positiveNumber('hz', values.hz),
+      tickHz: positiveNumber('tick-hz', values['tick-hz']),
+      heartbeatMs: positiveNumber('heartbeat-ms', values['heartbeat-ms'], true),
+      redisUrl: values['redis-url'] ?? DEFAULT_REDIS_URL,
+      baseline: values.baseline ?? null,
+      command: `npm run bench -- ${argv.join(' ')}`
+    }, (cleanup) => { onInterrupt = cleanup })
+  }
   if (!isScenario(scenario)) throw new UsageError(`unknown scenario ${JSON.stringify(scenario)}: expected one of ${SCENARIOS.join(', ')}`)
   const observers = positiveNumber('observers', values.observers, true)
   if (observers > 30) throw new UsageError('--observers: at most 30')

@@ -117,9 +117,8 @@ function serverEntry (root: string): string {
   return existsSync(join(root, 'src', 'server', 'main.ts')) ? 'src/server/main' : 'src/server'
 }
 
-/** Compiles SHOAL_ROOT's server to its dist/; returns the node arguments that run it (source via tsx if the build fails). */
-export function shoalServerCommand (): ShoalCommand {
-  const root = SHOAL_ROOT
+/** Compiles a checkout's server (SHOAL_ROOT by default) to its dist/; returns the node arguments that run it (source via tsx if the build fails). */
+export function shoalServerCommand (root = SHOAL_ROOT): ShoalCommand {
   const entry = serverEntry(root)
   const own = join(root, 'node_modules', '.bin', 'tsc')
   const tsc = existsSync(own) ? own : join(ROOT, 'node_modules', '.bin', 'tsc')

@@ -36,4 +36,10 @@ export class ShoalMetrics implements BroadcastMeter, EngineMeter {
     // eslint-disable-next-line no-new -- registered through `registers`
     new Gauge({ name, help, registers: [this.registry], collect () { this.set(read()) } })
   }
+
+  /** A counter read at scrape time from a total that only grows (kept by whoever counts it, e.g. the cluster bus). */
+  counter (name: string, help: string, read: () => number): void {
+    // eslint-disable-next-line no-new -- registered through `registers`
+    new Counter({ name, help, registers: [this.registry], collect () { this.reset(); this.inc(read()) } })
+  }
 }

@@ -1,15 +1,42 @@
 /**
- * The cluster bus on Redis (ioredis): one pub/sub channel for the nodes'
- * messages, a sorted set of node heartbeats (score: alive until, in ms), and one
- * hash per node with its users, expiring with its heartbeat. Two connections,
- * since a subscribed connection can do nothing else. ioredis reconnects on its
- * own; while either connection is down the bus reports `degraded`.
+ * The cluster bus on Redis (ioredis), on one server or on a Redis Cluster:
+ * - a channel per topic (a room, a user's `data`, a node), `<prefix>{<topic>}`;
+ *   on a Cluster, sharded pub/sub (SSUBSCRIBE / SPUBLISH), so a message goes only
+ *   to the shard that owns its channel and to the nodes subscribed there;
+ * - a sorted set of node heartbeats, `<prefix>nodes` (score: alive until, in ms);
+ * - a hash of membership records per room, `<prefix>{room:<name>}:members`,
+ *   user id → `{"owner":..., "user":...}`, expiring unless a node serving the
+ *   room beats. Its hash tag is the room channel's, so both live on one shard.
+ * Every command names one key, so none crosses slots. Two connections (a
+ * subscribed one can do nothing else); ioredis reconnects and resubscribes on
+ * its own; while either is down the bus reports `degraded`.
  */
-import { Redis } from 'ioredis'
+import type { Result } from 'ioredis'
 import type { ClusterMessageT } from '../../schemas/cluster.js'
 import type { UserT } from '../../schemas/protocol.js'
 import type { Clock } from '../core/clock.js'
-import type { BusHandlers, BusStatus, ClusterBus } from '../core/cluster/bus.js'
+import { noTraffic, type BusHandlers, type BusStatus, type ClusterBus, type MemberRef } from '../core/cluster/bus.js'
+import { isClusterTarget, redisClient, type RedisClient, type RedisTarget } from './redis-connection.js'
+
+export { redactRedisUrl } from './redis-connection.js'
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    /** HDEL of `field` only while its record starts with `ownerPrefix` (REMOVE_IF_OWNER). */
+    shoalRemoveMember(key: string, field: string, ownerPrefix: string): Result<number, Context>
+  }
+}
+
+/** A record is deleted only while the node named still owns it: a newer owner's record stays. */
+const REMOVE_IF_OWNER = `
+local record = redis.call('HGET', KEYS[1], ARGV[1])
+if record and string.sub(record, 1, #ARGV[2]) == ARGV[2] then
+  return redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 0`
+
+/** The start of every record `owner` writes: records are written by this file only, in this order. */
+const ownerPrefix = (owner: string): string => `{"owner":${JSON.stringify(owner)},`
 
 function parseOrText (json: string): unknown {
   try {
@@ -19,20 +46,8 @@ function parseOrText (json: string): unknown {
   }
 }
 
-/** A Redis URL without its password, for logs and errors. */
-export function redactRedisUrl (url: string): string {
-  try {
-    const parsed = new URL(url)
-    if (parsed.password !== '') parsed.password = '***'
-    return parsed.toString()
-  } catch {
-    return 'an invalid URL'
-  }
-}
-
 export interface RedisBusOptions {
-  /** redis://host:port/db */
-  url: string
+  redis: RedisTarget
   nodeId: string
   /** Prefix of every key and channel, so that several clusters (or tests) can share a server. */
   prefix: string
@@ -42,90 +57,125 @@ export interface RedisBusOptions {
 export class RedisClusterBus implements ClusterBus {
   readonly nodeId: string
   status: BusStatus = 'degraded'
-  private readonly commands: Redis
-  private readonly subscriber: Redis
+  readonly traffic = noTraffic()
+  private readonly commands: RedisClient
+  private readonly subscriber: RedisClient
+  private readonly sharded: boolean
   private handlers: BusHandlers | null = null
-  private readonly channel: string
   private readonly nodesKey: string
 
   constructor (private readonly options: RedisBusOptions) {
     this.nodeId = options.nodeId
-    this.channel = `${options.prefix}bus`
     this.nodesKey = `${options.prefix}nodes`
-    // Commands fail fast while Redis is away instead of queueing without bound; the callers retry on their own schedule.
-    const connection = { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, retryStrategy: (attempt: number) => Math.min(100 * attempt, 2000) }
-    this.commands = new Redis(options.url, connection)
-    this.subscriber = new Redis(options.url, { ...connection, enableOfflineQueue: true })
+    this.sharded = isClusterTarget(options.redis)
+    this.commands = redisClient(options.redis, { offlineQueue: false })
+    this.subscriber = redisClient(options.redis, { offlineQueue: true, shardedSubscribers: this.sharded })
+    this.commands.defineCommand('shoalRemoveMember', { numberOfKeys: 1, lua: REMOVE_IF_OWNER })
     for (const client of [this.commands, this.subscriber]) {
       client.on('ready', () => this.updateStatus())
       client.on('close', () => this.updateStatus())
+      client.on('end', () => this.updateStatus())
       // Errors show in the status; ioredis retries by itself.
       client.on('error', () => {})
     }
-    this.subscriber.on('messageBuffer', (_channel: Buffer, payload: Buffer) => {
-      let message: unknown
-      try {
-        message = JSON.parse(payload.toString())
-      } catch {
-        return
-      }
-      this.handlers?.message(message)
-    })
+    this.subscriber.on(this.sharded ? 'smessageBuffer' : 'messageBuffer', (channel: Buffer, payload: Buffer) => this.deliver(channel, payload))
   }
 
   async start (handlers: BusHandlers): Promise<void> {
     this.handlers = handlers
     await this.commands.connect()
     await this.subscriber.connect()
-    await this.subscriber.subscribe(this.channel)
     this.updateStatus()
   }
 
-  publish (message: ClusterMessageT): void {
-    this.commands.publish(this.channel, JSON.stringify(message)).catch(() => this.updateStatus())
+  async subscribe (topic: string): Promise<void> {
+    const channel = this.channel(topic)
+    await (this.sharded ? this.subscriber.ssubscribe(channel) : this.subscriber.subscribe(channel))
   }
 
-  async heartbeat (ttlMs: number): Promise<void> {
-    const until = this.options.clock.now() + ttlMs
-    await this.commands.multi()
-      .zadd(this.nodesKey, until, this.nodeId)
-      .pexpire(this.membersKey(this.nodeId), ttlMs)
-      .zremrangebyscore(this.nodesKey, '-inf', this.options.clock.now())
-      .exec()
+  async unsubscribe (topic: string): Promise<void> {
+    const channel = this.channel(topic)
+    await (this.sharded ? this.subscriber.sunsubscribe(channel) : this.subscriber.unsubscribe(channel))
   }
 
-  async saveMembers (changed: readonly UserT[], removed: readonly string[]): Promise<void> {
-    const key = this.membersKey(this.nodeId)
-    const batch = this.commands.multi()
-    if (changed.length > 0) batch.hset(key, ...changed.flatMap((user) => [user.id, JSON.stringify(user)]))
-    if (removed.length > 0) batch.hdel(key, ...removed)
-    await batch.exec()
+  publish (topic: string, message: ClusterMessageT): void {
+    const json = JSON.stringify(message)
+    this.traffic.publishedMessages++
+    this.traffic.publishedBytes += Buffer.byteLength(json)
+    const channel = this.channel(topic)
+    const sent = this.sharded ? this.commands.spublish(channel, json) : this.commands.publish(channel, json)
+    sent.catch(() => this.updateStatus())
   }
 
-  async peers (): Promise<Map<string, unknown[]>> {
-    const alive = await this.commands.zrangebyscore(this.nodesKey, this.options.clock.now(), '+inf')
-    const peers = new Map<string, unknown[]>()
-    for (const node of alive) {
-      if (node === this.nodeId) continue
-      // The cluster core checks each record; text that is not JSON reaches it as the text, and fails there.
-      const records = await this.commands.hvals(this.membersKey(node)).catch((err: unknown) => {
-        if (err instanceof Error && err.message.startsWith('WRONGTYPE')) return ['(not a hash of member records)']
-        throw err
-      })
-      peers.set(node, records.map(parseOrText))
+  async heartbeat (ttlMs: number, rooms: readonly string[]): Promise<void> {
+    const now = this.options.clock.now()
+    await Promise.all([
+      this.commands.zadd(this.nodesKey, now + ttlMs, this.nodeId),
+      this.commands.zremrangebyscore(this.nodesKey, '-inf', now),
+      ...rooms.map(async (room) => await this.commands.pexpire(this.membersKey(room), ttlMs))
+    ])
+  }
+
+  async alive (): Promise<Set<string>> {
+    const alive = new Set(await this.commands.zrangebyscore(this.nodesKey, this.options.clock.now(), '+inf'))
+    alive.delete(this.nodeId)
+    return alive
+  }
+
+  async saveMembers (users: readonly UserT[], ttlMs: number): Promise<void> {
+    const byRoom = new Map<string, string[]>()
+    const prefix = ownerPrefix(this.nodeId)
+    for (const user of users) {
+      const fields = byRoom.get(user.room) ?? []
+      fields.push(user.id, `${prefix}"user":${JSON.stringify(user)}}`)
+      byRoom.set(user.room, fields)
     }
-    return peers
+    await Promise.all([...byRoom].flatMap(([room, fields]) => {
+      const key = this.membersKey(room)
+      return [this.commands.hset(key, ...fields), this.commands.pexpire(key, ttlMs)]
+    }))
+  }
+
+  async removeMembers (refs: readonly MemberRef[]): Promise<void> {
+    await Promise.all(refs.map(async ({ room, id, owner }) => await this.commands.shoalRemoveMember(this.membersKey(room), id, ownerPrefix(owner))))
+  }
+
+  async members (room: string): Promise<unknown[]> {
+    // The cluster core checks each record; text that is not JSON reaches it as the text, and fails there.
+    const records = await this.commands.hvals(this.membersKey(room)).catch((err: unknown) => {
+      if (err instanceof Error && err.message.startsWith('WRONGTYPE')) return ['(not a hash of member records)']
+      throw err
+    })
+    return records.map(parseOrText)
   }
 
   async close (): Promise<void> {
     this.handlers = null
-    await this.commands.multi().zrem(this.nodesKey, this.nodeId).del(this.membersKey(this.nodeId)).exec().catch(() => undefined)
+    await this.commands.zrem(this.nodesKey, this.nodeId).catch(() => undefined)
     this.commands.disconnect()
     this.subscriber.disconnect()
   }
 
-  private membersKey (node: string): string {
-    return `${this.options.prefix}members:${node}`
+  private channel (topic: string): string {
+    return `${this.options.prefix}{${topic}}`
+  }
+
+  private membersKey (room: string): string {
+    return `${this.options.prefix}{room:${room}}:members`
+  }
+
+  private deliver (channel: Buffer, payload: Buffer): void {
+    this.traffic.receivedMessages++
+    this.traffic.receivedBytes += payload.length
+    // `<prefix>{<topic>}`: what is between the prefix's end and the last brace.
+    const topic = channel.toString().slice(this.options.prefix.length + 1, -1)
+    let message: unknown
+    try {
+      message = JSON.parse(payload.toString())
+    } catch {
+      message = '(not JSON)'
+    }
+    this.handlers?.message(topic, message)
   }
 
   private updateStatus (): void {

@@ -1,40 +1,35 @@
 /**
  * Sessions in Redis, shared by every node of a cluster: one key per session
  * holding its record as JSON, expiring when the session does (last seen + TTL),
- * so Redis sweeps them itself.
+ * so Redis sweeps them itself. Every command names one key, so that on a Redis
+ * Cluster no command crosses slots; a tick's batch is pipelined, not a MULTI.
  */
-import { Redis } from 'ioredis'
 import { SessionRecord, type SessionRecordT } from '../../schemas/session.js'
 import type { SessionStore } from '../core/sessions/session-store.js'
 import { checkedReader } from './checked.js'
+import { connected, redisClient, type RedisClient, type RedisTarget } from './redis-connection.js'
 
 const sessionRecord = checkedReader(SessionRecord)
 
 export interface RedisSessionStoreOptions {
-  url: string
+  redis: RedisTarget
   prefix: string
   /** Sessions expire this long after their user was last seen (the `sessionTtlMs` setting). */
   sessionTtlMs: number
 }
 
 export class RedisSessionStore implements SessionStore {
-  private readonly redis: Redis
+  private readonly redis: RedisClient
 
   constructor (private readonly options: RedisSessionStoreOptions) {
     // Fail fast while Redis is away: a reconnect is answered "try again", a tick's batch is kept for the next one.
-    this.redis = new Redis(options.url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, retryStrategy: (attempt) => Math.min(100 * attempt, 2000) })
+    this.redis = redisClient(options.redis, { offlineQueue: false, connectNow: true })
     this.redis.on('error', () => {})
   }
 
   /** Resolves once connected, so that a server does not start without its sessions. */
   async ready (): Promise<void> {
-    if (this.redis.status === 'ready') return
-    await new Promise<void>((resolve, reject) => {
-      const onReady = (): void => { this.redis.off('error', onError); resolve() }
-      const onError = (err: Error): void => { this.redis.off('ready', onReady); reject(err) }
-      this.redis.once('ready', onReady)
-      this.redis.once('error', onError)
-    })
+    await connected(this.redis)
   }
 
   async load (secretHash: string): Promise<SessionRecordT | undefined> {
@@ -45,13 +40,8 @@ export class RedisSessionStore implements SessionStore {
 
   async save (records: readonly SessionRecordT[]): Promise<void> {
     if (records.length === 0) return
-    const batch = this.redis.multi()
-    for (const record of records) {
-      batch.set(this.key(record.secretHash), JSON.stringify(record), 'PXAT', record.lastSeen + this.options.sessionTtlMs)
-    }
-    const results = await batch.exec()
-    const failed = results?.find(([err]) => err !== null)?.[0]
-    if (results === null || failed != null) throw failed ?? new Error('session batch was not executed')
+    // Each write is idempotent: a batch that fails part-way is written again whole at the next tick.
+    await Promise.all(records.map(async (record) => await this.redis.set(this.key(record.secretHash), JSON.stringify(record), 'PXAT', record.lastSeen + this.options.sessionTtlMs)))
   }
 
   async delete (secretHash: string): Promise<void> {

@@ -128,7 +128,7 @@ export function resolveConfig (options: ShoalOptions): ShoalConfig {
     ...(options.allowedOrigins !== undefined && { allowedOrigins: checkOrigins(options.allowedOrigins) }),
     ...(options.metricsAuthorize !== undefined && { metricsAuthorize: checkFunction('metricsAuthorize', options.metricsAuthorize) }),
     ...(options.sessionStore !== undefined && { sessionStore: checkMethods('sessionStore', options.sessionStore, ['load', 'save', 'delete', 'sweep'], 'a SessionStore') }),
-    ...(options.bus !== undefined && { bus: checkMethods('bus', options.bus, ['start', 'publish', 'heartbeat', 'saveMembers', 'peers'], 'a ClusterBus') }),
+    ...(options.bus !== undefined && { bus: checkMethods('bus', options.bus, ['start', 'subscribe', 'unsubscribe', 'publish', 'heartbeat', 'alive', 'saveMembers', 'removeMembers', 'members'], 'a ClusterBus') }),
     ...(options.csvFeeds !== undefined && { csvFeeds: checkCsvFeeds(options.csvFeeds) }),
     ...(options.roomOptions !== undefined && { roomOptions: checkFunction('roomOptions', options.roomOptions) })
   }

@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path'
 import type { CsvFeedConfigT, ShoalSettingName, ShoalSettingsT } from '../../schemas/options.js'
 import { ShoalSettings } from '../../schemas/options.js'
 import type { AuthorizeResult } from '../host/options.js'
+import type { RedisTarget } from '../adapters/redis-connection.js'
 import { checkCsvFeeds, resolveSettings, SETTING_NAMES, SettingsError } from '../core/settings.js'
 import { packageRoot } from './package-root.js'
 
@@ -141,4 +142,25 @@ export function metricsAuthorizeFromEnv (env: NodeJS.ProcessEnv): ((request: { h
     if (given === undefined) return { statusCode: 401, message: 'send Authorization: Bearer <METRICS_TOKEN>' }
     return timingSafeEqual(createHash('sha256').update(given).digest(), expected)
   }
+}
+
+/**
+ * Where the cluster's Redis is: REDIS_CLUSTER_NODES (seed nodes of a Redis
+ * Cluster, `host:port,host:port`) or REDIS_URL (one server); undefined: no
+ * cluster. Both at once is an error, so that a node never joins the wrong one.
+ */
+export function redisTargetFromEnv (env: NodeJS.ProcessEnv): RedisTarget | undefined {
+  const url = env.REDIS_URL ?? ''
+  const seeds = env.REDIS_CLUSTER_NODES ?? ''
+  if (url !== '' && seeds !== '') throw new SettingsError('environment variables REDIS_URL and REDIS_CLUSTER_NODES: set one, not both (REDIS_CLUSTER_NODES for a Redis Cluster, REDIS_URL for one server)')
+  if (url !== '') return { url }
+  if (seeds === '') return undefined
+  const entries = seeds.split(',').map((entry) => entry.trim())
+  const clusterNodes = entries.map((entry) => {
+    const match = /^(\[[0-9a-fA-F:]+\]|[^:\s[\]]+):(\d{1,5})$/.exec(entry)
+    const port = Number(match?.[2])
+    if (match === null || port < 1 || port > 65535) throw new SettingsError(`environment variable REDIS_CLUSTER_NODES: expected host:port seed nodes, comma separated, got ${JSON.stringify(entry)}`)
+    return { host: (match[1] ?? '').replace(/^\[|\]$/g, ''), port }
+  })
+  return { clusterNodes }
 }

@@ -15,7 +15,7 @@ import type { RedisClusterBus } from '../adapters/redis-bus.js'
 import { systemClock } from '../core/clock.js'
 import type { SessionStore } from '../core/sessions/session-store.js'
 import { SettingsError } from '../core/settings.js'
-import { allowedOriginsFromEnv, csvFeedsFromEnv, dataDirFromEnv, listenFromEnv, metricsAuthorizeFromEnv, settingsFromEnv, trustProxyFromEnv } from './env.js'
+import { allowedOriginsFromEnv, csvFeedsFromEnv, dataDirFromEnv, listenFromEnv, metricsAuthorizeFromEnv, redisTargetFromEnv, settingsFromEnv, trustProxyFromEnv } from './env.js'
 import { loggerOptions } from './logger.js'
 
 /** The contract: the process exits within 10 seconds of the signal. */
@@ -43,10 +43,10 @@ async function adapter<T> (load: () => Promise<T>, packageName: string, purpose:
   }
 }
 
-/** With REDIS_URL: a node of a cluster, sessions in Redis. Without: one node, sessions in SQLite. */
+/** With REDIS_URL or REDIS_CLUSTER_NODES: a node of a cluster, sessions in Redis. Without: one node, sessions in SQLite. */
 async function backing (env: NodeJS.ProcessEnv, sessionTtlMs: number): Promise<Backing> {
-  const url = env.REDIS_URL
-  if (url === undefined || url === '') {
+  const redis = redisTargetFromEnv(env)
+  if (redis === undefined) {
     const { SessionDatabaseError, SqliteAddonError, SqliteSessionStore } = await adapter(async () => await import('../adapters/sqlite-session-store.js'), 'better-sqlite3', 'keeping sessions in a SQLite file (no REDIS_URL)')
     // Never a silent fallback to memory: identities that should survive a restart would not.
     try {
@@ -56,19 +56,21 @@ async function backing (env: NodeJS.ProcessEnv, sessionTtlMs: number): Promise<B
       throw err instanceof SessionDatabaseError || err instanceof SqliteAddonError ? new BackingError(err.message) : err
     }
   }
-  const { RedisClusterBus, redactRedisUrl } = await adapter(async () => await import('../adapters/redis-bus.js'), 'ioredis', 'a cluster on Redis (REDIS_URL)')
-  const { RedisSessionStore } = await adapter(async () => await import('../adapters/redis-session-store.js'), 'ioredis', 'sessions in Redis (REDIS_URL)')
+  const purpose = 'url' in redis ? 'REDIS_URL' : 'REDIS_CLUSTER_NODES'
+  const { RedisClusterBus } = await adapter(async () => await import('../adapters/redis-bus.js'), 'ioredis', `a cluster on Redis (${purpose})`)
+  const { RedisSessionStore } = await adapter(async () => await import('../adapters/redis-session-store.js'), 'ioredis', `sessions in Redis (${purpose})`)
+  const { describeTarget } = await import('../adapters/redis-connection.js')
   const prefix = env.REDIS_PREFIX === undefined || env.REDIS_PREFIX === '' ? 'shoal:' : env.REDIS_PREFIX
   const nodeId = env.NODE_ID === undefined || env.NODE_ID === '' ? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}` : env.NODE_ID
-  const store = new RedisSessionStore({ url, prefix, sessionTtlMs })
+  const store = new RedisSessionStore({ redis, prefix, sessionTtlMs })
   try {
     await store.ready()
   } catch (err) {
     await store.close()
-    throw new BackingError(`cannot reach Redis at ${redactRedisUrl(url)}: ${err instanceof Error ? err.message : String(err)}`)
+    throw new BackingError(`cannot reach ${describeTarget(redis)}: ${err instanceof Error ? err.message : String(err)}`)
   }
-  const bus = new RedisClusterBus({ url, prefix, nodeId, clock: systemClock })
-  return { sessionStore: store, bus, describe: { sessions: 'redis', node: nodeId, redis: redactRedisUrl(url) } }
+  const bus = new RedisClusterBus({ redis, prefix, nodeId, clock: systemClock })
+  return { sessionStore: store, bus, describe: { sessions: 'url' in redis ? 'redis' : 'redis cluster', node: nodeId, redis: describeTarget(redis) } }
 }
 
 class BackingError extends Error {}

@@ -1,9 +1,12 @@
 /**
- * The cluster core on the in-memory bus with a manual clock: what a node
- * publishes per tick, how replicas follow, that nothing echoes, that invalid
- * messages change nothing, node death and orphans, and the claim handshake.
+ * The cluster core on the in-memory bus with a manual clock: a node serves only
+ * the rooms its users are in (their batches, their replicas, their records),
+ * `data` follows listeners whatever room they are in, nothing echoes, invalid
+ * messages and records change nothing, node death and orphans, and the claim
+ * handshake on the owner's own topic.
  */
 import t from 'tap'
+import type { ClusterMessageT } from '../../schemas/cluster.js'
 import { Broadcaster, type BroadcastMeter } from '../../src/core/presence/broadcaster.js'
 import { ManualClock } from '../../src/core/clock.js'
 import { MemoryClusterHub } from '../../src/core/cluster/bus.js'
@@ -19,15 +22,15 @@ const GRACE = 1000
 const BEAT = 100
 
 const meter: BroadcastMeter = { sent () {}, skipped () {}, closedSlow () {} }
-const settle = async (): Promise<void> => { for (let i = 0; i < 5; i++) await Promise.resolve() }
+const settle = async (): Promise<void> => { for (let i = 0; i < 10; i++) await Promise.resolve() }
 
 function node (hub: MemoryClusterHub, clock: ManualClock, id: string, store: MemorySessionStore) {
   const users = new UserStore()
   const broadcaster = new Broadcaster(users, clock, { slowReaderSkipBytes: 1e6, slowReaderCloseBytes: 1e7 }, meter)
   const bus = hub.bus(id)
-  const published: unknown[] = []
+  const published: Array<{ topic: string, message: ClusterMessageT }> = []
   const publish = bus.publish.bind(bus)
-  bus.publish = (message) => { published.push(message); publish(message) }
+  bus.publish = (topic, message) => { published.push({ topic, message }); publish(topic, message) }
   const invalid: string[] = []
   const sync = new ClusterSync(users, broadcaster, bus, clock, { graceMs: GRACE, heartbeatMs: BEAT, claimTimeoutMs: 50 })
   sync.on('invalid', (reason) => invalid.push(reason))
@@ -37,77 +40,74 @@ function node (hub: MemoryClusterHub, clock: ManualClock, id: string, store: Mem
     const { user, secret } = sessions.register(peer, { name, room, position: { x: 0, y: 0, z: 0 }, state: emptyState() })
     return { user, peer, secret }
   }
-  /** One tick: local clients get their frames, the cluster gets this node's batch. */
+  /** One tick: local clients get their frames, the cluster gets this node's batches. */
   const tick = (): void => {
     broadcaster.flush()
     sync.publishTick()
   }
-  return { id, users, sessions, sync, bus, published, invalid, register, tick }
+  /** Hands `message` to this node as if it had come over the bus on `topic`. */
+  const deliver = (topic: string, message: unknown): void => { (bus as unknown as { receive: (topic: string, json: string) => void }).receive(topic, JSON.stringify(message)) }
+  return { id, users, sessions, sync, bus, published, invalid, register, tick, deliver }
 }
 
-async function twoNodes () {
+async function nodes (count: number) {
   const clock = new ManualClock()
   const hub = new MemoryClusterHub(clock)
   const store = new MemorySessionStore()
-  const a = node(hub, clock, 'a', store)
-  const b = node(hub, clock, 'b', store)
-  await a.sync.start()
-  await b.sync.start()
-  return { clock, hub, store, a, b }
+  const all = ['a', 'b', 'c'].slice(0, count).map((id) => node(hub, clock, id, store))
+  for (const each of all) await each.sync.start()
+  return { clock, hub, store, all }
 }
 
-/** Two nodes with Ann on a and Bob on b, each a replica on the other, and Bob listening to Ann. */
-async function listeningPair () {
-  const nodes = await twoNodes()
-  const { a, b } = nodes
-  const ann = a.register('Ann')
-  const bob = b.register('Bob')
-  a.tick()
-  b.tick()
+async function twoNodes () {
+  const { all: [a, b], ...rest } = await nodes(2)
+  if (a === undefined || b === undefined) throw new Error('fixture')
+  return { a, b, ...rest }
+}
+
+/** Ann on a and Bob on b, both in room `r`: each holds the other as a replica. */
+async function sharedRoom () {
+  const fixture = await twoNodes()
+  const ann = fixture.a.register('Ann')
+  const bob = fixture.b.register('Bob')
+  fixture.a.tick()
+  fixture.b.tick()
   await settle()
-  b.users.setListening(bob.user, [ann.user.id])
-  return { ...nodes, ann, bob }
+  return { ...fixture, ann, bob }
 }
 
-/** Hands `message` to node `to` as if it had come over the bus. */
-const deliverTo = (to: ReturnType<typeof node>) => (message: unknown): void => { (to.bus as unknown as { receive: (m: unknown) => void }).receive(message) }
+const kinds = (published: Array<{ topic: string, message: ClusterMessageT }>): string[] => published.map(({ topic, message }) => `${message.kind}@${topic}`)
 
-t.test('a node publishes its users\' changes once per tick; the other keeps replicas; nothing echoes', async (t) => {
-  const { a, b } = await twoNodes()
-  const ann = a.register('Ann')
+t.test('a node publishes its users\' changes once per tick, per room, on the room\'s topic; nodes serving the room keep replicas', async (t) => {
+  const { a, b, ann } = await sharedRoom()
   const ann2 = a.register('Ann2')
   a.users.setPosition(ann.user, { x: 1, y: 2, z: 3 })
   a.users.setPosition(ann.user, { x: 4, y: 5, z: 6 })
   a.users.setProfile(ann2.user, 'Ann Two', ann2.user.state)
+  a.published.length = 0
   a.tick()
-  t.equal(a.published.length, 1, 'one message for the whole tick')
+  t.strictSame(kinds(a.published), ['room@room:r'], 'one message for the room, for the whole tick')
   await settle()
 
   const replica = b.users.get(ann.user.id)
-  t.equal(replica?.owner, 'a', 'the other node has a replica, owned by a')
+  t.equal(replica?.owner, 'a', 'b has a replica, owned by a')
   t.strictSame(replica?.position, { x: 4, y: 5, z: 6 }, 'at the latest position of the tick')
   t.equal(b.users.get(ann2.user.id)?.name, 'Ann Two')
-  t.equal(replica?.connected, true)
   t.equal(b.users.bySecretHash(ann.user.secretHash), undefined, 'a replica holds no secret')
 
+  b.published.length = 0
   b.tick()
-  t.equal(b.published.length, 0, 'applying a batch publishes nothing back')
+  t.strictSame(b.published, [], 'applying a batch publishes nothing back')
 
-  a.users.setPosition(ann.user, { x: 7, y: 7, z: 7 })
   a.users.setProfile(ann.user, 'Ann', Object.assign(emptyState(), { mood: 'up' }))
+  a.users.setPosition(ann.user, { x: 7, y: 7, z: 7 })
   a.tick()
-  t.match(a.published[1], { kind: 'tick', rooms: [{ room: 'r', joined: [], positions: [[ann.user.id, 7, 7, 7]], updated: [{ id: ann.user.id, state: { mood: 'up' } }] }] }, 'later ticks carry only what changed')
+  t.match(a.published[1]?.message, { kind: 'room', batch: { room: 'r', joined: [], positions: [[ann.user.id, 7, 7, 7]], updated: [{ id: ann.user.id, state: { mood: 'up' } }] } }, 'later ticks carry only what changed')
   await settle()
   t.same({ ...b.users.get(ann.user.id)?.state }, { mood: 'up' })
 
   a.tick()
   t.equal(a.published.length, 2, 'a quiet tick publishes nothing')
-
-  a.users.moveToRoom(ann.user, 'elsewhere')
-  a.tick()
-  t.match(a.published[2], { rooms: [{ room: 'r', left: [ann.user.id] }, { room: 'elsewhere', joined: [{ id: ann.user.id }] }] }, 'a room change is a leave and a join')
-  await settle()
-  t.equal(b.users.get(ann.user.id)?.room, 'elsewhere')
 
   await a.sessions.leave(ann.user)
   a.tick()
@@ -115,21 +115,120 @@ t.test('a node publishes its users\' changes once per tick; the other keeps repl
   t.equal(b.users.get(ann.user.id), undefined, 'a leave removes the replica')
 })
 
-t.test('data crosses once per tick to the listeners on the other node', async (t) => {
-  const { a, ann, bob } = await listeningPair()
+t.test('a node serves only the rooms its users are in: nothing of the others reaches it, and it holds none of their users', async (t) => {
+  const { a, b } = await twoNodes()
+  const ann = a.register('Ann', 'r1')
+  const cid = a.register('Cid', 'r2')
+  b.register('Bob', 'r1')
+  a.tick()
+  b.tick()
+  await settle()
+  const received = b.bus.traffic.receivedMessages
+  for (let i = 1; i <= 20; i++) {
+    a.users.setPosition(cid.user, { x: i, y: 0, z: 0 })
+    a.tick()
+  }
+  await settle()
+  t.equal(b.bus.traffic.receivedMessages, received, 'twenty batches of r2: none reached b')
+  t.equal(b.users.get(cid.user.id), undefined, 'b holds no replica of r2')
+  t.ok(b.users.get(ann.user.id), 'but it holds r1\'s')
+  t.equal(b.sync.roomCount, 1, 'b serves one room')
+  t.equal(b.sync.replicaCount(), 1, 'with one replica')
+  t.equal(a.sync.roomCount, 2)
+
+  a.users.setPosition(ann.user, { x: 5, y: 5, z: 5 })
+  a.tick()
+  await settle()
+  t.equal(b.bus.traffic.receivedMessages, received + 1, 'a batch of r1 did')
+})
+
+t.test('the first user of a node in a room loads who is there; the last one leaving drops them', async (t) => {
+  const { a, b } = await twoNodes()
+  const ann = a.register('Ann', 'hall')
+  a.users.setProfile(ann.user, 'Ann', Object.assign(emptyState(), { hat: true }))
+  a.tick()
+  a.users.setPosition(ann.user, { x: 3, y: 4, z: 0 })
+  a.tick()
+  await a.sync.beat()
+  await settle()
+  t.equal(b.users.get(ann.user.id), undefined, 'b serves no room yet')
+
+  const bob = b.register('Bob', 'hall')
+  await settle()
+  const replica = b.users.get(ann.user.id)
+  t.match(replica?.toWire(), { name: 'Ann', state: { hat: true }, position: { x: 3, y: 4, z: 0 } }, 'her record, with the position the last beat recorded')
+  t.equal(replica?.owner, 'a')
+
+  b.users.moveToRoom(bob.user, 'garden')
+  await settle()
+  t.equal(b.users.get(ann.user.id), undefined, 'Bob left the hall: b no longer holds Ann')
+  t.equal(b.sync.roomCount, 1, 'it serves the garden only')
+  const received = b.bus.traffic.receivedMessages
+  a.users.setPosition(ann.user, { x: 9, y: 9, z: 9 })
+  a.tick()
+  await settle()
+  t.equal(b.bus.traffic.receivedMessages, received, 'and hears nothing more of the hall')
+})
+
+t.test('batches that arrive while a room\'s records load are applied after them, in order', async (t) => {
+  const { a, b } = await twoNodes()
+  const ann = a.register('Ann', 'hall')
+  a.tick()
+  await settle()
+  // The records are read first; a's next batch arrives before they are in.
+  let release = (): void => {}
+  const members = b.bus.members.bind(b.bus)
+  b.bus.members = async (room) => {
+    const records = await members(room)
+    await new Promise<void>((resolve) => { release = resolve })
+    return records
+  }
+  b.register('Bob', 'hall')
+  await settle()
+  a.users.setPosition(ann.user, { x: 8, y: 8, z: 8 })
+  a.tick()
+  await settle()
+  t.equal(b.users.get(ann.user.id), undefined, 'the batch waits for the records')
+  release()
+  await settle()
+  t.strictSame(b.users.get(ann.user.id)?.position, { x: 8, y: 8, z: 8 }, 'the record, then the batch: her latest position')
+})
+
+t.test('data reaches a listener on another node even when that node does not serve the sender\'s room', async (t) => {
+  const { a, b } = await twoNodes()
+  const ann = a.register('Ann', 'stage')
+  const bob = b.register('Bob', 'foyer')
+  a.tick()
+  b.tick()
+  await settle()
+  t.equal(b.users.get(ann.user.id), undefined, 'b holds no replica of Ann')
+  b.users.setListening(bob.user, [ann.user.id])
+  await settle()
+  a.published.length = 0
   a.users.sendData(ann.user, '{"n":1}')
   a.users.sendData(ann.user, '{"n":2}')
   a.tick()
   await settle()
   t.strictSame(bob.peer.ofType('data').map((m) => m.payload), [{ n: 1 }, { n: 2 }], 'both, in order')
-  t.equal(a.published.length, 2, 'in the tick\'s one message')
+  t.strictSame(kinds(a.published), [`data@user:${ann.user.id}`], 'in one message of the tick, on her topic')
+
+  b.users.setListening(bob.user, [])
+  await settle()
+  const received = b.bus.traffic.receivedMessages
+  a.users.sendData(ann.user, '{"n":3}')
+  a.tick()
+  await settle()
+  t.equal(b.bus.traffic.receivedMessages, received, 'once nobody on b listens to her, her data no longer reaches b')
 })
 
 t.test('a user moving rooms moves on the other node too, whichever room\'s batch comes first', async (t) => {
   const { a, b } = await twoNodes()
   const ann = a.register('Ann', 'r1')
   const cid = a.register('Cid', 'r2')
+  b.register('Bea', 'r1')
+  b.register('Ben', 'r2')
   a.tick()
+  b.tick()
   await settle()
   // Cid's change makes r2's batch first in the tick; Ann's move then adds her left to r1's batch after it.
   a.users.setProfile(cid.user, 'Cid 2', cid.user.state)
@@ -137,8 +236,34 @@ t.test('a user moving rooms moves on the other node too, whichever room\'s batch
   a.tick()
   await settle()
   t.equal(b.users.get(ann.user.id)?.room, 'r2', 'the replica is in the new room')
-  t.strictSame([...b.users.room('r2')?.members.keys() ?? []].sort(), [ann.user.id, cid.user.id].sort())
-  t.equal(b.users.room('r1')?.members.size ?? 0, 0, 'and gone from the old one')
+  t.equal(b.users.room('r1')?.members.size, 1, 'and gone from the old one, where Bea is alone')
+})
+
+t.test('a room\'s records follow its members: moves within a beat, leaves at once, a takeover keeps the new owner\'s', async (t) => {
+  const { hub, a, b } = await twoNodes()
+  const ann = a.register('Ann', 'hall')
+  const cid = a.register('Cid', 'hall')
+  a.tick()
+  const owners = async (room: string): Promise<Array<[string, string, number]>> =>
+    (await hub.bus('probe').members(room) as Array<{ owner: string, user: { id: string, position: { x: number } } }>).map(({ owner, user }) => [user.id, owner, user.position.x])
+  t.strictSame((await owners('hall')).sort(), [[ann.user.id, 'a', 0], [cid.user.id, 'a', 0]].sort(), 'both recorded')
+  a.users.setPosition(ann.user, { x: 5, y: 0, z: 0 })
+  a.tick()
+  t.strictSame((await owners('hall')).find(([id]) => id === ann.user.id), [ann.user.id, 'a', 0], 'a move alone is not written at the tick')
+  await a.sync.beat()
+  t.strictSame((await owners('hall')).find(([id]) => id === ann.user.id), [ann.user.id, 'a', 5], 'but at the next beat')
+
+  a.users.moveToRoom(cid.user, 'garden')
+  a.tick()
+  t.strictSame((await owners('hall')).map(([id]) => id), [ann.user.id], 'a user who moved on is no longer recorded in the hall')
+  t.strictSame((await owners('garden')).map(([id]) => id), [cid.user.id], 'but in the garden')
+
+  await a.sessions.persist()
+  const resumed = await b.sessions.reconnect(new FakePeer(), ann.secret)
+  t.equal(resumed?.user.id, ann.user.id, 'b takes Ann over')
+  b.tick()
+  a.tick()
+  t.strictSame((await owners('hall')).find(([id]) => id === ann.user.id)?.[1], 'b', 'the record names the new owner, whatever the old one removes')
 })
 
 t.test('after a resync every live session is written again (the shared store may have restarted empty)', async (t) => {
@@ -152,41 +277,59 @@ t.test('after a resync every live session is written again (the shared store may
   t.match(await store.load(hashSecret(ann.secret)), { id: ann.user.id, name: 'Ann' })
 })
 
-t.test('a message that is not a valid cluster message is reported and changes nothing', async (t) => {
-  const { a, b } = await twoNodes()
-  a.register('Ann')
+t.test('after an outage, a served room is loaded again: users who left meanwhile are dropped', async (t) => {
+  const { hub, a, b, ann } = await sharedRoom()
+  const cid = a.register('Cid')
   a.tick()
   await settle()
+  t.ok(b.users.get(cid.user.id))
+  hub.setDown(true)
+  await a.sessions.leave(cid.user)
+  a.tick()
+  await settle()
+  t.ok(b.users.get(cid.user.id), 'the leave was lost in the outage')
+  hub.setDown(false)
+  await settle()
+  a.tick()
+  await settle()
+  t.equal(b.users.get(cid.user.id), undefined, 'the reload dropped Cid')
+  t.ok(b.users.get(ann.user.id), 'and kept Ann')
+})
+
+t.test('a message that is not a valid cluster message is reported and changes nothing', async (t) => {
+  const { b } = await sharedRoom()
   const before = b.users.userCount
-  const deliver = deliverTo(b)
-  deliver({ kind: 'tick', from: 'x', rooms: [{ room: 'r', joined: [{ id: 'no-fields' }], left: [], updated: [], positions: [] }], data: [] })
-  deliver({ kind: 'nonsense' })
-  deliver('just a string')
+  b.deliver('room:r', { kind: 'room', from: 'x', batch: { room: 'r', joined: [{ id: 'no-fields' }], left: [], updated: [], positions: [] } })
+  b.deliver('room:r', { kind: 'nonsense' })
+  b.deliver('room:r', 'just a string')
   t.equal(b.invalid.length, 3, 'each one reported')
   t.equal(b.users.userCount, before, 'no user added or removed')
+  b.deliver('room:elsewhere', { kind: 'room', from: 'x', batch: { room: 'elsewhere', joined: [{ id: '00000000-0000-4000-8000-00000000000b', name: 'Eve', room: 'elsewhere', position: { x: 0, y: 0, z: 0 }, state: {}, listeningTo: [], connected: true }], left: [], updated: [], positions: [] } })
+  t.equal(b.users.userCount, before, 'a batch of a room b does not serve adds nobody')
 })
 
 t.test('another node\'s records are held to the client limits: what no client could send is skipped and reported', async (t) => {
-  const { b, ann, bob } = await listeningPair()
-  const deliver = deliverTo(b)
+  const { b, ann, bob } = await sharedRoom()
+  b.users.setListening(bob.user, [ann.user.id])
+  await settle()
   const someone = (fields: Record<string, unknown>) => ({
     id: '00000000-0000-4000-8000-00000000000a', name: 'Eve', room: 'r', position: { x: 0, y: 0, z: 0 }, state: {}, listeningTo: [], connected: true, ...fields
   })
-  const tick = (batch: Record<string, unknown>, data: unknown[] = []) =>
-    ({ kind: 'tick', from: 'a', rooms: [{ room: 'r', joined: [], left: [], updated: [], positions: [], ...batch }], data })
-  const cases: Array<[string, unknown]> = [
-    ['a 200,000-character name', tick({ joined: [someone({ name: 'x'.repeat(200_000) })] })],
-    ['a forbidden state key', tick({ joined: [someone({ state: { 'bad key': 1 } })] })],
-    ['a state over 2 KiB', tick({ joined: [someone({ state: Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`k${i}`, 'v'.repeat(250)])) })] })],
-    ['a coordinate of 1e300', tick({ positions: [[ann.user.id, 1e300, 0, 0]] })],
-    ['a room name no client may use', tick({ room: 'no spaces allowed' })],
-    ['an update renaming to nothing', tick({ updated: [{ id: ann.user.id, name: '   ' }] })],
-    ['data that is not JSON', tick({}, [{ from: ann.user.id, payload: '{"pasted": ' }])],
-    ['data over the payload limit', tick({}, [{ from: ann.user.id, payload: JSON.stringify('x'.repeat(9000)) }])]
+  const room = (batch: Record<string, unknown>) => ['room:r', { kind: 'room', from: 'a', batch: { room: 'r', joined: [], left: [], updated: [], positions: [], ...batch } }] as const
+  const data = (payload: string) => [`user:${ann.user.id}`, { kind: 'data', from: 'a', user: ann.user.id, payloads: [payload] }] as const
+  const cases: Array<[string, readonly [string, unknown]]> = [
+    ['a 200,000-character name', room({ joined: [someone({ name: 'x'.repeat(200_000) })] })],
+    ['a forbidden state key', room({ joined: [someone({ state: { 'bad key': 1 } })] })],
+    ['a state over 2 KiB', room({ joined: [someone({ state: Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`k${i}`, 'v'.repeat(250)])) })] })],
+    ['a coordinate of 1e300', room({ positions: [[ann.user.id, 1e300, 0, 0]] })],
+    ['a room name no client may use', ['room:r', { kind: 'room', from: 'a', batch: { room: 'no spaces allowed', joined: [], left: [], updated: [], positions: [] } }]],
+    ['an update renaming to nothing', room({ updated: [{ id: ann.user.id, name: '   ' }] })],
+    ['data that is not JSON', data('{"pasted": ')],
+    ['data over the payload limit', data(JSON.stringify('x'.repeat(9000)))]
   ]
-  for (const [what, message] of cases) {
+  for (const [what, [topic, message]] of cases) {
     const reported = b.invalid.length
-    deliver(message)
+    b.deliver(topic, message)
     t.equal(b.invalid.length, reported + 1, `${what}: reported`)
   }
   b.tick()
@@ -195,33 +338,46 @@ t.test('another node\'s records are held to the client limits: what no client co
   t.equal(b.users.get(ann.user.id)?.name, 'Ann')
   t.strictSame(bob.peer.ofType('data'), [], 'no data reached a listener')
 
-  deliver(tick({}, [{ from: ann.user.id, payload: '{ "spaced" : [1, 2] }' }]))
+  b.deliver(...data('{ "spaced" : [1, 2] }'))
   t.strictSame(bob.peer.raw.filter((frame) => frame.includes('"data"')), [`{"type":"data","from":"${ann.user.id}","payload":{"spaced":[1,2]}}`],
     'a good payload is parsed and serialized again, never pasted')
 })
 
-t.test('a node starts, and keeps its heartbeat, over member records that are not users', async (t) => {
-  const clock = new ManualClock()
-  const hub = new MemoryClusterHub(clock)
-  const store = new MemorySessionStore()
-  const a = node(hub, clock, 'a', store)
-  await a.sync.start()
-  a.register('Ann')
+t.test('a node serves a room over records that are not users, and keeps its heartbeat', async (t) => {
+  const { hub, a, b } = await twoNodes()
+  const ann = a.register('Ann')
   a.tick()
-  await a.bus.heartbeat(1000)
+  await a.sync.beat()
   // Records as a broken writer (or a hand edit) might leave them.
-  await a.bus.saveMembers([{ id: 'not-a-uuid', name: '', room: 'r' } as never, { ...structuredClone(a.users.values().next().value?.toWire() ?? {}), name: 'x'.repeat(100) } as never], [])
-  const b = node(hub, clock, 'b', store)
-  await t.resolves(b.sync.start(), 'the new node starts')
-  t.equal(b.invalid.length, 2, 'each bad record reported')
-  await t.resolves(b.sync.beat(), 'and its heartbeat keeps working')
+  hub.putRecord('r', 'x', { owner: 'a', user: { id: 'not-a-uuid', name: '', room: 'r' } })
+  hub.putRecord('r', 'y', { owner: 'a', user: { ...ann.user.toWire(), id: '00000000-0000-4000-8000-00000000000c', name: 'x'.repeat(100) } })
+  hub.putRecord('r', 'z', { owner: 'a', user: { ...ann.user.toWire(), id: '00000000-0000-4000-8000-00000000000d', room: 'other' } })
+  hub.putRecord('r', 'w', 'not even an object')
+  b.register('Bob')
+  await settle()
+  t.equal(b.invalid.length, 4, 'each bad record reported')
+  t.ok(b.users.get(ann.user.id), 'the good one loaded')
+  t.equal(b.users.userCount, 2, 'and nothing else')
+  await t.resolves(b.sync.beat(), 'its heartbeat keeps working')
 })
 
-t.test('a dead node\'s users go disconnected at once and leave after grace', async (t) => {
-  const { clock, hub, a, b } = await twoNodes()
-  const bob = b.register('Bob')
-  b.tick()
+t.test('records of a node that is not alive are not loaded, and are removed', async (t) => {
+  const { hub, a, b, clock } = await twoNodes()
+  const ann = a.register('Ann')
+  a.tick()
+  await a.sync.beat()
+  await b.sync.beat()
+  hub.kill('a')
+  clock.advance(BEAT * 2 + 1)
+  await b.sync.beat()
+  b.register('Bob')
   await settle()
+  t.equal(b.users.get(ann.user.id), undefined, 'a dead node\'s user is not loaded')
+  t.strictSame(await hub.bus('probe').members('r'), [], 'and its record is gone')
+})
+
+t.test('a dead node\'s users go disconnected at once and leave after grace, with their records', async (t) => {
+  const { clock, hub, a, b, bob } = await sharedRoom()
   await a.sync.beat()
   await b.sync.beat()
   clock.advance(BEAT)
@@ -237,39 +393,48 @@ t.test('a dead node\'s users go disconnected at once and leave after grace', asy
   t.ok(a.users.get(bob.user.id), 'still in the room during grace')
   clock.advance(GRACE)
   a.sync.expireOrphans()
+  await settle()
   t.equal(a.users.get(bob.user.id), undefined, 'gone when grace ends')
+  const records = await hub.bus('probe').members('r') as Array<{ user: { id: string } }>
+  t.notOk(records.some(({ user }) => user.id === bob.user.id), 'and so is his record')
 })
 
-t.test('claim: the owner closes its socket with 4001 and hands over the latest values; no answer means null', async (t) => {
+t.test('claim: on the owner\'s topic, it closes its socket with 4001 and hands over the latest values; no answer means null', async (t) => {
   const { hub, a, b } = await twoNodes()
   const ann = a.register('Ann')
+  const cid = a.register('Cid')
+  b.register('Bob')
   a.users.setPosition(ann.user, { x: 9, y: 8, z: 7 })
   a.tick()
   await settle()
+  a.published.length = 0
   const latest = await b.sync.claim('a', ann.user.id)
   t.match(latest, { id: ann.user.id, position: { x: 9, y: 8, z: 7 } }, 'the owner\'s latest values')
   t.strictSame(ann.peer.closes, [{ code: 4001, reason: 'replaced by a newer connection' }], 'its socket there was replaced')
-  t.equal(a.users.get(ann.user.id)?.owner, 'b', 'and it now keeps a replica owned by the claimant')
+  t.equal(a.users.get(ann.user.id)?.owner, 'b', 'a still serves the room (Cid): it keeps a replica owned by the claimant')
   t.equal(a.users.bySecretHash(ann.user.secretHash), undefined, 'without the secret')
   a.tick()
-  t.strictSame(a.published.map((m) => (m as { kind: string }).kind), ['tick', 'handover'], 'handing over is not a departure: no tick message says she left')
+  t.strictSame(kinds(a.published), ['handover@node:b'], 'the answer goes to the claimant only, and no batch says she left')
 
+  await a.sessions.leave(cid.user)
+  a.tick()
+  t.equal(a.users.get(ann.user.id), undefined, 'once a serves nothing there, it holds no replica')
   t.equal(await b.sync.claim('a', 'someone-else'), null, 'a user the node does not have: null')
   hub.kill('a')
-  t.equal(await b.sync.claim('a', ann.user.id), null, 'a node that does not answer: null after the timeout')
+  t.equal(await b.sync.claim('a', cid.user.id), null, 'a node that does not answer: null after the timeout')
 })
 
-t.test('a reconnect on the other node takes the replica over in place', async (t) => {
+t.test('a reconnect on a node serving the room takes the replica over in place', async (t) => {
   const { a, b } = await twoNodes()
   const ann = a.register('Ann', 'hall')
+  b.register('Bob', 'hall')
   a.users.setProfile(ann.user, 'Ann', Object.assign(emptyState(), { kept: 1 }))
   a.tick()
   await a.sessions.persist()
   await settle()
   const replica = b.users.get(ann.user.id)
   const hash = ann.user.secretHash
-  const peer = new FakePeer()
-  const resumed = await b.sessions.reconnect(peer, ann.secret)
+  const resumed = await b.sessions.reconnect(new FakePeer(), ann.secret)
   t.equal(resumed?.user, replica, 'the same object: rooms keep their member')
   t.equal(resumed?.user.owner, null, 'now b\'s own user')
   t.equal(b.users.bySecretHash(hash), replica, 'found by its secret on b')
@@ -279,12 +444,39 @@ t.test('a reconnect on the other node takes the replica over in place', async (t
   t.equal(resumed?.rejoined, false, 'not a rejoin: the room sees no join')
 })
 
+t.test('a reconnect on a node that does not serve the room finds the owner from the room\'s records and takes the user over', async (t) => {
+  const { all: [a, b, c] } = await nodes(3)
+  if (a === undefined || b === undefined || c === undefined) throw new Error('fixture')
+  const ann = a.register('Ann', 'hall')
+  const cleo = c.register('Cleo', 'hall')
+  a.users.setPosition(ann.user, { x: 2, y: 2, z: 2 })
+  a.tick()
+  c.tick()
+  await a.sessions.persist()
+  await settle()
+  for (const each of [a, b, c]) await each.sync.beat()
+
+  t.equal(b.sync.roomCount, 0, 'b serves nothing')
+  const resumed = await b.sessions.reconnect(new FakePeer(), ann.secret)
+  t.match(resumed?.user.toWire(), { id: ann.user.id, room: 'hall', position: { x: 2, y: 2, z: 2 } }, 'resumed on b with a\'s latest values')
+  t.equal(resumed?.rejoined, false, 'a takeover, not a rejoin')
+  t.strictSame(ann.peer.closes.map((c) => c.code), [4001], 'a closed its socket')
+  await settle()
+  t.equal(b.sync.roomCount, 1, 'b now serves the hall')
+  t.same(b.invalid, [])
+  t.ok(b.users.get(cleo.user.id), 'and holds Cleo of node c')
+  b.tick()
+  await settle()
+  t.equal(c.users.get(ann.user.id)?.owner, 'b', 'c sees Ann as b\'s')
+})
+
 t.test('an identified user\'s account and info reach the other node, and its secret moves only under that account', async (t) => {
   const { a, b } = await twoNodes()
   const peer = new FakePeer()
   const { user, secret } = a.sessions.register(peer, {
     name: 'Ann', room: 'hall', position: { x: 0, y: 0, z: 0 }, state: emptyState(), identity: { userId: 'acct-1', info: { role: 'host' } }
   })
+  b.register('Bob', 'hall')
   a.tick()
   await a.sessions.persist()
   await settle()

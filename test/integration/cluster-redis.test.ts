@@ -1,22 +1,30 @@
 /**
- * The cluster as operators run it: standalone server processes with REDIS_URL,
- * on different ports, against a real Redis (a key prefix per test). Presence,
- * positions, state and data across nodes; reconnect and takeover on another
- * node; a node killed with SIGKILL; Redis itself going away and coming back.
+ * The cluster as operators run it: standalone server processes on different
+ * ports, against a real Redis (REDIS_URL) and a real three-master Redis Cluster
+ * (REDIS_CLUSTER_NODES, sharded pub/sub), a key prefix per test. Presence,
+ * positions, state and data across nodes; routing by room (a node hears nothing
+ * of rooms it does not serve, yet its listeners get `data` from them); reconnect
+ * and takeover on another node; a node killed with SIGKILL; bad records; and, on
+ * one Redis, Redis itself going away and coming back.
  */
-import { Redis } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import t from 'tap'
 import { TestClient } from '../helpers.js'
 import { freePort, QUIET_ENV, startProcess, waitReady, type ServerProcess } from '../process.js'
 import { OwnRedis, redisForTests, uniquePrefix } from '../redis.js'
+import { redisClusterForTests } from '../redis-cluster.js'
 
 type Tap = Parameters<Parameters<typeof t.test>[0]>[0]
 
 const redis = await redisForTests()
+const redisCluster = await redisClusterForTests()
+
+/** Where the nodes' Redis is, as their environment says it, and a client of the same for the test's own writes. */
+interface Backend { name: string, env: Record<string, string>, client: () => Redis | Cluster }
 
 interface Node { proc: ServerProcess, url: string, wsUrl: string }
 
-async function startNode (t: Tap, redisUrl: string, prefix: string, name: string): Promise<Node> {
+async function startNode (t: Tap, redisEnv: Record<string, string>, prefix: string, name: string): Promise<Node> {
   const port = await freePort()
   const proc = startProcess({
     ...QUIET_ENV,
@@ -26,7 +34,7 @@ async function startNode (t: Tap, redisUrl: string, prefix: string, name: string
     NODE_HEARTBEAT_MS: '100',
     CLAIM_TIMEOUT_MS: '500',
     DRAIN_TIMEOUT_MS: '200',
-    REDIS_URL: redisUrl,
+    ...redisEnv,
     REDIS_PREFIX: prefix,
     NODE_ID: name
   })
@@ -57,16 +65,36 @@ async function until (check: () => Promise<boolean>, timeoutMs = 10_000): Promis
 
 const joinedBy = (id: string) => (m: { joined?: Array<{ id: string }> }) => m.joined?.some((u) => u.id === id) === true
 
-if (redis.url === null) {
-  t.test('the cluster over Redis', { skip: `needs Redis: ${redis.reason}` }, async () => {})
-} else {
-  const redisUrl = redis.url
-  t.teardown(redis.release)
+/** A sample of a node's /metrics. */
+async function metric (node: Node, name: string): Promise<number> {
+  const text = await (await fetch(`${node.url}/metrics`)).text()
+  const value = new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]
+  if (value === undefined) throw new Error(`no ${name} in /metrics`)
+  return Number(value)
+}
 
-  t.test('two nodes are one service: presence, moves, state, data, leave; reconnect elsewhere takes the user over', async (t) => {
+const backends: Backend[] = []
+if (redis.url === null) {
+  t.test('the cluster over one Redis', { skip: `needs Redis: ${redis.reason}` }, async () => {})
+} else {
+  const url = redis.url
+  t.teardown(redis.release)
+  backends.push({ name: 'one Redis', env: { REDIS_URL: url }, client: () => new Redis(url) })
+}
+if (redisCluster.seeds === null) {
+  t.test('the cluster over a Redis Cluster', { skip: `needs redis-server: ${redisCluster.reason}` }, async () => {})
+} else {
+  const { seeds, nodes } = redisCluster
+  t.teardown(redisCluster.release)
+  backends.push({ name: 'a Redis Cluster', env: { REDIS_CLUSTER_NODES: seeds }, client: () => new Cluster(nodes) })
+}
+
+for (const backend of backends) {
+  const redisEnv = backend.env
+  t.test(`${backend.name}: two nodes are one service: presence, moves, state, data, leave; reconnect elsewhere takes the user over`, async (t) => {
     const prefix = uniquePrefix()
-    const a = await startNode(t, redisUrl, prefix, 'node-a')
-    const b = await startNode(t, redisUrl, prefix, 'node-b')
+    const a = await startNode(t, redisEnv, prefix, 'node-a')
+    const b = await startNode(t, redisEnv, prefix, 'node-b')
     t.match((await healthOf(a)).body, { status: 'ok', node: 'node-a' }, 'health names the node')
 
     const ann = await client(t, a, { name: 'Ann', room: 'hall' })
@@ -104,11 +132,11 @@ if (redis.url === null) {
     await Promise.all([a.proc.exited, b.proc.exited])
   })
 
-  t.test('three nodes; one killed with SIGKILL: its users go disconnected, then leave; they can come back elsewhere', async (t) => {
+  t.test(`${backend.name}: three nodes; one killed with SIGKILL: its users go disconnected, then leave; they can come back elsewhere`, async (t) => {
     const prefix = uniquePrefix()
-    const a = await startNode(t, redisUrl, prefix, 'node-a')
-    const b = await startNode(t, redisUrl, prefix, 'node-b')
-    const c = await startNode(t, redisUrl, prefix, 'node-c')
+    const a = await startNode(t, redisEnv, prefix, 'node-a')
+    const b = await startNode(t, redisEnv, prefix, 'node-b')
+    const c = await startNode(t, redisEnv, prefix, 'node-c')
     const ann = await client(t, a, { name: 'Ann', room: 'r' })
     const cleo = await client(t, c, { name: 'Cleo', room: 'r' })
     const bob = await client(t, b, { name: 'Bob', room: 'r' })
@@ -133,12 +161,12 @@ if (redis.url === null) {
     await Promise.all([a.proc.exited, c.proc.exited])
   })
 
-  t.test('Redis goes away: nodes serve their own users and report degraded; when it returns they resync', async (t) => {
+  t.test(`${backend.name}: Redis goes away: nodes serve their own users and report degraded; when it returns they resync`, { skip: backend.env.REDIS_URL === undefined && 'an outage of a whole Redis Cluster is not staged here; one Redis is' }, async (t) => {
     const own = await OwnRedis.start()
     t.teardown(() => own.stop())
     const prefix = uniquePrefix()
-    const a = await startNode(t, own.url, prefix, 'node-a')
-    const b = await startNode(t, own.url, prefix, 'node-b')
+    const a = await startNode(t, { REDIS_URL: own.url }, prefix, 'node-a')
+    const b = await startNode(t, { REDIS_URL: own.url }, prefix, 'node-b')
     const ann = await client(t, a, { name: 'Ann', room: 'r' })
     const bob = await client(t, b, { name: 'Bob', room: 'r' })
     await ann.client.next('presence', joinedBy(bob.welcome.id), 5000)
@@ -184,26 +212,79 @@ if (redis.url === null) {
     await Promise.all([a.proc.exited, b.proc.exited])
   })
 
-  t.test('malformed member records under the prefix: a node still starts, beats and serves; each is counted', async (t) => {
+  t.test(`${backend.name}: malformed member records under the prefix: a node still starts, beats and serves; each is counted`, async (t) => {
     const prefix = uniquePrefix()
-    const writer = new Redis(redisUrl)
+    const writer = backend.client()
     t.teardown(() => writer.disconnect())
-    // A node that looks alive, with a record that is not JSON, one over the client limits, and a key of the wrong type.
-    await writer.zadd(`${prefix}nodes`, Date.now() + 60_000, 'broken-a', Date.now() + 60_000, 'broken-b')
-    await writer.hset(`${prefix}members:broken-a`, 'x', '{not json', 'y', JSON.stringify({ id: '00000000-0000-4000-8000-000000000001', name: 'x'.repeat(200_000), room: 'r', position: { x: 1e300, y: 0, z: 0 }, state: {}, listeningTo: [], connected: true }))
-    await writer.set(`${prefix}members:broken-b`, 'a string, not a hash')
-    const a = await startNode(t, redisUrl, prefix, 'node-a')
+    // A node that looks alive, with a record that is not JSON, one over the client limits, and a room key of the wrong type.
+    await writer.zadd(`${prefix}nodes`, Date.now() + 60_000, 'broken-a')
+    const huge = { id: '00000000-0000-4000-8000-000000000001', name: 'x'.repeat(200_000), room: 'r', position: { x: 1e300, y: 0, z: 0 }, state: {}, listeningTo: [], connected: true }
+    await writer.hset(`${prefix}{room:r}:members`, 'x', '{not json', 'y', JSON.stringify({ owner: 'broken-a', user: huge }))
+    await writer.set(`${prefix}{room:q}:members`, 'a string, not a hash')
+    const a = await startNode(t, redisEnv, prefix, 'node-a')
     t.equal((await healthOf(a)).body.status, 'ok', 'the node started')
     const ann = await client(t, a, { name: 'Ann', room: 'r' })
-    t.strictSame(ann.welcome.users, [], 'no bad record became a user')
-    const invalid = async (): Promise<number> => {
-      const text = await (await fetch(`${a.url}/metrics`)).text()
-      return Number(/^shoal_cluster_invalid_total (\d+)/m.exec(text)?.[1] ?? 0)
+    const amy = await client(t, a, { name: 'Amy', room: 'q' })
+    t.ok(await until(async () => await metric(a, 'shoal_cluster_invalid_total') >= 3), 'each bad record counted in shoal_cluster_invalid_total')
+    for (const member of [ann, amy]) {
+      member.client.send({ type: 'sync' })
+      t.strictSame((await member.client.next('snapshot')).users.filter((u) => u.id !== member.welcome.id), [], `no bad record became a user (${member.welcome.you.name})`)
     }
-    t.ok(await until(async () => await invalid() >= 3), 'each bad record counted in shoal_cluster_invalid_total')
-    const b = await startNode(t, redisUrl, prefix, 'node-b')
+    const b = await startNode(t, redisEnv, prefix, 'node-b')
     const bob = await client(t, b, { name: 'Bob', room: 'r' })
     await ann.client.next('presence', joinedBy(bob.welcome.id), 5000)
     t.pass('heartbeats and ticks go on: a second node joins and the first sees its user')
+    for (const node of [a, b]) node.proc.kill('SIGTERM')
+    await Promise.all([a.proc.exited, b.proc.exited])
+  })
+
+  t.test(`${backend.name}: routed by room: a node hears nothing of a room it does not serve, and holds none of its users, yet its listeners get data from there`, async (t) => {
+    const prefix = uniquePrefix()
+    const a = await startNode(t, redisEnv, prefix, 'node-a')
+    const b = await startNode(t, redisEnv, prefix, 'node-b')
+    const ann = await client(t, a, { name: 'Ann', room: 'stage' })
+    const cid = await client(t, a, { name: 'Cid', room: 'stage' })
+    const bob = await client(t, b, { name: 'Bob', room: 'foyer' })
+    t.ok(await until(async () => await metric(b, 'shoal_cluster_rooms') === 1 && await metric(a, 'shoal_cluster_rooms') === 1), 'each node serves one room')
+
+    // What node B hears of its own room (Redis echoes a publisher's messages to it) has come back: its count stays put.
+    t.ok(await until(async () => {
+      const first = await metric(b, 'shoal_cluster_bus_received_bytes_total')
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      return first === await metric(b, 'shoal_cluster_bus_received_bytes_total')
+    }), 'node B is quiet')
+    const before = await metric(b, 'shoal_cluster_bus_received_bytes_total')
+    for (let i = 1; i <= 10; i++) {
+      ann.client.send({ type: 'update', position: { x: i, y: 0 } })
+      cid.client.send({ type: 'update', position: { x: 0, y: i }, state: { step: i } })
+      await cid.client.next('positions', (m) => m.p.some(([id, x]) => id === ann.welcome.id && x === i), 5000)
+    }
+    t.equal(await metric(b, 'shoal_cluster_bus_received_bytes_total'), before, 'ten rounds of moves and changes on the stage: not a byte of it reached node B')
+    t.equal(await metric(b, 'shoal_cluster_replicas'), 0, 'node B holds no user of node A')
+    t.ok(await metric(a, 'shoal_cluster_bus_published_bytes_total') > 0, 'node A published them')
+
+    bob.client.send({ type: 'updatelisteningto', listeningTo: [ann.welcome.id] })
+    // Node B subscribes to her topic as it applies the change; data sent before that is not for Bob.
+    let data: unknown
+    t.ok(await until(async () => {
+      ann.client.send({ type: 'data', payload: { to: 'listeners' } })
+      data = await bob.client.next('data', () => true, 500)
+      return true
+    }), 'Bob in the foyer gets Ann\'s data from the stage')
+    t.strictSame(data, { type: 'data', from: ann.welcome.id, payload: { to: 'listeners' } })
+    t.ok(await metric(b, 'shoal_cluster_bus_received_messages_total') >= 1, 'over the bus, on her topic')
+
+    bob.client.send({ type: 'join', room: 'stage' })
+    const snapshot = await bob.client.next('snapshot', () => true, 5000)
+    const hasBoth = (users: Array<{ name: string }>): boolean => ['Ann', 'Cid'].every((name) => users.some((u) => u.name === name))
+    // The snapshot goes out at once; who is there arrives with the room's records a moment later.
+    const whole = hasBoth(snapshot.users) || await until(async () => {
+      bob.client.send({ type: 'sync' })
+      return hasBoth((await bob.client.next('snapshot')).users)
+    })
+    t.ok(whole, 'joining the stage, node B loads who is there')
+    t.ok(await until(async () => await metric(b, 'shoal_cluster_replicas') === 2), 'and holds them now')
+    for (const node of [a, b]) node.proc.kill('SIGTERM')
+    await Promise.all([a.proc.exited, b.proc.exited])
   })
 }

@@ -84,7 +84,8 @@ t.test('reconnect on another node: resumed there, the old socket gets 4001, the 
   await watcher.client.next('positions', (m) => m.p.some(([id, x]) => id === ann.welcome.id && x === 9))
   const presence = await watcher.client.drainType('presence')
   t.strictSame(presence.filter((m) => m.left?.includes(ann.welcome.id) === true || m.joined?.some((u) => u.id === ann.welcome.id) === true), [], 'Cleo saw no leave and no join')
-  t.equal(a.app.shoal.user(ann.welcome.id)?.connected, true, 'node A keeps her as a connected user of node B')
+  t.equal(a.app.shoal.user(ann.welcome.id), undefined, 'node A, with nobody left in the room, holds no copy of her')
+  t.equal(c.app.shoal.user(ann.welcome.id)?.connected, true, 'node C, serving the room with Cleo, holds her as a connected user of node B')
 })
 
 t.test('the users of a node that dies go disconnected, then leave after grace', async (t) => {

@@ -1,8 +1,10 @@
 /**
- * The seam between nodes of a cluster, in the manner of Socket.IO's adapter:
- * the core (cluster.ts) speaks only this interface. `MemoryClusterHub` joins
- * several instances in one process (tests, embedding experiments); the Redis
- * implementation (src/adapters/redis-bus.ts) joins processes and machines.
+ * The seam between nodes of a cluster, in the manner of Socket.IO's sharded
+ * adapter: one publish primitive on topics, subscriptions a node holds only while
+ * it needs them, and per-room membership records for a node that starts serving
+ * a room. The core (cluster.ts) speaks only this interface. `MemoryClusterHub`
+ * joins several instances in one process (tests, embedding experiments); the
+ * Redis implementation (src/adapters/redis-bus.ts) joins processes and machines.
  */
 import type { ClusterMessageT } from '../../../schemas/cluster.js'
 import type { UserT } from '../../../schemas/protocol.js'
@@ -12,31 +14,58 @@ import type { Clock } from '../clock.js'
 export type BusStatus = 'ok' | 'degraded'
 
 export interface BusHandlers {
-  message: (message: unknown) => void
+  /** A message on a topic this node subscribed to (unvalidated: the receiver checks it). */
+  message: (topic: string, message: unknown) => void
   status: (status: BusStatus) => void
+}
+
+/** What went over the bus from and to this node since it started: the operators' figures. */
+export interface BusTraffic {
+  receivedMessages: number
+  receivedBytes: number
+  publishedMessages: number
+  publishedBytes: number
+}
+
+/** One user's membership record in one room, deleted only while `owner` still owns it there. */
+export interface MemberRef {
+  room: string
+  id: string
+  owner: string
 }
 
 export interface ClusterBus {
   readonly nodeId: string
   readonly status: BusStatus
-  /** Starts delivering the other nodes' messages (unvalidated: the receiver checks them) and status changes. */
+  readonly traffic: BusTraffic
+  /** Starts delivering messages of the topics subscribed to, and status changes. */
   start(handlers: BusHandlers): Promise<void>
-  /** Sends to every other node; a failure shows as `degraded`, never as a throw. */
-  publish(message: ClusterMessageT): void
-  /** This node is alive for `ttlMs` more. */
-  heartbeat(ttlMs: number): Promise<void>
-  /** Records this node's users as a (re)starting node should load them. */
-  saveMembers(changed: readonly UserT[], removed: readonly string[]): Promise<void>
-  /** The other nodes that are alive, with their users' records as stored (unvalidated: the receiver checks them). */
-  peers(): Promise<Map<string, unknown[]>>
+  /** Topics are opaque to the bus: the core names them (topics.ts). */
+  subscribe(topic: string): Promise<void>
+  unsubscribe(topic: string): Promise<void>
+  /** Sends to the nodes subscribed to `topic`; a failure shows as `degraded`, never as a throw. */
+  publish(topic: string, message: ClusterMessageT): void
+  /** This node is alive for `ttlMs` more, and so are the membership records of the rooms it serves. */
+  heartbeat(ttlMs: number, rooms: readonly string[]): Promise<void>
+  /** The other nodes that are alive. */
+  alive(): Promise<Set<string>>
+  /** Records this node's users in their rooms (owner: this node), for nodes that start serving those rooms. */
+  saveMembers(users: readonly UserT[], ttlMs: number): Promise<void>
+  /** Deletes records, each only if its owner is still the one named (a newer owner's record stays). */
+  removeMembers(refs: readonly MemberRef[]): Promise<void>
+  /** A room's membership records as stored (unvalidated: the receiver checks them). */
+  members(room: string): Promise<unknown[]>
   close(): Promise<void>
 }
+
+export const noTraffic = (): BusTraffic => ({ receivedMessages: 0, receivedBytes: 0, publishedMessages: 0, publishedBytes: 0 })
 
 /** In-process nodes: messages are delivered asynchronously, as over a network. */
 export class MemoryClusterHub {
   private readonly buses = new Map<string, MemoryBus>()
   private readonly aliveUntil = new Map<string, number>()
-  private readonly members = new Map<string, Map<string, UserT>>()
+  /** room → user id → record, as Redis keeps them. */
+  private readonly rooms = new Map<string, Map<string, { owner: string, user: UserT }>>()
   /** While down, nothing is delivered or stored, as during an outage of a real bus. */
   private down = false
   /** Nodes cut off as if their process had been killed: nothing from them arrives, their heartbeats stop counting. */
@@ -62,13 +91,19 @@ export class MemoryClusterHub {
     this.aliveUntil.delete(nodeId)
   }
 
+  /** Stores a record as anything with access to the store could (tests of what a node does with bad records). */
+  putRecord (room: string, id: string, record: unknown): void {
+    this.roomRecords(room).set(id, record as { owner: string, user: UserT })
+  }
+
   /** @internal */
-  deliver (from: string, message: ClusterMessageT): void {
-    if (this.down || this.dead.has(from)) return
-    const copy: unknown = JSON.parse(JSON.stringify(message))
+  deliver (from: string, topic: string, message: ClusterMessageT): number {
+    const json = JSON.stringify(message)
+    if (this.down || this.dead.has(from)) return json.length
     for (const bus of this.buses.values()) {
-      if (bus.nodeId !== from) queueMicrotask(() => bus.receive(copy))
+      if (bus.topics.has(topic)) queueMicrotask(() => bus.receive(topic, json))
     }
+    return json.length
   }
 
   /** @internal */
@@ -78,40 +113,58 @@ export class MemoryClusterHub {
   }
 
   /** @internal */
-  saveMembers (nodeId: string, changed: readonly UserT[], removed: readonly string[]): void {
+  saveMembers (nodeId: string, users: readonly UserT[]): void {
     this.ensureUp()
-    let members = this.members.get(nodeId)
-    if (members === undefined) {
-      members = new Map()
-      this.members.set(nodeId, members)
-    }
-    for (const user of changed) members.set(user.id, structuredClone(user))
-    for (const id of removed) members.delete(id)
+    for (const user of users) this.roomRecords(user.room).set(user.id, { owner: nodeId, user: structuredClone(user) })
   }
 
   /** @internal */
-  peers (nodeId: string): Map<string, unknown[]> {
+  removeMembers (refs: readonly MemberRef[]): void {
     this.ensureUp()
-    const now = this.clock.now()
-    const peers = new Map<string, unknown[]>()
-    for (const [id, until] of this.aliveUntil) {
-      if (id !== nodeId && until > now) peers.set(id, [...(this.members.get(id)?.values() ?? [])].map((user) => structuredClone(user)))
+    for (const { room, id, owner } of refs) {
+      const records = this.rooms.get(room)
+      if (records?.get(id)?.owner === owner) records.delete(id)
     }
-    return peers
   }
 
-  /** @internal A node stops (or dies): it is no longer alive, and its bus is gone. */
+  /** @internal */
+  members (room: string): unknown[] {
+    this.ensureUp()
+    return [...this.rooms.get(room)?.values() ?? []].map((record) => structuredClone(record))
+  }
+
+  /** @internal */
+  alive (nodeId: string): Set<string> {
+    this.ensureUp()
+    const now = this.clock.now()
+    return new Set([...this.aliveUntil].filter(([id, until]) => id !== nodeId && until > now).map(([id]) => id))
+  }
+
+  /** @internal A node stops (or dies): its bus is gone. */
   remove (nodeId: string): void {
     this.buses.delete(nodeId)
   }
 
-  private ensureUp (): void {
+  /** @internal */
+  ensureUp (): void {
     if (this.down) throw new Error('cluster hub is down')
+  }
+
+  private roomRecords (room: string): Map<string, { owner: string, user: UserT }> {
+    let records = this.rooms.get(room)
+    if (records === undefined) {
+      records = new Map()
+      this.rooms.set(room, records)
+    }
+    return records
   }
 }
 
 class MemoryBus implements ClusterBus {
   status: BusStatus = 'ok'
+  readonly traffic = noTraffic()
+  /** Kept through an outage, as ioredis resubscribes by itself. */
+  readonly topics = new Set<string>()
   private handlers: BusHandlers | null = null
 
   constructor (private readonly hub: MemoryClusterHub, readonly nodeId: string) {}
@@ -120,29 +173,50 @@ class MemoryBus implements ClusterBus {
     this.handlers = handlers
   }
 
-  publish (message: ClusterMessageT): void {
-    this.hub.deliver(this.nodeId, message)
+  async subscribe (topic: string): Promise<void> {
+    this.topics.add(topic)
+  }
+
+  async unsubscribe (topic: string): Promise<void> {
+    this.topics.delete(topic)
+  }
+
+  publish (topic: string, message: ClusterMessageT): void {
+    this.traffic.publishedMessages++
+    this.traffic.publishedBytes += this.hub.deliver(this.nodeId, topic, message)
   }
 
   async heartbeat (ttlMs: number): Promise<void> {
     this.hub.heartbeat(this.nodeId, ttlMs)
   }
 
-  async saveMembers (changed: readonly UserT[], removed: readonly string[]): Promise<void> {
-    this.hub.saveMembers(this.nodeId, changed, removed)
+  async alive (): Promise<Set<string>> {
+    return this.hub.alive(this.nodeId)
   }
 
-  async peers (): Promise<Map<string, unknown[]>> {
-    return this.hub.peers(this.nodeId)
+  async saveMembers (users: readonly UserT[]): Promise<void> {
+    this.hub.saveMembers(this.nodeId, users)
+  }
+
+  async removeMembers (refs: readonly MemberRef[]): Promise<void> {
+    this.hub.removeMembers(refs)
+  }
+
+  async members (room: string): Promise<unknown[]> {
+    return this.hub.members(room)
   }
 
   async close (): Promise<void> {
     this.handlers = null
+    this.topics.clear()
     this.hub.remove(this.nodeId)
   }
 
-  receive (message: unknown): void {
-    this.handlers?.message(message)
+  receive (topic: string, json: string): void {
+    if (this.handlers === null || !this.topics.has(topic)) return
+    this.traffic.receivedMessages++
+    this.traffic.receivedBytes += json.length
+    this.handlers.message(topic, JSON.parse(json))
   }
 
   setStatus (status: BusStatus): void {

@@ -1,36 +1,48 @@
 /**
- * One node of a cluster. Rooms here hold this node's users and replicas of the
- * other nodes' users, so presence, positions and `data` work across nodes through
- * the code paths a single node uses. Once per tick a node publishes what its own
- * users did (one message, every room's batch in it, never a message per inbound
- * message); others apply it to their replicas and their next tick shows it to
- * their clients: at most one tick of added latency. What its users did is learnt
- * from the user store's events.
+ * One node of a cluster, routed by room. A node serves a room while it has users
+ * of its own there: it subscribes to the room's topic, loads the room's
+ * membership records into replicas of the other nodes' users, and drops them
+ * when its last user leaves. Rooms here then hold this node's users and those
+ * replicas, so presence, positions and `data` work across nodes through the code
+ * paths a single node uses. Once per tick a node publishes what its own users did,
+ * one message per changed room on that room's topic, never a message per inbound
+ * message; the nodes serving the room apply it to their replicas and their next
+ * tick shows it: at most one tick of added latency. `data` goes on its sender's
+ * topic, which the nodes with listeners of that user subscribe to, whatever room
+ * they serve. What its users did is learnt from the user store's events.
  *
- * Liveness: each node heartbeats; the users of a node that stops heartbeating
+ * So a node's bus traffic and memory grow with the rooms it serves, not with the
+ * cluster.
+ *
+ * Liveness: each node heartbeats; the replicas of a node that stops heartbeating
  * show `connected: false` at once and leave after the grace period, unless they
  * reconnect elsewhere first. A reconnect that lands on another node claims the
- * user from its owner, whose socket is closed with 4001.
+ * user from its owner, on the owner's topic, whose socket is closed with 4001.
  */
 import { randomUUID } from 'node:crypto'
 import { EventEmitter } from 'eventemitter3'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
-import { ClusterMessage, ReplicaUser, type ClusterMessageT, type ReplicaUserT, type RoomBatchT, type TickMessageT } from '../../../schemas/cluster.js'
+import { ClusterMessage, MemberRecord, type ClusterMessageT, type DataMessageT, type MemberRecordT, type ReplicaUserT, type RoomBatchT } from '../../../schemas/cluster.js'
 import type { ShoalSettingsT } from '../../../schemas/options.js'
 import { DATA_PAYLOAD_MAX_BYTES, type UserT } from '../../../schemas/protocol.js'
 import { CloseCode } from '../../protocol/close-codes.js'
 import type { Clock } from '../clock.js'
 import { infoProblem } from '../identity.js'
 import type { Broadcaster } from '../presence/broadcaster.js'
-import { changedFields } from '../presence/room.js'
 import { copyState, stateLimitProblem } from '../presence/state.js'
 import { USER_CHANGES, type UserStore } from '../presence/user-store.js'
 import { LiveUser } from '../presence/user.js'
 import type { UserClaims } from '../sessions/sessions.js'
-import type { BusStatus, ClusterBus } from './bus.js'
+import type { BusStatus, BusTraffic, ClusterBus, MemberRef } from './bus.js'
+import { TickDraft, draftChange } from './draft.js'
+import { NeedCounts, nodeTopic, roomTopic, userTopic } from './topics.js'
 
 const isClusterMessage = TypeCompiler.Compile(ClusterMessage)
-const isReplicaUser = TypeCompiler.Compile(ReplicaUser)
+/** Record deletions kept for a retry while the bus is away. */
+const MAX_RETRIED_REMOVALS = 10_000
+const isMemberRecord = TypeCompiler.Compile(MemberRecord)
+
+const problems = (errors: Iterable<{ path: string, message: string }>): string => [...errors].slice(0, 3).map((e) => `${e.path}: ${e.message}`).join('; ')
 
 /** `data` from another node, parsed and serialized again within the client limit; null when it is not that. */
 function reserialized (payloadJson: string): string | null {
@@ -58,20 +70,11 @@ export interface ClusterEvents {
   resync: []
 }
 
-/** One tick's message in the making: a batch per room, and the membership changes to store. */
-class TickDraft {
-  readonly rooms = new Map<string, RoomBatchT>()
-  readonly changed: UserT[] = []
-  readonly removed: string[] = []
-
-  room (name: string): RoomBatchT {
-    let batch = this.rooms.get(name)
-    if (batch === undefined) {
-      batch = { room: name, joined: [], left: [], updated: [], positions: [] }
-      this.rooms.set(name, batch)
-    }
-    return batch
-  }
+/** A room this node serves. While its records load, its batches wait in `waiting`, to be applied after them in order. */
+interface ServedRoom {
+  waiting: Array<{ from: string, batch: RoomBatchT }> | null
+  /** The latest load; an earlier one that ends later changes nothing. */
+  loading: object | null
 }
 
 export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClaims {
@@ -79,13 +82,28 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
   private readonly dirty = new Set<LiveUser>()
   /** What the other nodes were last told of each of this node's users. */
   private readonly published = new Map<string, UserT>()
-  private readonly data: TickMessageT['data'] = []
+  /** This node's users whose records lack their latest position: rewritten once per beat. */
+  private readonly unrecordedMoves = new Set<string>()
+  /** `data` this tick, by sender. */
+  private readonly data = new Map<string, string[]>()
   private readonly claims = new Map<string, (user: UserT | null) => void>()
   /** Replicas whose owner died: shown disconnected, removed when grace ends. */
   private readonly orphans = new Map<string, LiveUser>()
+  /** The other nodes alive at the last beat. */
+  private alive = new Set<string>()
   /** After the bus comes back, other nodes get one beat to heartbeat again before anyone is declared dead. */
   private trustPeersAfter = 0
   private resyncing: Promise<void> | null = null
+  private readonly served = new Map<string, ServedRoom>()
+  /** After an outage: rooms whose next batch lists every user this node has there (RoomBatch.roster). */
+  private rosterRooms = new Set<string>()
+  /** Record deletions that failed (the bus was away), tried again at the next beat. */
+  private failedRemovals: MemberRef[] = []
+  /** Rooms by how many of this node's users are in them; users by how many of them listen to them. */
+  private readonly localRooms = new NeedCounts((room) => this.serve(room), (room) => this.unserve(room))
+  private readonly listened = new NeedCounts((id) => this.watch(userTopic(id)), (id) => this.unwatch(userTopic(id)))
+  /** Where each of this node's users was counted: its room and whom it listens to. */
+  private readonly counted = new Map<string, { room: string, listeningTo: readonly string[] }>()
 
   constructor (
     private readonly users: UserStore,
@@ -97,54 +115,76 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
     super()
     const changed = (user: LiveUser, _room?: string): void => { if (user.isLocal) this.dirty.add(user) }
     for (const event of USER_CHANGES) users.on(event, changed)
-    users.on('data', (from, payload) => { if (from.isLocal) this.data.push({ from: from.id, payload }) })
+    const recount = (user: LiveUser, _room?: string): void => { this.count(user) }
+    for (const event of ['join', 'leave', 'listening', 'owner'] as const) users.on(event, recount)
+    users.on('data', (from, payload) => { if (from.isLocal) this.queueData(from.id, payload) })
   }
 
   get nodeId (): string { return this.bus.nodeId }
   get status (): BusStatus { return this.bus.status }
+  get traffic (): BusTraffic { return this.bus.traffic }
+  /** Rooms this node serves (subscribed to). */
+  get roomCount (): number { return this.served.size }
 
-  /** Joins the cluster: listens, heartbeats, and loads the users of the nodes already there. */
+  /** Users of other nodes held here. */
+  replicaCount (): number {
+    let replicas = 0
+    for (const user of this.users.values()) if (!user.isLocal) replicas++
+    return replicas
+  }
+
+  /** Joins the cluster: listens on its own topic, heartbeats, and serves the rooms its users are in. */
   async start (): Promise<void> {
     await this.bus.start({
-      message: (message) => this.receive(message),
+      message: (topic, message) => this.receive(topic, message),
       status: (status) => {
         this.emit('status', status)
         if (status === 'ok') this.resync()
       }
     })
+    await this.bus.subscribe(nodeTopic(this.nodeId))
     await this.resyncNow()
   }
 
-  /** The tick step: publishes what this node's users did since the last tick, once. */
+  /** The tick step: publishes what this node's users did since the last tick, once per changed room. */
   publishTick (): void {
     const draft = new TickDraft()
-    for (const user of this.dirty) this.draftChange(user, draft)
+    for (const user of this.dirty) draftChange(this.users, this.published, user, draft, this.nodeId)
     this.dirty.clear()
-    if (draft.rooms.size > 0 || this.data.length > 0) {
-      this.bus.publish({ kind: 'tick', from: this.nodeId, rooms: [...draft.rooms.values()], data: this.data.splice(0) })
-    }
-    if (draft.changed.length > 0 || draft.removed.length > 0) {
-      this.bus.saveMembers(draft.changed, draft.removed).catch((err: unknown) => { this.emit('failed', 'saving members', err) })
-    }
+    if (this.rosterRooms.size > 0) this.draftRosters(draft)
+    for (const user of draft.moved) this.unrecordedMoves.add(user.id)
+    for (const user of draft.changed) this.unrecordedMoves.delete(user.id)
+    // Records first: a node loading a room after seeing a batch finds the records the batch implies.
+    if (draft.changed.length > 0) this.bus.saveMembers(draft.changed, this.recordTtlMs).catch((err: unknown) => { this.emit('failed', 'saving members', err) })
+    this.removeRecords(draft.removed)
+    for (const batch of draft.rooms.values()) this.bus.publish(roomTopic(batch.room), { kind: 'room', from: this.nodeId, batch })
+    for (const [user, payloads] of this.data) this.bus.publish(userTopic(user), { kind: 'data', from: this.nodeId, user, payloads })
+    this.data.clear()
   }
 
   /** The tick step after publishing: replicas of dead nodes whose grace has ended leave. */
   expireOrphans (): void {
     const cutoff = this.clock.now() - this.timing.graceMs
+    const gone: MemberRef[] = []
     for (const [id, user] of this.orphans) {
       if (user.disconnectedAt > cutoff) continue
       this.orphans.delete(id)
-      if (this.users.get(id) === user && !user.isLocal) this.users.remove(user)
+      if (this.users.get(id) !== user || user.isLocal || user.owner === null) continue
+      gone.push({ room: user.room, id, owner: user.owner })
+      this.users.remove(user)
     }
+    this.removeRecords(gone)
   }
 
-  /** Every heartbeat: tells the others this node lives, and finds the nodes that died. */
+  /** Every heartbeat: tells the others this node lives (and its rooms' records with it), and finds the nodes that died. */
   async beat (): Promise<void> {
-    await this.bus.heartbeat(this.timing.heartbeatMs * 2)
-    const peers = await this.bus.peers()
+    await this.bus.heartbeat(this.recordTtlMs, [...this.served.keys()])
+    this.recordMoves()
+    this.removeRecords(this.failedRemovals.splice(0))
+    this.alive = await this.bus.alive()
     if (this.clock.now() < this.trustPeersAfter) return
     for (const user of this.users.values()) {
-      if (user.owner !== null && !peers.has(user.owner)) this.orphan(user)
+      if (user.owner !== null && !this.alive.has(user.owner)) this.orphan(user)
     }
   }
 
@@ -161,11 +201,30 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
         this.claims.delete(requestId)
         resolve(user)
       })
-      this.bus.publish({ kind: 'claim', from: this.nodeId, to: owner, userId, requestId })
+      this.bus.publish(nodeTopic(owner), { kind: 'claim', from: this.nodeId, to: owner, userId, requestId })
     })
   }
 
-  /** After the bus was away: tell the others everything again, and reload theirs. */
+  /**
+   * The replica of a user live on another node, from `room`'s records, for a
+   * reconnect here to take over; undefined when no live node has it. The room
+   * need not be served here: the takeover makes it so.
+   */
+  async locate (userId: string, room: string): Promise<LiveUser | undefined> {
+    const present = this.users.get(userId)
+    if (present !== undefined) return present
+    const [records, alive] = await Promise.all([this.bus.members(room), this.bus.alive()])
+    this.alive = alive
+    for (const record of records) {
+      if (!isMemberRecord.Check(record) || record.user.id !== userId || record.user.room !== room) continue
+      if (!this.alive.has(record.owner) || !this.fits(record.user)) return undefined
+      this.upsert(record.user, record.owner)
+      return this.users.get(userId)
+    }
+    return undefined
+  }
+
+  /** After the bus was away: tell the others everything again, and reload the rooms served. */
   resync (): void {
     this.resyncing ??= this.resyncNow()
       .catch((err: unknown) => { this.emit('failed', 'resync', err) })
@@ -177,97 +236,220 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
     for (const settle of this.claims.values()) settle(null)
   }
 
-  /** What one of this node's users did since the last publish, into the tick's draft. */
-  private draftChange (user: LiveUser, draft: TickDraft): void {
-    const before = this.published.get(user.id)
-    if (this.users.get(user.id) !== user || !user.isLocal) {
-      // Gone from this node: left, or taken over by another node (which then announces it).
-      if (before !== undefined && user.isLocal) draft.room(before.room).left.push(user.id)
-      if (before !== undefined) draft.removed.push(user.id)
-      this.published.delete(user.id)
-      return
+  /** Records of a room live as long as a node serving it beats: two beats. */
+  private get recordTtlMs (): number { return this.timing.heartbeatMs * 2 }
+
+  /** Every room this node had users in before an outage, or has now, gets the list of its users there. */
+  private draftRosters (draft: TickDraft): void {
+    for (const room of this.rosterRooms) draft.room(room).roster = []
+    for (const [id, { room }] of this.counted) draft.rooms.get(room)?.roster?.push(id)
+    this.rosterRooms.clear()
+  }
+
+  /** Records the latest positions of this node's users that only moved since their records were written. */
+  private recordMoves (): void {
+    const moved: UserT[] = []
+    for (const id of this.unrecordedMoves) {
+      const user = this.users.get(id)
+      if (user?.isLocal === true) moved.push(user.toWire())
     }
-    const now = user.toWire()
-    let presenceChanged = true
-    if (before === undefined || before.room !== now.room) {
-      if (before !== undefined) draft.room(before.room).left.push(user.id)
-      draft.room(now.room).joined.push(now)
-    } else {
-      const update = changedFields(before, now)
-      if (update !== null) draft.room(now.room).updated.push(update)
-      else presenceChanged = false
-      const { x, y, z } = now.position
-      if (x !== before.position.x || y !== before.position.y || z !== before.position.z) draft.room(now.room).positions.push([user.id, x, y, z])
+    this.unrecordedMoves.clear()
+    if (moved.length > 0) this.bus.saveMembers(moved, this.recordTtlMs).catch((err: unknown) => { this.emit('failed', 'saving members', err) })
+  }
+
+  private queueData (from: string, payload: string): void {
+    const payloads = this.data.get(from)
+    if (payloads === undefined) this.data.set(from, [payload])
+    else payloads.push(payload)
+  }
+
+  private removeRecords (refs: readonly MemberRef[]): void {
+    if (refs.length === 0) return
+    this.bus.removeMembers(refs).catch((err: unknown) => {
+      // Kept for the next beat, within a bound: records of rooms nobody beats for expire on their own.
+      this.failedRemovals = [...this.failedRemovals, ...refs].slice(-MAX_RETRIED_REMOVALS)
+      this.emit('failed', 'removing members', err)
+    })
+  }
+
+  /** Keeps the rooms served and the users listened to in step with this node's own users. */
+  private count (user: LiveUser): void {
+    const here = this.users.get(user.id) === user && user.isLocal
+    const before = this.counted.get(user.id)
+    const now = here ? { room: user.room, listeningTo: user.listeningTo } : undefined
+    if (before?.room === now?.room && before?.listeningTo === now?.listeningTo) return
+    if (now === undefined) this.counted.delete(user.id)
+    else this.counted.set(user.id, now)
+    // Adds before removals: a user moving on keeps its topics through the change.
+    const previous = new Set(before?.listeningTo)
+    for (const id of now?.listeningTo ?? []) if (!previous.delete(id)) this.listened.add(id)
+    if (now !== undefined && now.room !== before?.room) this.localRooms.add(now.room)
+    for (const id of previous) this.listened.remove(id)
+    if (before !== undefined && before.room !== now?.room) this.localRooms.remove(before.room)
+  }
+
+  private watch (topic: string): void {
+    this.bus.subscribe(topic).catch((err: unknown) => { this.emit('failed', `subscribing to ${topic}`, err) })
+  }
+
+  private unwatch (topic: string): void {
+    this.bus.unsubscribe(topic).catch((err: unknown) => { this.emit('failed', `unsubscribing from ${topic}`, err) })
+  }
+
+  /** The first user of this node entered `room`: subscribe, then load who is there. */
+  private serve (room: string): void {
+    const served: ServedRoom = { waiting: null, loading: null }
+    this.served.set(room, served)
+    this.load(room, served).catch((err: unknown) => { this.emit('failed', `loading room ${room}`, err) })
+  }
+
+  /** The last user of this node left `room`: nobody here sees the others there any more. */
+  private unserve (room: string): void {
+    this.served.delete(room)
+    this.unwatch(roomTopic(room))
+    for (const user of [...this.users.room(room)?.members.values() ?? []]) {
+      if (user.isLocal) continue
+      this.orphans.delete(user.id)
+      this.users.remove(user)
     }
-    // Its state and list are replaced on change, never mutated: only the position needs a copy.
-    this.published.set(user.id, { ...now, position: { ...now.position } })
-    // The stored membership is for nodes that start later: a move alone need not rewrite it (the next move corrects it).
-    if (presenceChanged) draft.changed.push(now)
+  }
+
+  /**
+   * Subscribes to the room (batches from then on wait), reads its records into
+   * replicas, drops replicas the records no longer have, then applies what waited.
+   */
+  private async load (room: string, served: ServedRoom): Promise<void> {
+    const attempt = {}
+    served.loading = attempt
+    served.waiting ??= []
+    let records: unknown[]
+    try {
+      await this.bus.subscribe(roomTopic(room))
+      // Read now: a node that started since the last beat is alive, and its records are not stale.
+      const [stored, alive] = await Promise.all([this.bus.members(room), this.bus.alive()])
+      records = stored
+      this.alive = alive
+    } catch (err) {
+      // The resync after the outage loads it again; until then batches apply as they come.
+      if (served.loading === attempt) this.flushWaiting(served)
+      throw err
+    }
+    if (this.served.get(room) !== served || served.loading !== attempt) return
+    const listed = new Set<string>()
+    const stale: MemberRef[] = []
+    for (const record of records) {
+      const member = this.memberOf(room, record)
+      if (member === null) continue
+      const local = this.users.get(member.user.id)?.isLocal === true
+      // This node's own user, whatever an older record says: its next tick rewrites the record.
+      if (local) continue
+      if (member.owner === this.nodeId || !this.alive.has(member.owner)) {
+        // Left behind by a node that died, or by this node before a restart.
+        stale.push({ room, id: member.user.id, owner: member.owner })
+        continue
+      }
+      listed.add(member.user.id)
+      this.upsert(member.user, member.owner)
+    }
+    this.removeRecords(stale)
+    for (const user of [...this.users.room(room)?.members.values() ?? []]) {
+      if (!user.isLocal && !listed.has(user.id)) this.users.remove(user)
+    }
+    this.flushWaiting(served)
+  }
+
+  private flushWaiting (served: ServedRoom): void {
+    const waiting = served.waiting ?? []
+    served.waiting = null
+    served.loading = null
+    for (const { from, batch } of waiting) this.applyBatch(from, batch)
+  }
+
+  /** A stored record that is valid and names its room; null (reported) otherwise. */
+  private memberOf (room: string, record: unknown): MemberRecordT | null {
+    if (!isMemberRecord.Check(record)) {
+      this.emit('invalid', `member record in ${room}: ${problems(isMemberRecord.Errors(record))}`)
+      return null
+    }
+    if (record.user.room !== room) {
+      this.emit('invalid', `member record in ${room}: user ${record.user.id} names ${record.user.room}`)
+      return null
+    }
+    return this.fits(record.user) ? record : null
   }
 
   private async resyncNow (): Promise<void> {
     this.trustPeersAfter = this.clock.now() + this.timing.heartbeatMs
-    await this.bus.heartbeat(this.timing.heartbeatMs * 2)
-    // Everything this node has is announced again, as new, to nodes that may have dropped it.
+    await this.bus.heartbeat(this.recordTtlMs, [...this.served.keys()])
+    this.alive = await this.bus.alive()
+    // Everything this node has is announced again, as new, to nodes that may have dropped it,
+    // with the list of who is still there for nodes that may hold users who left meanwhile.
+    for (const { room } of this.published.values()) this.rosterRooms.add(room)
+    for (const room of this.localRooms.keys()) this.rosterRooms.add(room)
     this.published.clear()
     for (const user of this.users.values()) {
       if (user.isLocal) this.dirty.add(user)
     }
     this.emit('resync')
-    for (const [node, members] of await this.bus.peers()) {
-      for (const member of members) {
-        if (!isReplicaUser.Check(member)) {
-          this.emit('invalid', `member record of ${node}: ${[...isReplicaUser.Errors(member)].slice(0, 3).map((e) => `${e.path}: ${e.message}`).join('; ')}`)
-        } else if (this.fits(member)) {
-          this.upsert(member, node)
-        }
-      }
-    }
+    await Promise.all([...this.served].map(async ([room, served]) => await this.load(room, served)))
   }
 
-  private receive (raw: unknown): void {
+  private receive (topic: string, raw: unknown): void {
     if (!isClusterMessage.Check(raw)) {
-      this.emit('invalid', [...isClusterMessage.Errors(raw)].slice(0, 3).map((e) => `${e.path}: ${e.message}`).join('; '))
+      this.emit('invalid', problems(isClusterMessage.Errors(raw)))
       return
     }
     const message: ClusterMessageT = raw
     if (message.from === this.nodeId) return
-    if (message.kind === 'tick') {
-      this.applyTick(message)
-    } else if (message.to === this.nodeId) {
+    if (message.kind === 'room') {
+      const served = topic === roomTopic(message.batch.room) ? this.served.get(message.batch.room) : undefined
+      if (served?.waiting != null) served.waiting.push({ from: message.from, batch: message.batch })
+      else if (served !== undefined) this.applyBatch(message.from, message.batch)
+    } else if (message.kind === 'data') {
+      if (topic === userTopic(message.user)) this.applyData(message)
+    } else if (message.to === this.nodeId && topic === nodeTopic(this.nodeId)) {
       if (message.kind === 'claim') this.handOver(message.from, message.userId, message.requestId)
       else this.claims.get(message.requestId)?.(message.user !== null && this.fits(message.user) ? message.user : null)
     }
   }
 
-  private applyTick (message: TickMessageT): void {
+  private applyBatch (from: string, room: RoomBatchT): void {
     const replicaOf = (id: string): LiveUser | undefined => {
       const user = this.users.get(id)
-      return user?.owner === message.from ? user : undefined
+      return user?.owner === from ? user : undefined
     }
-    for (const room of message.rooms) {
-      for (const id of room.left) {
-        const user = replicaOf(id)
-        // A move shows as a left here and a joined in the new room's batch, which may have come first.
-        if (user !== undefined && user.room === room.room) this.users.remove(user)
-      }
-      for (const user of room.joined) {
-        if (user.room !== room.room) this.emit('invalid', `user ${user.id}: joined ${room.room} but names ${user.room}`)
-        else if (this.fits(user)) this.upsert(user, message.from)
-      }
-      for (const { id, name, state, listeningTo, connected, info } of room.updated) {
-        const user = replicaOf(id)
-        if (user !== undefined && this.fits({ id, state, info })) this.users.assign(user, { name, state, listeningTo, connected, info })
-      }
-      for (const [id, x, y, z] of room.positions) {
-        const user = replicaOf(id)
-        if (user !== undefined) this.users.setPosition(user, { x, y, z })
-      }
+    for (const id of room.left) {
+      const user = replicaOf(id)
+      // A move shows as a left here and a joined in the new room's batch, which may have come first.
+      if (user !== undefined && user.room === room.room) this.users.remove(user)
     }
-    for (const { from, payload } of message.data) {
+    for (const user of room.joined) {
+      if (user.room !== room.room) this.emit('invalid', `user ${user.id}: joined ${room.room} but names ${user.room}`)
+      else if (this.fits(user)) this.upsert(user, from)
+    }
+    for (const { id, name, state, listeningTo, connected, info } of room.updated) {
+      const user = replicaOf(id)
+      if (user !== undefined && this.fits({ id, state, info })) this.users.assign(user, { name, state, listeningTo, connected, info })
+    }
+    for (const [id, x, y, z] of room.positions) {
+      const user = replicaOf(id)
+      if (user !== undefined) this.users.setPosition(user, { x, y, z })
+    }
+    if (room.roster !== undefined) this.applyRoster(from, room.room, new Set(room.roster))
+  }
+
+  /** `from`'s users in `room` are those listed: its replicas there that are not have left. */
+  private applyRoster (from: string, room: string, listed: Set<string>): void {
+    for (const user of [...this.users.room(room)?.members.values() ?? []]) {
+      if (user.owner === from && !listed.has(user.id)) this.users.remove(user)
+    }
+  }
+
+  private applyData (message: DataMessageT): void {
+    for (const payload of message.payloads) {
       const json = reserialized(payload)
-      if (json === null) this.emit('invalid', `data from ${from}: not a JSON payload within ${DATA_PAYLOAD_MAX_BYTES} bytes`)
-      else this.broadcaster.sendData(from, json)
+      if (json === null) this.emit('invalid', `data from ${message.user}: not a JSON payload within ${DATA_PAYLOAD_MAX_BYTES} bytes`)
+      else this.broadcaster.sendData(message.user, json)
     }
   }
 
@@ -303,12 +485,12 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
   private handOver (claimant: string, userId: string, requestId: string): void {
     const user = this.users.get(userId)
     if (user === undefined || !user.isLocal) {
-      this.bus.publish({ kind: 'handover', from: this.nodeId, to: claimant, requestId, user: null })
+      this.bus.publish(nodeTopic(claimant), { kind: 'handover', from: this.nodeId, to: claimant, requestId, user: null })
       return
     }
     const latest = user.toWire()
     this.release(user, claimant)
-    this.bus.publish({ kind: 'handover', from: this.nodeId, to: claimant, requestId, user: latest })
+    this.bus.publish(nodeTopic(claimant), { kind: 'handover', from: this.nodeId, to: claimant, requestId, user: latest })
   }
 
   private release (user: LiveUser, owner: string): void {

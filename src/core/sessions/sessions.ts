@@ -34,6 +34,8 @@ export interface UserClaims {
    * answer (it may be dead; the stored record is then the latest).
    */
   claim(owner: string, userId: string): Promise<UserT | null>
+  /** The replica of `userId` when another live node has it in `room`, made here if this node holds none; undefined otherwise. */
+  locate(userId: string, room: string): Promise<LiveUser | undefined>
   /** `resync`: the cluster announced everything again after an outage; what the shared store had may be lost. */
   on(event: 'resync', listener: () => void): unknown
 }
@@ -91,7 +93,10 @@ export class SessionManager {
       await this.store.delete(hash)
       return null
     }
-    const replica = this.users.get(record.id)
+    // A node holds replicas only of the rooms it serves: the user may be live in another.
+    const replica = this.users.get(record.id) ?? await this.claims?.locate(record.id, record.room)
+    const racedAgain = this.users.bySecretHash(hash)
+    if (racedAgain !== undefined) return racedAgain.identity?.userId === userId ? this.resumeLive(racedAgain, hash, peer) : null
     if (replica?.owner != null) return await this.takeOver(replica, replica.owner, record, peer)
     return this.restore(record, peer)
   }
