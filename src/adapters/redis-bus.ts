@@ -16,7 +16,8 @@ import type { ClusterMessageT } from '../../schemas/cluster.js'
 import type { UserT } from '../../schemas/protocol.js'
 import type { Clock } from '../core/clock.js'
 import { noTraffic, type BusHandlers, type BusStatus, type ClusterBus, type MemberRef } from '../core/cluster/bus.js'
-import { isClusterTarget, redisClient, type RedisClient, type RedisTarget } from './redis-connection.js'
+import { redisClient, type RedisClient } from './redis-connection.js'
+import { isClusterTarget, type RedisTarget } from './redis-target.js'
 
 export { redactRedisUrl } from './redis-connection.js'
 

@@ -7,14 +7,9 @@
  * as one write per server whichever shard each key lives on.
  */
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
-
-export interface ClusterSeed { host: string, port: number }
-
-export type RedisTarget = { url: string } | { clusterNodes: readonly ClusterSeed[] }
+import { isClusterTarget, type RedisTarget } from './redis-target.js'
 
 export type RedisClient = Redis | Cluster
-
-export const isClusterTarget = (target: RedisTarget): target is { clusterNodes: readonly ClusterSeed[] } => 'clusterNodes' in target
 
 const retryStrategy = (attempt: number): number => Math.min(100 * attempt, 2000)
 

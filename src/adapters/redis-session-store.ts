@@ -7,7 +7,8 @@
 import { SessionRecord, type SessionRecordT } from '../../schemas/session.js'
 import type { SessionStore } from '../core/sessions/session-store.js'
 import { checkedReader } from './checked.js'
-import { connected, redisClient, type RedisClient, type RedisTarget } from './redis-connection.js'
+import { connected, redisClient, type RedisClient } from './redis-connection.js'
+import type { RedisTarget } from './redis-target.js'
 
 const sessionRecord = checkedReader(SessionRecord)
 

@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path'
 import type { CsvFeedConfigT, ShoalSettingName, ShoalSettingsT } from '../../schemas/options.js'
 import { ShoalSettings } from '../../schemas/options.js'
 import type { AuthorizeResult } from '../host/options.js'
-import type { RedisTarget } from '../adapters/redis-connection.js'
+import type { RedisTarget } from '../adapters/redis-target.js'
 import { checkCsvFeeds, resolveSettings, SETTING_NAMES, SettingsError } from '../core/settings.js'
 import { packageRoot } from './package-root.js'
 
