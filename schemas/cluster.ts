@@ -64,6 +64,18 @@ export const RoomMessage = Type.Object({
 })
 
 /**
+ * A node has started serving a room, on that room's topic: the nodes serving it
+ * announce their users there again at their next tick (current positions
+ * included, which records hold only as of the last beat), and a node that
+ * had stopped publishing the room for want of listeners starts again.
+ */
+export const ServingMessage = Type.Object({
+  kind: Type.Literal('serving'),
+  from: Type.String(),
+  room: RoomName
+})
+
+/**
  * What one user sent as `data` in one tick, on that user's topic: only the nodes
  * with listeners of that user get it, whatever room they serve. Each payload is
  * serialized JSON, parsed again on arrival.
@@ -99,7 +111,7 @@ export const MemberRecord = Type.Object({
   user: ReplicaUser
 })
 
-export const ClusterMessage = Type.Union([RoomMessage, DataMessage, ClaimMessage, HandoverMessage])
+export const ClusterMessage = Type.Union([RoomMessage, ServingMessage, DataMessage, ClaimMessage, HandoverMessage])
 
 export type ReplicaUserT = Static<typeof ReplicaUser>
 export type RoomBatchT = Static<typeof RoomBatch>

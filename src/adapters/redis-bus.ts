@@ -99,13 +99,19 @@ export class RedisClusterBus implements ClusterBus {
     await (this.sharded ? this.subscriber.sunsubscribe(channel) : this.subscriber.unsubscribe(channel))
   }
 
-  publish (topic: string, message: ClusterMessageT): void {
+  async publish (topic: string, message: ClusterMessageT): Promise<number | null> {
     const json = JSON.stringify(message)
     this.traffic.publishedMessages++
     this.traffic.publishedBytes += Buffer.byteLength(json)
     const channel = this.channel(topic)
-    const sent = this.sharded ? this.commands.spublish(channel, json) : this.commands.publish(channel, json)
-    sent.catch(() => this.updateStatus())
+    try {
+      // SPUBLISH counts the subscribers of the channel's shard, which are all of them.
+      const receivers: unknown = await (this.sharded ? this.commands.spublish(channel, json) : this.commands.publish(channel, json))
+      return typeof receivers === 'number' ? receivers : null
+    } catch {
+      this.updateStatus()
+      return null
+    }
   }
 
   async heartbeat (ttlMs: number, rooms: readonly string[]): Promise<void> {

@@ -30,7 +30,7 @@ function node (hub: MemoryClusterHub, clock: ManualClock, id: string, store: Mem
   const bus = hub.bus(id)
   const published: Array<{ topic: string, message: ClusterMessageT }> = []
   const publish = bus.publish.bind(bus)
-  bus.publish = (topic, message) => { published.push({ topic, message }); publish(topic, message) }
+  bus.publish = async (topic, message) => { published.push({ topic, message }); return await publish(topic, message) }
   const invalid: string[] = []
   const sync = new ClusterSync(users, broadcaster, bus, clock, { graceMs: GRACE, heartbeatMs: BEAT, claimTimeoutMs: 50 })
   sync.on('invalid', (reason) => invalid.push(reason))
@@ -48,6 +48,16 @@ function node (hub: MemoryClusterHub, clock: ManualClock, id: string, store: Mem
   /** Hands `message` to this node as if it had come over the bus on `topic`. */
   const deliver = (topic: string, message: unknown): void => { (bus as unknown as { receive: (topic: string, json: string) => void }).receive(topic, JSON.stringify(message)) }
   return { id, users, sessions, sync, bus, published, invalid, register, tick, deliver }
+}
+
+type TestNode = ReturnType<typeof node>
+
+/** Ticks until nothing is left to say: a node that starts serving a room has the others announce their users there again. */
+async function converge (...all: TestNode[]): Promise<void> {
+  for (let round = 0; round < 3; round++) {
+    for (const each of all) each.tick()
+    await settle()
+  }
 }
 
 async function nodes (count: number) {
@@ -70,9 +80,7 @@ async function sharedRoom () {
   const fixture = await twoNodes()
   const ann = fixture.a.register('Ann')
   const bob = fixture.b.register('Bob')
-  fixture.a.tick()
-  fixture.b.tick()
-  await settle()
+  await converge(fixture.a, fixture.b)
   return { ...fixture, ann, bob }
 }
 
@@ -120,9 +128,7 @@ t.test('a node serves only the rooms its users are in: nothing of the others rea
   const ann = a.register('Ann', 'r1')
   const cid = a.register('Cid', 'r2')
   b.register('Bob', 'r1')
-  a.tick()
-  b.tick()
-  await settle()
+  await converge(a, b)
   const received = b.bus.traffic.receivedMessages
   for (let i = 1; i <= 20; i++) {
     a.users.setPosition(cid.user, { x: i, y: 0, z: 0 })
@@ -168,6 +174,60 @@ t.test('the first user of a node in a room loads who is there; the last one leav
   a.tick()
   await settle()
   t.equal(b.bus.traffic.receivedMessages, received, 'and hears nothing more of the hall')
+})
+
+t.test('a room that one node serves alone costs the bus nothing after its first batch; a node arriving gets its users at once, as they are', async (t) => {
+  const { a, b } = await twoNodes()
+  const ann = a.register('Ann', 'hall')
+  await converge(a)
+  a.users.setPosition(ann.user, { x: 1, y: 0, z: 0 })
+  a.tick()
+  await settle()
+  a.published.length = 0
+  for (let x = 2; x <= 5; x++) {
+    a.users.setPosition(ann.user, { x, y: 0, z: 0 })
+    a.tick()
+    await settle()
+  }
+  t.strictSame(kinds(a.published), [], 'its last batch reached a alone: four more moves, no message')
+
+  b.register('Bob', 'hall')
+  await converge(a, b)
+  t.strictSame(b.users.get(ann.user.id)?.position, { x: 5, y: 0, z: 0 }, 'b sees Ann where she is, not where the last beat recorded her')
+  a.published.length = 0
+  a.users.setPosition(ann.user, { x: 6, y: 0, z: 0 })
+  a.tick()
+  await settle()
+  t.strictSame(kinds(a.published), ['room@room:hall'], 'a publishes the hall again')
+  t.strictSame(b.users.get(ann.user.id)?.position, { x: 6, y: 0, z: 0 })
+})
+
+t.test('an "only you" answer older than the last node heard does not silence a room', async (t) => {
+  const { a, b } = await twoNodes()
+  const ann = a.register('Ann', 'hall')
+  await converge(a)
+  a.users.setPosition(ann.user, { x: 1, y: 0, z: 0 })
+  // a's next batch reaches a alone, but the answer comes back only after b has said it serves the hall.
+  const publish = a.bus.publish
+  let answer = (): void => {}
+  a.bus.publish = async (topic, message) => {
+    const receivers = await publish(topic, message)
+    await new Promise<void>((resolve) => { answer = resolve })
+    return receivers
+  }
+  const sent = a.published.length
+  a.tick()
+  await settle()
+  t.equal(a.published.length, sent + 1, 'the batch went out')
+  a.bus.publish = publish
+  b.register('Bob', 'hall')
+  await settle()
+  answer()
+  await converge(a, b)
+  a.users.setPosition(ann.user, { x: 2, y: 0, z: 0 })
+  a.tick()
+  await settle()
+  t.strictSame(b.users.get(ann.user.id)?.position, { x: 2, y: 0, z: 0 }, 'a still publishes the hall, and b follows')
 })
 
 t.test('batches that arrive while a room\'s records load are applied after them, in order', async (t) => {
@@ -405,8 +465,7 @@ t.test('claim: on the owner\'s topic, it closes its socket with 4001 and hands o
   const cid = a.register('Cid')
   b.register('Bob')
   a.users.setPosition(ann.user, { x: 9, y: 8, z: 7 })
-  a.tick()
-  await settle()
+  await converge(a, b)
   a.published.length = 0
   const latest = await b.sync.claim('a', ann.user.id)
   t.match(latest, { id: ann.user.id, position: { x: 9, y: 8, z: 7 } }, 'the owner\'s latest values')

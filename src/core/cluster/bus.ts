@@ -43,8 +43,12 @@ export interface ClusterBus {
   /** Topics are opaque to the bus: the core names them (topics.ts). */
   subscribe(topic: string): Promise<void>
   unsubscribe(topic: string): Promise<void>
-  /** Sends to the nodes subscribed to `topic`; a failure shows as `degraded`, never as a throw. */
-  publish(topic: string, message: ClusterMessageT): void
+  /**
+   * Sends to the nodes subscribed to `topic`; resolves with how many got it (this
+   * node among them when it is subscribed), or null when that is not known (it
+   * failed, which shows as `degraded`, never as a rejection).
+   */
+  publish(topic: string, message: ClusterMessageT): Promise<number | null>
   /** This node is alive for `ttlMs` more, and so are the membership records of the rooms it serves. */
   heartbeat(ttlMs: number, rooms: readonly string[]): Promise<void>
   /** The other nodes that are alive. */
@@ -96,14 +100,16 @@ export class MemoryClusterHub {
     this.roomRecords(room).set(id, record as { owner: string, user: UserT })
   }
 
-  /** @internal */
-  deliver (from: string, topic: string, message: ClusterMessageT): number {
-    const json = JSON.stringify(message)
-    if (this.down || this.dead.has(from)) return json.length
+  /** @internal Returns how many buses got it, null when nothing was delivered (down, or a dead sender). */
+  deliver (from: string, topic: string, json: string): number | null {
+    if (this.down || this.dead.has(from)) return null
+    let receivers = 0
     for (const bus of this.buses.values()) {
-      if (bus.topics.has(topic)) queueMicrotask(() => bus.receive(topic, json))
+      if (!bus.topics.has(topic)) continue
+      receivers++
+      queueMicrotask(() => bus.receive(topic, json))
     }
-    return json.length
+    return receivers
   }
 
   /** @internal */
@@ -181,9 +187,11 @@ class MemoryBus implements ClusterBus {
     this.topics.delete(topic)
   }
 
-  publish (topic: string, message: ClusterMessageT): void {
+  async publish (topic: string, message: ClusterMessageT): Promise<number | null> {
+    const json = JSON.stringify(message)
     this.traffic.publishedMessages++
-    this.traffic.publishedBytes += this.hub.deliver(this.nodeId, topic, message)
+    this.traffic.publishedBytes += json.length
+    return this.hub.deliver(this.nodeId, topic, json)
   }
 
   async heartbeat (ttlMs: number): Promise<void> {

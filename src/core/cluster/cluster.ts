@@ -75,11 +75,19 @@ interface ServedRoom {
   waiting: Array<{ from: string, batch: RoomBatchT }> | null
   /** The latest load; an earlier one that ends later changes nothing. */
   loading: object | null
+  /** This node's last batch reached only itself, and no other node was heard since: batches are not published. */
+  alone: boolean
+  /** Counts the times another node was heard serving the room, so that an older "only you" answer is not believed. */
+  heard: number
+  /** Subscribed (Redis said so): from then on, a publish that reached one node reached this one only. */
+  subscribed: boolean
 }
 
 export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClaims {
   /** This node's users that changed since the last publish. */
   private readonly dirty = new Set<LiveUser>()
+  /** Of those, the ones to announce whole (a node started serving their room). */
+  private readonly reannounce = new Set<string>()
   /** What the other nodes were last told of each of this node's users. */
   private readonly published = new Map<string, UserT>()
   /** This node's users whose records lack their latest position: rewritten once per beat. */
@@ -149,16 +157,17 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
   /** The tick step: publishes what this node's users did since the last tick, once per changed room. */
   publishTick (): void {
     const draft = new TickDraft()
-    for (const user of this.dirty) draftChange(this.users, this.published, user, draft, this.nodeId)
+    for (const user of this.dirty) draftChange(this.users, this.published, user, draft, this.nodeId, this.reannounce.has(user.id))
     this.dirty.clear()
+    this.reannounce.clear()
     if (this.rosterRooms.size > 0) this.draftRosters(draft)
     for (const user of draft.moved) this.unrecordedMoves.add(user.id)
     for (const user of draft.changed) this.unrecordedMoves.delete(user.id)
     // Records first: a node loading a room after seeing a batch finds the records the batch implies.
     if (draft.changed.length > 0) this.bus.saveMembers(draft.changed, this.recordTtlMs).catch((err: unknown) => { this.emit('failed', 'saving members', err) })
     this.removeRecords(draft.removed)
-    for (const batch of draft.rooms.values()) this.bus.publish(roomTopic(batch.room), { kind: 'room', from: this.nodeId, batch })
-    for (const [user, payloads] of this.data) this.bus.publish(userTopic(user), { kind: 'data', from: this.nodeId, user, payloads })
+    for (const batch of draft.rooms.values()) this.publishBatch(batch)
+    for (const [user, payloads] of this.data) this.send(userTopic(user), { kind: 'data', from: this.nodeId, user, payloads })
     this.data.clear()
   }
 
@@ -201,7 +210,7 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
         this.claims.delete(requestId)
         resolve(user)
       })
-      this.bus.publish(nodeTopic(owner), { kind: 'claim', from: this.nodeId, to: owner, userId, requestId })
+      this.send(nodeTopic(owner), { kind: 'claim', from: this.nodeId, to: owner, userId, requestId })
     })
   }
 
@@ -234,6 +243,38 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
   /** Stops answering; the bus belongs to whoever made it. */
   close (): void {
     for (const settle of this.claims.values()) settle(null)
+  }
+
+  /** Publishes, not waiting for how many got it (the bus never rejects: a failure shows in its status). */
+  private send (topic: string, message: ClusterMessageT): void {
+    this.bus.publish(topic, message).catch(() => {})
+  }
+
+  /**
+   * A room's batch, unless this node serves the room alone: a room on one node
+   * costs the bus nothing but its records. Its last publish reaching only this
+   * node makes it alone, unless another node was heard meanwhile.
+   */
+  private publishBatch (batch: RoomBatchT): void {
+    const served = this.served.get(batch.room)
+    if (served?.alone === true) return
+    // Before this node's own subscription, one receiver is another node.
+    const heard = served?.subscribed === true ? served.heard : undefined
+    this.bus.publish(roomTopic(batch.room), { kind: 'room', from: this.nodeId, batch }).then((receivers) => {
+      if (served !== undefined && receivers === 1 && heard !== undefined && served.heard === heard) served.alone = true
+    }, () => {})
+  }
+
+  /** Another node serves `room`: publish it again, and announce this node's users there whole to a newcomer, or after a silence. */
+  private heardFrom (room: string, served: ServedRoom, newcomer: boolean): void {
+    served.heard++
+    if (!newcomer && !served.alone) return
+    served.alone = false
+    for (const user of this.users.room(room)?.members.values() ?? []) {
+      if (!user.isLocal) continue
+      this.dirty.add(user)
+      this.reannounce.add(user.id)
+    }
   }
 
   /** Records of a room live as long as a node serving it beats: two beats. */
@@ -298,7 +339,7 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
 
   /** The first user of this node entered `room`: subscribe, then load who is there. */
   private serve (room: string): void {
-    const served: ServedRoom = { waiting: null, loading: null }
+    const served: ServedRoom = { waiting: null, loading: null, alone: false, heard: 0, subscribed: false }
     this.served.set(room, served)
     this.load(room, served).catch((err: unknown) => { this.emit('failed', `loading room ${room}`, err) })
   }
@@ -322,9 +363,13 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
     const attempt = {}
     served.loading = attempt
     served.waiting ??= []
+    served.alone = false
     let records: unknown[]
     try {
       await this.bus.subscribe(roomTopic(room))
+      served.subscribed = true
+      // The nodes already there announce their users anew, with positions newer than the records'.
+      this.send(roomTopic(room), { kind: 'serving', from: this.nodeId, room })
       // Read now: a node that started since the last beat is alive, and its records are not stale.
       const [stored, alive] = await Promise.all([this.bus.members(room), this.bus.alive()])
       records = stored
@@ -403,8 +448,13 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
     if (message.from === this.nodeId) return
     if (message.kind === 'room') {
       const served = topic === roomTopic(message.batch.room) ? this.served.get(message.batch.room) : undefined
-      if (served?.waiting != null) served.waiting.push({ from: message.from, batch: message.batch })
-      else if (served !== undefined) this.applyBatch(message.from, message.batch)
+      if (served === undefined) return
+      this.heardFrom(message.batch.room, served, false)
+      if (served.waiting !== null) served.waiting.push({ from: message.from, batch: message.batch })
+      else this.applyBatch(message.from, message.batch)
+    } else if (message.kind === 'serving') {
+      const served = topic === roomTopic(message.room) ? this.served.get(message.room) : undefined
+      if (served !== undefined) this.heardFrom(message.room, served, true)
     } else if (message.kind === 'data') {
       if (topic === userTopic(message.user)) this.applyData(message)
     } else if (message.to === this.nodeId && topic === nodeTopic(this.nodeId)) {
@@ -485,12 +535,12 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
   private handOver (claimant: string, userId: string, requestId: string): void {
     const user = this.users.get(userId)
     if (user === undefined || !user.isLocal) {
-      this.bus.publish(nodeTopic(claimant), { kind: 'handover', from: this.nodeId, to: claimant, requestId, user: null })
+      this.send(nodeTopic(claimant), { kind: 'handover', from: this.nodeId, to: claimant, requestId, user: null })
       return
     }
     const latest = user.toWire()
     this.release(user, claimant)
-    this.bus.publish(nodeTopic(claimant), { kind: 'handover', from: this.nodeId, to: claimant, requestId, user: latest })
+    this.send(nodeTopic(claimant), { kind: 'handover', from: this.nodeId, to: claimant, requestId, user: latest })
   }
 
   private release (user: LiveUser, owner: string): void {

@@ -28,9 +28,10 @@ export class TickDraft {
 
 /**
  * What one of this node's users did since the last publish, into the tick's
- * draft; `published` (what the others were told) is brought up to date.
+ * draft; `published` (what the others were told) is brought up to date. `whole`:
+ * announced as a join even if unchanged (a node that starts serving its room needs it).
  */
-export function draftChange (users: UserStore, published: Map<string, UserT>, user: LiveUser, draft: TickDraft, nodeId: string): void {
+export function draftChange (users: UserStore, published: Map<string, UserT>, user: LiveUser, draft: TickDraft, nodeId: string, whole = false): void {
   const before = published.get(user.id)
   if (users.get(user.id) !== user || !user.isLocal) {
     // Gone from this node: left, or taken over by another node (which then announces it, and owns the record).
@@ -41,8 +42,8 @@ export function draftChange (users: UserStore, published: Map<string, UserT>, us
   }
   const now = user.toWire()
   let presenceChanged = true
-  if (before === undefined || before.room !== now.room) {
-    if (before !== undefined) {
+  if (before === undefined || before.room !== now.room || whole) {
+    if (before !== undefined && before.room !== now.room) {
       draft.room(before.room).left.push(user.id)
       draft.removed.push({ room: before.room, id: user.id, owner: nodeId })
     }
