@@ -3,7 +3,7 @@ import type { SessionRecordT } from '../../schemas/session.js'
 import { ManualClock } from '../../src/core/clock.js'
 import { hashSecret } from '../../src/core/sessions/secrets.js'
 import { MemorySessionStore, type SessionStore } from '../../src/core/sessions/session-store.js'
-import { SessionManager, type NewUser } from '../../src/core/sessions/sessions.js'
+import { MOVES_SAVED_EVERY_MS, SessionManager, type NewUser } from '../../src/core/sessions/sessions.js'
 import { mergeState } from '../../src/core/presence/state.js'
 import { UserStore } from '../../src/core/presence/user-store.js'
 import type { LiveUser } from '../../src/core/presence/user.js'
@@ -446,12 +446,40 @@ t.test('persist', async (t) => {
     await s.sessions.persist()
     t.equal(s.store.saves, 1, 'nothing changed: no write')
 
+    s.clock.advance(MOVES_SAVED_EVERY_MS)
     s.users.setPosition(c.user, { x: 9, y: 9, z: 9 })
     s.users.setProfile(a.user, 'Ann again', a.user.state)
     await s.sessions.persist()
     t.equal(s.store.saves, 2)
     t.strictSame(s.store.batches[1]?.map((r) => r.id).sort(), [a.user.id, c.user.id].sort())
     t.strictSame(s.store.batches[1]?.find((r) => r.id === c.user.id)?.position, { x: 9, y: 9, z: 9 })
+  })
+
+  t.test('a user that only moves is written at most once a second; any other change, or a flush, writes it at once', async (t) => {
+    const s = setup()
+    const a = registered(s)
+    const b = registered(s)
+    await s.sessions.persist()
+    const saves = s.store.saves
+    for (let x = 1; x <= 5; x++) {
+      s.clock.advance(MOVES_SAVED_EVERY_MS / 5 - 1)
+      s.users.setPosition(a.user, { x, y: 0, z: 0 })
+      await s.sessions.persist()
+    }
+    t.equal(s.store.saves, saves, 'five ticks of moves within a second: no write')
+    s.clock.advance(5)
+    await s.sessions.persist()
+    t.equal(s.store.saves, saves + 1, 'a second after the last write of moves: one')
+    t.strictSame(s.store.batches.at(-1)?.map((r) => [r.id, r.position.x]), [[a.user.id, 5]], 'with the latest position')
+
+    s.users.setPosition(b.user, { x: 7, y: 0, z: 0 })
+    s.users.setProfile(b.user, 'Bea', b.user.state)
+    await s.sessions.persist()
+    t.strictSame(s.store.batches.at(-1)?.map((r) => [r.id, r.name, r.position.x]), [[b.user.id, 'Bea', 7]], 'a move with a change of name is written at once, position and all')
+
+    s.users.setPosition(a.user, { x: 8, y: 0, z: 0 })
+    await s.sessions.flush()
+    t.strictSame(s.store.batches.at(-1)?.map((r) => [r.id, r.position.x]), [[a.user.id, 8]], 'flush (shutdown) writes a pending move')
   })
 
   t.test('changes made while a batch is in flight go in the next batch; flush writes them', async (t) => {

@@ -18,6 +18,13 @@ import { hashSecret, newSecret, sameHash } from './secrets.js'
 
 export type SessionTiming = Pick<ShoalSettingsT, 'graceMs' | 'sessionTtlMs'>
 
+/**
+ * A user whose only change is where it is gets written at most this often: a
+ * resume after a crash may find it a second behind, and a moving user costs the
+ * store one write a second instead of one per tick.
+ */
+export const MOVES_SAVED_EVERY_MS = 1000
+
 /** What a new user starts with; `identity` is what the host said of it (null: anonymous). */
 export type NewUser = Pick<UserT, 'name' | 'room' | 'position'> & { state: State, identity?: IdentityT | null, readOnly?: boolean }
 
@@ -45,6 +52,9 @@ export class SessionManager {
   private readonly inGrace = new Map<string, LiveUser>()
   /** Users whose stored record is out of date. */
   private readonly unsaved = new Set<LiveUser>()
+  /** Users whose stored record is out of date only by their position (see MOVES_SAVED_EVERY_MS). */
+  private readonly moved = new Set<LiveUser>()
+  private movesSavedAt = Number.NEGATIVE_INFINITY
   /** The store write in flight; batches never overlap, so they land in order. */
   private saving: Promise<void> | null = null
 
@@ -56,9 +66,15 @@ export class SessionManager {
     private readonly timing: SessionTiming,
     private readonly claims: UserClaims | null = null
   ) {
-    const changed = (user: LiveUser, _room?: string): void => { if (user.isLocal) this.unsaved.add(user) }
+    const changed = (user: LiveUser, _room?: string): void => {
+      if (!user.isLocal) return
+      this.unsaved.add(user)
+      this.moved.delete(user)
+    }
+    const moved = (user: LiveUser): void => { if (user.isLocal && !this.unsaved.has(user)) this.moved.add(user) }
     // A departure is not a change to keep: `leave` deletes the session, grace expiry records it itself.
-    for (const event of USER_CHANGES) if (event !== 'leave') users.on(event, changed)
+    for (const event of USER_CHANGES) if (event !== 'leave' && event !== 'moved') users.on(event, changed)
+    users.on('moved', moved)
     users.on('owner', (user) => { if (!user.isLocal) this.release(user) })
     // A Redis that restarted empty has lost the sessions: write every live one again.
     claims?.on('resync', () => this.saveAll())
@@ -116,6 +132,7 @@ export class SessionManager {
     this.inGrace.delete(user.id)
     this.users.remove(user)
     this.unsaved.delete(user)
+    this.moved.delete(user)
     return this.store.delete(user.secretHash)
   }
 
@@ -145,8 +162,10 @@ export class SessionManager {
    * wait for the next call; `flush` waits until nothing is left.
    */
   async persist (): Promise<void> {
-    if (this.saving !== null || this.unsaved.size === 0) return
+    if (this.saving !== null) return
     const now = this.clock.now()
+    if (now - this.movesSavedAt >= MOVES_SAVED_EVERY_MS) this.takeMoves(now)
+    if (this.unsaved.size === 0) return
     const users = [...this.unsaved]
     const records = users.map((user) => toRecord(user, now))
     this.unsaved.clear()
@@ -164,10 +183,20 @@ export class SessionManager {
     }
   }
 
-  /** Waits for the batch in flight, then writes what is left (at shutdown). */
+  /** Waits for the batch in flight, then writes what is left, moves too (at shutdown). */
   async flush (): Promise<void> {
     await this.saving
+    this.takeMoves(this.clock.now())
     await this.persist()
+  }
+
+  /** The users that only moved join the next write. */
+  private takeMoves (now: number): void {
+    for (const user of this.moved) {
+      if (this.users.get(user.id) === user && user.isLocal) this.unsaved.add(user)
+    }
+    this.moved.clear()
+    this.movesSavedAt = now
   }
 
   /** Deletes expired sessions; connected users count as seen now. */
@@ -183,6 +212,7 @@ export class SessionManager {
   private release (user: LiveUser): void {
     this.inGrace.delete(user.id)
     this.unsaved.delete(user)
+    this.moved.delete(user)
   }
 
   private resumeLive (user: LiveUser, hash: string, peer: Peer): Resumption {
