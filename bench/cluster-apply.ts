@@ -72,7 +72,10 @@ const batches = Array.from({ length: 20 }, (_, k) => JSON.stringify({
   kind: 'room',
   from: 'there',
   batch: {
-    room: ROOM, joined: [], left: [], updated: [],
+    room: ROOM,
+    joined: [],
+    left: [],
+    updated: [],
     positions: Array.from({ length: batchSize }, (_, i) => [ids[(k * batchSize + i) % replicas], Math.random() * AREA, Math.random() * AREA, 0])
   }
 }))
