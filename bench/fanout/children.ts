@@ -136,6 +136,19 @@ export function shoalEnv (port: number): Record<string, string> {
 /** Every client comes from a few 127.x addresses: the per-address register budget must not be what a run measures. */
 export const OPEN_REGISTER = { REGISTER_LIMIT: '10000000', REGISTER_WINDOW_MS: '60000' } as const
 
+/** A Shoal node under load: the tick and heartbeat asked for, and rate limits that movers at `hz` never reach. */
+export function loadedShoalEnv (port: number, options: { tickHz: number, heartbeatMs: number, hz: number }): Record<string, string> {
+  const budget = Math.max(60, options.hz * 3)
+  return {
+    ...shoalEnv(port),
+    TICK_HZ: String(options.tickHz),
+    HEARTBEAT_MS: String(options.heartbeatMs),
+    MESSAGES_PER_SECOND: String(budget),
+    MESSAGE_BURST: String(budget * 2),
+    ...OPEN_REGISTER
+  }
+}
+
 let build: ShoalCommand | null = null
 /** The Shoal server (SHOAL_ROOT, built on first use) and where it came from, for the record. */
 export function shoalBuild (): ShoalCommand & { revision: { commit: string, dirty: boolean } | null } {

@@ -43,7 +43,7 @@ import {
   RESULTS_DIR, ROOT, round, rssKiB, sleep, stopChild
 } from '../lib/proc.js'
 import {
-  Generator, killAll, OPEN_REGISTER, pinned, pinRunner, quietEnvironment, shoalBuild, shoalEnv, shoalLabel, shoalSource, singleNodeEnv, startServer, track, type StartedServer
+  Generator, killAll, loadedShoalEnv, pinned, pinRunner, quietEnvironment, shoalBuild, shoalLabel, shoalSource, singleNodeEnv, startServer, track, type StartedServer
 } from './children.js'
 import {
   isShoal, SATURATION, SCENARIOS, TARGETS, type GeneratorConfig, type GeneratorResult,
@@ -203,15 +203,7 @@ async function startTarget (options: RunOptions, port: number, node = 0): Promis
   }
   // shoal-compact: the same server and settings; the clients choose the encoding.
   const build = shoalBuild()
-  const budget = Math.max(60, options.hz * 3)
-  const env: Record<string, string> = {
-    ...shoalEnv(port),
-    TICK_HZ: String(options.tickHz),
-    HEARTBEAT_MS: String(options.heartbeatMs),
-    MESSAGES_PER_SECOND: String(budget),
-    MESSAGE_BURST: String(budget * 2),
-    ...OPEN_REGISTER
-  }
+  const env = loadedShoalEnv(port, options)
   if (options.scenario === 'crowd') env.INTEREST_RADIUS = String(options.radius)
   // One node unless this run asks for a cluster, whatever the runner's own environment says.
   if (options.cluster !== null) {

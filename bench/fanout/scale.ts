@@ -34,7 +34,7 @@ import {
   clockTicks, cpuBusyShares, cpuJiffies, exited, freePort, machineInfo, peakRssKiB, processTicks, RESULTS_DIR, ROOT,
   round, rssKiB, shoalRevision, shoalServerCommand, sleep, stopChild, waitForQuiet, type MachineInfo
 } from '../lib/proc.js'
-import { Generator, OPEN_REGISTER, pinned, shoalBuild, shoalEnv, singleNodeEnv, startServer, type StartedServer } from './children.js'
+import { Generator, loadedShoalEnv, pinned, shoalBuild, singleNodeEnv, startServer, type StartedServer } from './children.js'
 import type { LatencySummary, SetupReport } from './protocol.js'
 import type { RedisFigures } from './records.js'
 import { RedisProbe } from './redis.js'
@@ -355,19 +355,13 @@ async function runPhase (layout: Layout, buildName: BuildName, build: Build, opt
     const quiet = await waitForQuiet(0.15, 15_000)
     phase.environment = { quietBeforeRun: quiet.quiet, busyBeforeRun: quiet.busy, waitedForQuietMs: quiet.waitedMs, coreBusyDuringWindow: [] }
     const target = redisTarget(options.redisUrl)
-    const budget = Math.max(60, options.hz * 3)
     for (let node = 0; node < NODE_IDS.length; node++) {
       const id = NODE_IDS[node] ?? `scale-${node}`
       const proxy = await CountingProxy.start(target)
       proxies.push(proxy)
       const port = await freePort()
       const env: Record<string, string> = {
-        ...shoalEnv(port),
-        TICK_HZ: String(options.tickHz),
-        HEARTBEAT_MS: String(options.heartbeatMs),
-        MESSAGES_PER_SECOND: String(budget),
-        MESSAGE_BURST: String(budget * 2),
-        ...OPEN_REGISTER,
+        ...loadedShoalEnv(port, options),
         REDIS_URL: proxy.url(options.redisUrl),
         REDIS_PREFIX: prefix,
         NODE_ID: id
