@@ -52,7 +52,16 @@ export const RoomBatch = Type.Object({
   left: Type.Array(UserId),
   updated: Type.Array(ReplicaUpdate),
   positions: Type.Array(Type.Tuple([UserId, Coordinate, Coordinate, Coordinate])),
-  /** After an outage: every user the sender has in the room, so that replicas of users who left meanwhile leave too. */
+  /**
+   * Users the sender announced before, sent whole again for a node that started
+   * serving the room (its records may be a beat old): applied where they are not
+   * the receiver's own, never taking a user over as `joined` does.
+   */
+  present: Type.Optional(Type.Array(ReplicaUser)),
+  /**
+   * Every user the sender has in the room, after an outage or for a node that
+   * started serving it: the sender's replicas there that are not listed leave.
+   */
   roster: Type.Optional(Type.Array(UserId))
 })
 
@@ -115,7 +124,6 @@ export const ClusterMessage = Type.Union([RoomMessage, ServingMessage, DataMessa
 
 export type ReplicaUserT = Static<typeof ReplicaUser>
 export type RoomBatchT = Static<typeof RoomBatch>
-export type RoomMessageT = Static<typeof RoomMessage>
 export type DataMessageT = Static<typeof DataMessage>
 export type MemberRecordT = Static<typeof MemberRecord>
 export type ClusterMessageT = Static<typeof ClusterMessage>

@@ -105,7 +105,7 @@ export class RedisClusterBus implements ClusterBus {
     this.traffic.publishedBytes += Buffer.byteLength(json)
     const channel = this.channel(topic)
     try {
-      // SPUBLISH counts the subscribers of the channel's shard, which are all of them.
+      // SPUBLISH counts the subscribers on the channel's shard, where ioredis subscribes every node (at the master).
       const receivers: unknown = await (this.sharded ? this.commands.spublish(channel, json) : this.commands.publish(channel, json))
       return typeof receivers === 'number' ? receivers : null
     } catch {

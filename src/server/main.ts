@@ -61,7 +61,10 @@ async function backing (env: NodeJS.ProcessEnv, sessionTtlMs: number): Promise<B
   const { RedisSessionStore } = await adapter(async () => await import('../adapters/redis-session-store.js'), 'ioredis', `sessions in Redis (${purpose})`)
   const { describeTarget } = await import('../adapters/redis-connection.js')
   const prefix = env.REDIS_PREFIX === undefined || env.REDIS_PREFIX === '' ? 'shoal:' : env.REDIS_PREFIX
-  const nodeId = env.NODE_ID === undefined || env.NODE_ID === '' ? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}` : env.NODE_ID
+  // Each start is a new node to the others, NODE_ID or not: the users a restarted node had are then
+  // seen to be gone (its old self stops beating), not kept as replicas of a node that still beats.
+  const nodeName = env.NODE_ID === undefined || env.NODE_ID === '' ? `${hostname()}:${process.pid}` : env.NODE_ID
+  const nodeId = `${nodeName}:${randomBytes(3).toString('hex')}`
   const store = new RedisSessionStore({ redis, prefix, sessionTtlMs })
   try {
     await store.ready()

@@ -148,8 +148,8 @@ t.test('a node serves only the rooms its users are in: nothing of the others rea
   t.equal(b.bus.traffic.receivedMessages, received + 1, 'a batch of r1 did')
 })
 
-t.test('the first user of a node in a room loads who is there; the last one leaving drops them', async (t) => {
-  const { a, b } = await twoNodes()
+t.test('the first user of a node in a room loads who is there; a beat after the last one leaves, they are dropped', async (t) => {
+  const { a, b, clock } = await twoNodes()
   const ann = a.register('Ann', 'hall')
   a.users.setProfile(ann.user, 'Ann', Object.assign(emptyState(), { hat: true }))
   a.tick()
@@ -167,7 +167,10 @@ t.test('the first user of a node in a room loads who is there; the last one leav
 
   b.users.moveToRoom(bob.user, 'garden')
   await settle()
-  t.equal(b.users.get(ann.user.id), undefined, 'Bob left the hall: b no longer holds Ann')
+  t.ok(b.users.get(ann.user.id), 'Bob left the hall: b keeps it for a beat, in case he comes back')
+  clock.advance(BEAT)
+  await b.sync.beat()
+  t.equal(b.users.get(ann.user.id), undefined, 'a beat later it no longer holds Ann')
   t.equal(b.sync.roomCount, 1, 'it serves the garden only')
   const received = b.bus.traffic.receivedMessages
   a.users.setPosition(ann.user, { x: 9, y: 9, z: 9 })
@@ -460,7 +463,7 @@ t.test('a dead node\'s users go disconnected at once and leave after grace, with
 })
 
 t.test('claim: on the owner\'s topic, it closes its socket with 4001 and hands over the latest values; no answer means null', async (t) => {
-  const { hub, a, b } = await twoNodes()
+  const { hub, a, b, clock } = await twoNodes()
   const ann = a.register('Ann')
   const cid = a.register('Cid')
   b.register('Bob')
@@ -477,7 +480,9 @@ t.test('claim: on the owner\'s topic, it closes its socket with 4001 and hands o
 
   await a.sessions.leave(cid.user)
   a.tick()
-  t.equal(a.users.get(ann.user.id), undefined, 'once a serves nothing there, it holds no replica')
+  clock.advance(BEAT)
+  await a.sync.beat()
+  t.equal(a.users.get(ann.user.id), undefined, 'a beat after a has nobody there, it holds no replica')
   t.equal(await b.sync.claim('a', 'someone-else'), null, 'a user the node does not have: null')
   hub.kill('a')
   t.equal(await b.sync.claim('a', cid.user.id), null, 'a node that does not answer: null after the timeout')
@@ -554,4 +559,127 @@ t.test('an identified user\'s account and info reach the other node, and its sec
   const resumed = await b.sessions.reconnect(new FakePeer(), secret, 'acct-1')
   t.equal(resumed?.user, replica, 'its own account takes it over')
   t.same(resumed?.user.toWire().info, { role: 'guest' })
+})
+
+/** A few beats and ticks on every node, as time passes: records, deaths, orphans and lingering rooms settle. */
+async function beats (clock: ManualClock, count: number, ...all: TestNode[]): Promise<void> {
+  for (let i = 0; i < count; i++) {
+    clock.advance(BEAT)
+    for (const each of all) await each.sync.beat()
+    await converge(...all)
+    for (const each of all) each.sync.expireOrphans()
+  }
+}
+
+t.test('a user who leaves or changes room during an outage leaves the other nodes too, even as its node\'s last user there', async (t) => {
+  for (const change of ['leave', 'move'] as const) {
+    const { hub, a, b, ann } = await sharedRoom()
+    hub.setDown(true)
+    if (change === 'leave') await a.sessions.leave(ann.user)
+    else a.users.moveToRoom(ann.user, 'r2')
+    a.tick()
+    await settle()
+    hub.setDown(false)
+    await settle()
+    await converge(a, b)
+    for (const each of [a, b]) await each.sync.beat()
+    await converge(a, b)
+    t.notOk(b.users.get(ann.user.id)?.room === 'r', `${change}: b no longer shows Ann in r`)
+  }
+})
+
+t.test('a user who leaves while its node serves the room alone, as another node starts serving it, leaves there too', async (t) => {
+  const { clock, a, b } = await twoNodes()
+  const ann = a.register('Ann', 'hall')
+  const cid = a.register('Cid', 'hall')
+  await converge(a)
+  a.users.setPosition(ann.user, { x: 1, y: 0, z: 0 })
+  await converge(a)
+  // b's "serving" is slow to reach a; b reads the records first, then Cid leaves on a, which still thinks itself alone.
+  let sendServing = (): void => {}
+  const publish = b.bus.publish
+  b.bus.publish = async (topic, message) => {
+    if (message.kind === 'serving') await new Promise<void>((resolve) => { sendServing = resolve })
+    return await publish(topic, message)
+  }
+  b.register('Bob', 'hall')
+  await settle()
+  t.ok(b.users.get(cid.user.id), 'b loaded Cid from the records')
+  await a.sessions.leave(cid.user)
+  a.tick()
+  await settle()
+  b.bus.publish = publish
+  sendServing()
+  await beats(clock, 2, a, b)
+  t.equal(b.users.get(cid.user.id), undefined, 'the roster that answers "serving" drops him')
+  t.ok(b.users.get(ann.user.id), 'and keeps Ann')
+})
+
+t.test('a reconnect whose claim is lost takes the user over for good: the old owner announcing the room anew does not take it back', async (t) => {
+  const { a, b } = await twoNodes()
+  const ann = a.register('Ann', 'hall')
+  a.register('Dan', 'hall')
+  b.register('Bob', 'foyer')
+  await converge(a, b)
+  await a.sessions.persist()
+  for (const each of [a, b]) await each.sync.beat()
+  const publish = b.bus.publish
+  b.bus.publish = async (topic, message) => message.kind === 'claim' ? null : await publish(topic, message)
+  const peer = new FakePeer()
+  const resumed = await b.sessions.reconnect(peer, ann.secret)
+  b.bus.publish = publish
+  t.equal(resumed?.user.owner, null, 'b took Ann over from the store when a did not answer')
+  await converge(a, b)
+  await converge(a, b)
+  t.equal(b.users.get(ann.user.id)?.isLocal, true, 'she stays b\'s')
+  t.strictSame(peer.closes, [], 'her new socket stays open')
+  t.equal(a.users.get(ann.user.id)?.owner, 'b', 'a let her go')
+  t.strictSame(ann.peer.closes.map((c) => c.code), [4001], 'closing her old socket')
+})
+
+t.test('two reconnects of one secret at once: the one that looked her up in the records does not undo the other', async (t) => {
+  const { a, b } = await twoNodes()
+  const ann = a.register('Ann', 'hall')
+  b.register('Bob', 'foyer')
+  await converge(a, b)
+  await a.sessions.persist()
+  for (const each of [a, b]) await each.sync.beat()
+  const members = b.bus.members.bind(b.bus)
+  let answer = (): void => {}
+  b.bus.members = async (room) => {
+    const records = await members(room)
+    await new Promise<void>((resolve) => { answer = resolve })
+    return records
+  }
+  const slow = b.sessions.reconnect(new FakePeer(), ann.secret)
+  await settle()
+  b.bus.members = members
+  const fast = new FakePeer()
+  const first = await b.sessions.reconnect(fast, ann.secret)
+  t.equal(first?.user.isLocal, true, 'the second reconnect took her over')
+  answer()
+  await slow
+  await settle()
+  t.equal(b.users.get(ann.user.id)?.isLocal, true, 'she is still b\'s')
+  t.notOk(fast.closes.some((c) => c.code === 4001), 'and no stale record closed her socket')
+})
+
+t.test('a user taken over just after moving, or leaving just after a takeover, leaves the room the others show it in', async (t) => {
+  for (const change of ['moved before', 'left after'] as const) {
+    const { all: [a, b, c], clock } = await nodes(3)
+    if (a === undefined || b === undefined || c === undefined) throw new Error('fixture')
+    const ann = a.register('Ann', 'hall')
+    b.register('Bob', 'hall')
+    c.register('Cid', 'hall')
+    a.register('Dan', 'hall')
+    await converge(a, b, c)
+    await a.sessions.persist()
+    if (change === 'moved before') a.users.moveToRoom(ann.user, 'foyer')
+    const resumed = await b.sessions.reconnect(new FakePeer(), ann.secret)
+    if (change === 'left after' && resumed !== null) await b.sessions.leave(resumed.user)
+    await beats(clock, 3, a, b, c)
+    t.notOk(c.users.get(ann.user.id)?.room === 'hall', `${change}: c no longer shows Ann in the hall`)
+    const records = await c.bus.members('hall') as Array<{ user: { id: string } }>
+    t.notOk(records.some(({ user }) => user.id === ann.user.id), `${change}: nor does the hall's record`)
+  }
 })

@@ -34,7 +34,7 @@ import { USER_CHANGES, type UserStore } from '../presence/user-store.js'
 import { LiveUser } from '../presence/user.js'
 import type { UserClaims } from '../sessions/sessions.js'
 import type { BusStatus, BusTraffic, ClusterBus, MemberRef } from './bus.js'
-import { TickDraft, draftChange } from './draft.js'
+import { TickDraft, draftChange, type Adoption } from './draft.js'
 import { NeedCounts, nodeTopic, roomTopic, userTopic } from './topics.js'
 
 const isClusterMessage = TypeCompiler.Compile(ClusterMessage)
@@ -88,6 +88,10 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
   private readonly dirty = new Set<LiveUser>()
   /** Of those, the ones to announce whole (a node started serving their room). */
   private readonly reannounce = new Set<string>()
+  /** Of those, the ones taken over from another node since the last publish, with where that node had them. */
+  private readonly adopted = new Map<string, Adoption>()
+  /** Rooms whose last user left: still served for a beat, so that a user hopping in and out costs nothing. */
+  private readonly lingering = new Map<string, number>()
   /** What the other nodes were last told of each of this node's users. */
   private readonly published = new Map<string, UserT>()
   /** This node's users whose records lack their latest position: rewritten once per beat. */
@@ -108,7 +112,7 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
   /** Record deletions that failed (the bus was away), tried again at the next beat. */
   private failedRemovals: MemberRef[] = []
   /** Rooms by how many of this node's users are in them; users by how many of them listen to them. */
-  private readonly localRooms = new NeedCounts((room) => this.serve(room), (room) => this.unserve(room))
+  private readonly localRooms = new NeedCounts((room) => this.serve(room), (room) => this.linger(room))
   private readonly listened = new NeedCounts((id) => this.watch(userTopic(id)), (id) => this.unwatch(userTopic(id)))
   /** Where each of this node's users was counted: its room and whom it listens to. */
   private readonly counted = new Map<string, { room: string, listeningTo: readonly string[] }>()
@@ -121,10 +125,11 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
     private readonly timing: ClusterTiming
   ) {
     super()
-    const changed = (user: LiveUser, _room?: string): void => { if (user.isLocal) this.dirty.add(user) }
+    const changed = (user: LiveUser, _detail?: unknown): void => { if (user.isLocal) this.dirty.add(user) }
     for (const event of USER_CHANGES) users.on(event, changed)
-    const recount = (user: LiveUser, _room?: string): void => { this.count(user) }
+    const recount = (user: LiveUser, _detail?: unknown): void => { this.count(user) }
     for (const event of ['join', 'leave', 'listening', 'owner'] as const) users.on(event, recount)
+    users.on('owner', (user, previousOwner) => { if (user.isLocal && previousOwner !== null) this.adopted.set(user.id, { room: user.room, owner: previousOwner }) })
     users.on('data', (from, payload) => { if (from.isLocal) this.queueData(from.id, payload) })
   }
 
@@ -157,9 +162,12 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
   /** The tick step: publishes what this node's users did since the last tick, once per changed room. */
   publishTick (): void {
     const draft = new TickDraft()
-    for (const user of this.dirty) draftChange(this.users, this.published, user, draft, this.nodeId, this.reannounce.has(user.id))
+    for (const user of this.dirty) {
+      draftChange(this.users, this.published, user, draft, this.nodeId, { whole: this.reannounce.has(user.id), adopted: this.adopted.get(user.id) })
+    }
     this.dirty.clear()
     this.reannounce.clear()
+    this.adopted.clear()
     if (this.rosterRooms.size > 0) this.draftRosters(draft)
     for (const user of draft.moved) this.unrecordedMoves.add(user.id)
     for (const user of draft.changed) this.unrecordedMoves.delete(user.id)
@@ -190,6 +198,7 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
     await this.bus.heartbeat(this.recordTtlMs, [...this.served.keys()])
     this.recordMoves()
     this.removeRecords(this.failedRemovals.splice(0))
+    this.endLingering()
     this.alive = await this.bus.alive()
     if (this.clock.now() < this.trustPeersAfter) return
     for (const user of this.users.values()) {
@@ -224,6 +233,9 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
     if (present !== undefined) return present
     const [records, alive] = await Promise.all([this.bus.members(room), this.bus.alive()])
     this.alive = alive
+    // It may have come here meanwhile (another reconnect of the same secret): never over a user of this node.
+    const meanwhile = this.users.get(userId)
+    if (meanwhile !== undefined) return meanwhile
     for (const record of records) {
       if (!isMemberRecord.Check(record) || record.user.id !== userId || record.user.room !== room) continue
       if (!this.alive.has(record.owner) || !this.fits(record.user)) return undefined
@@ -261,7 +273,9 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
     // Before this node's own subscription, one receiver is another node.
     const heard = served?.subscribed === true ? served.heard : undefined
     this.bus.publish(roomTopic(batch.room), { kind: 'room', from: this.nodeId, batch }).then((receivers) => {
-      if (served !== undefined && receivers === 1 && heard !== undefined && served.heard === heard) served.alone = true
+      // Lost (the bus is away): the list of who is there goes with the room's next batch.
+      if (receivers === null) this.rosterRooms.add(batch.room)
+      else if (served !== undefined && receivers === 1 && heard !== undefined && served.heard === heard) served.alone = true
     }, () => {})
   }
 
@@ -270,6 +284,8 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
     served.heard++
     if (!newcomer && !served.alone) return
     served.alone = false
+    // The newcomer's records may list users who have left since: the roster corrects them.
+    this.rosterRooms.add(room)
     for (const user of this.users.room(room)?.members.values() ?? []) {
       if (!user.isLocal) continue
       this.dirty.add(user)
@@ -307,7 +323,7 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
   private removeRecords (refs: readonly MemberRef[]): void {
     if (refs.length === 0) return
     this.bus.removeMembers(refs).catch((err: unknown) => {
-      // Kept for the next beat, within a bound: records of rooms nobody beats for expire on their own.
+      // Kept for the next beat, within a bound; past it, a record left behind is corrected by the rosters of the rooms its owner serves.
       this.failedRemovals = [...this.failedRemovals, ...refs].slice(-MAX_RETRIED_REMOVALS)
       this.emit('failed', 'removing members', err)
     })
@@ -339,12 +355,28 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
 
   /** The first user of this node entered `room`: subscribe, then load who is there. */
   private serve (room: string): void {
+    if (this.lingering.delete(room)) return
     const served: ServedRoom = { waiting: null, loading: null, alone: false, heard: 0, subscribed: false }
     this.served.set(room, served)
     this.load(room, served).catch((err: unknown) => { this.emit('failed', `loading room ${room}`, err) })
   }
 
-  /** The last user of this node left `room`: nobody here sees the others there any more. */
+  /** The last user of this node left `room`: served for one more beat. */
+  private linger (room: string): void {
+    this.lingering.set(room, this.clock.now())
+  }
+
+  /** Rooms without users here for a beat stop being served. */
+  private endLingering (): void {
+    const cutoff = this.clock.now() - this.timing.heartbeatMs
+    for (const [room, since] of this.lingering) {
+      if (since > cutoff) continue
+      this.lingering.delete(room)
+      this.unserve(room)
+    }
+  }
+
+  /** Nobody here sees the others in `room` any more. */
   private unserve (room: string): void {
     this.served.delete(room)
     this.unwatch(roomTopic(room))
@@ -426,6 +458,8 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
   private async resyncNow (): Promise<void> {
     this.trustPeersAfter = this.clock.now() + this.timing.heartbeatMs
     await this.bus.heartbeat(this.recordTtlMs, [...this.served.keys()])
+    // Before any node reloads a room, so that it does not find records of users who left during the outage.
+    this.removeRecords(this.failedRemovals.splice(0))
     this.alive = await this.bus.alive()
     // Everything this node has is announced again, as new, to nodes that may have dropped it,
     // with the list of who is still there for nodes that may hold users who left meanwhile.
@@ -469,9 +503,10 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
       return user?.owner === from ? user : undefined
     }
     for (const id of room.left) {
-      const user = replicaOf(id)
+      // Whoever it was a replica of: the sender may have just taken it over, before telling this node.
+      const user = this.users.get(id)
       // A move shows as a left here and a joined in the new room's batch, which may have come first.
-      if (user !== undefined && user.room === room.room) this.users.remove(user)
+      if (user !== undefined && !user.isLocal && user.room === room.room) this.users.remove(user)
     }
     for (const user of room.joined) {
       if (user.room !== room.room) this.emit('invalid', `user ${user.id}: joined ${room.room} but names ${user.room}`)
@@ -484,6 +519,9 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
     for (const [id, x, y, z] of room.positions) {
       const user = replicaOf(id)
       if (user !== undefined) this.users.setPosition(user, { x, y, z })
+    }
+    for (const user of room.present ?? []) {
+      if (user.room === room.room && this.users.get(user.id)?.isLocal !== true && this.fits(user)) this.upsert(user, from)
     }
     if (room.roster !== undefined) this.applyRoster(from, room.room, new Set(room.roster))
   }

@@ -12,10 +12,6 @@ export class NeedCounts {
 
   constructor (private readonly first: (key: string) => void, private readonly last: (key: string) => void) {}
 
-  get size (): number { return this.counts.size }
-
-  has (key: string): boolean { return this.counts.has(key) }
-
   keys (): IterableIterator<string> { return this.counts.keys() }
 
   add (key: string): void {

@@ -26,8 +26,8 @@ export interface UserStoreEvents {
   listening: [user: LiveUser]
   /** Connected or disconnected: its socket here, or a replica's as its owner says. */
   connected: [user: LiveUser]
-  /** Became this node's own user (taken over from another node), or another node's (handed over). */
-  owner: [user: LiveUser]
+  /** Became this node's own user (taken over from `previousOwner`), or another node's (handed over; `previousOwner` null). */
+  owner: [user: LiveUser, previousOwner: string | null]
   /** Sent `data` to its listeners (`payloadJson` is serialized and within the limit). */
   data: [from: LiveUser, payloadJson: string]
 }
@@ -124,11 +124,12 @@ export class UserStore extends EventEmitter<UserStoreEvents> {
 
   /** A replica becomes this node's own user (its owner handed it over); rooms see no change. */
   adopt (user: LiveUser, secretHash: string): void {
+    const previousOwner = user.owner
     user.owner = null
     user.remoteConnected = false
     user.secretHash = secretHash
     this.bySecret.set(secretHash, user)
-    this.emit('owner', user)
+    this.emit('owner', user, previousOwner)
   }
 
   /** This node's user becomes a replica of `owner`'s (which took it over); returns its peer here, now detached. Rooms see no change. */
@@ -138,7 +139,7 @@ export class UserStore extends EventEmitter<UserStoreEvents> {
     user.remoteConnected = user.connected
     user.owner = owner
     const peer = unlink(user)
-    this.emit('owner', user)
+    this.emit('owner', user, null)
     return peer
   }
 

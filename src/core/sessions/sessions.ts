@@ -66,7 +66,7 @@ export class SessionManager {
     private readonly timing: SessionTiming,
     private readonly claims: UserClaims | null = null
   ) {
-    const changed = (user: LiveUser, _room?: string): void => {
+    const changed = (user: LiveUser, _detail?: unknown): void => {
       if (!user.isLocal) return
       this.unsaved.add(user)
       this.moved.delete(user)
