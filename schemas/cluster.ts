@@ -5,7 +5,7 @@
  */
 import { Type, type Static } from '@sinclair/typebox'
 import {
-  AccountId, Coordinate, Info, ListeningTo, RoomName, STATE_MAX_KEYS, STATE_STRING_MAX_LENGTH, StateKeyPattern, UserId, UserName
+  AccountId, Coordinate, DATA_PAYLOAD_MAX_BYTES, Info, ListeningTo, RoomName, STATE_MAX_KEYS, STATE_STRING_MAX_LENGTH, StateKeyPattern, UserId, UserName
 } from './protocol.js'
 
 /*
@@ -58,6 +58,8 @@ export const RoomBatch = Type.Object({
    * the receiver's own, never taking a user over as `joined` does.
    */
   present: Type.Optional(Type.Array(ReplicaUser)),
+  /** Users the sender handed over to another node (a reconnect there): receivers hold them as that node's from now on. */
+  handed: Type.Optional(Type.Array(Type.Tuple([UserId, Type.String()]))),
   /**
    * Every user the sender has in the room, after an outage or for a node that
    * started serving it: the sender's replicas there that are not listed leave.
@@ -72,11 +74,14 @@ export const RoomMessage = Type.Object({
   batch: RoomBatch
 })
 
+/** More `data` from one user in one tick than any rate limit lets through: a message with more is not from a sound node. */
+export const DATA_PAYLOADS_PER_MESSAGE_MAX = 1000
+
 /**
- * A node has started serving a room, on that room's topic: the nodes serving it
- * announce their users there again at their next tick (current positions
- * included, which records hold only as of the last beat), and a node that
- * had stopped publishing the room for want of listeners starts again.
+ * A node has started serving a room, or misses some of it, on that room's topic:
+ * the nodes serving it announce their users there again at their next tick
+ * (current positions included, which records hold only as of the last beat), and
+ * a node that had stopped publishing the room for want of listeners starts again.
  */
 export const ServingMessage = Type.Object({
   kind: Type.Literal('serving'),
@@ -93,7 +98,8 @@ export const DataMessage = Type.Object({
   kind: Type.Literal('data'),
   from: Type.String(),
   user: UserId,
-  payloads: Type.Array(Type.String())
+  /** A sender's rate limit bounds how many; each is checked against the payload limit on arrival. */
+  payloads: Type.Array(Type.String({ maxLength: DATA_PAYLOAD_MAX_BYTES }), { maxItems: DATA_PAYLOADS_PER_MESSAGE_MAX })
 })
 
 /** A node asks a user's owner, on the owner's own topic, to hand it over (a reconnect landed elsewhere). */

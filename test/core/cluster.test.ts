@@ -476,7 +476,8 @@ t.test('claim: on the owner\'s topic, it closes its socket with 4001 and hands o
   t.equal(a.users.get(ann.user.id)?.owner, 'b', 'a still serves the room (Cid): it keeps a replica owned by the claimant')
   t.equal(a.users.bySecretHash(ann.user.secretHash), undefined, 'without the secret')
   a.tick()
-  t.strictSame(kinds(a.published), ['handover@node:b'], 'the answer goes to the claimant only, and no batch says she left')
+  t.strictSame(kinds(a.published), ['handover@node:b', 'room@room:r'], 'the answer goes to the claimant only')
+  t.match(a.published[1]?.message, { batch: { left: [], handed: [[ann.user.id, 'b']] } }, 'and the room hears she is b\'s now, not that she left')
 
   await a.sessions.leave(cid.user)
   a.tick()
@@ -682,4 +683,51 @@ t.test('a user taken over just after moving, or leaving just after a takeover, l
     const records = await c.bus.members('hall') as Array<{ user: { id: string } }>
     t.notOk(records.some(({ user }) => user.id === ann.user.id), `${change}: nor does the hall's record`)
   }
+})
+
+t.test('a takeover seen by a third node: the old owner\'s roster does not make the user leave there, nor does the room see a join', async (t) => {
+  const { all: [a, b, c] } = await nodes(3)
+  if (a === undefined || b === undefined || c === undefined) throw new Error('fixture')
+  const ann = a.register('Ann', 'r')
+  const cleo = c.register('Cleo', 'r')
+  b.register('Bob', 'elsewhere')
+  await converge(a, b, c)
+  await a.sessions.persist()
+  for (const each of [a, b, c]) await each.sync.beat()
+  cleo.peer.clear()
+  const resumed = await b.sessions.reconnect(new FakePeer(), ann.secret)
+  t.equal(resumed?.user.isLocal, true, 'b took Ann over; b did not serve the room')
+  await settle()
+  // a, which had Ann alone in the room, answers b's "serving" with an empty roster before b announces her.
+  a.tick()
+  await settle()
+  await converge(a, b, c)
+  t.equal(c.users.get(ann.user.id)?.owner, 'b', 'c holds Ann as b\'s')
+  const presence = cleo.peer.ofType('presence')
+  t.notOk(presence.some((m) => m.left?.includes(ann.user.id) === true || m.joined?.some((u) => u.id === ann.user.id) === true), 'Cleo saw no leave and no join')
+})
+
+t.test('a node that lost a replica gets it back: a batch naming a user it does not hold makes it ask for the room anew', async (t) => {
+  const { a, b, ann } = await sharedRoom()
+  const replica = b.users.get(ann.user.id)
+  if (replica === undefined) throw new Error('fixture')
+  b.users.remove(replica)
+  a.users.setPosition(ann.user, { x: 4, y: 4, z: 0 })
+  await converge(a, b)
+  t.strictSame(b.users.get(ann.user.id)?.position, { x: 4, y: 4, z: 0 }, 'Ann is back on b, where she is')
+})
+
+t.test('a node that was only slow, not dead, gets its users shown connected again when it beats again', async (t) => {
+  const { clock, a, b, bob } = await sharedRoom()
+  for (const each of [a, b]) await each.sync.beat()
+  clock.advance(BEAT * 2 + 1)
+  await a.sync.beat()
+  t.equal(a.users.get(bob.user.id)?.connected, false, 'b missed two beats: Bob shows disconnected on a')
+  await b.sync.beat()
+  await a.sync.beat()
+  await converge(a, b)
+  t.equal(a.users.get(bob.user.id)?.connected, true, 'b beats again: Bob is connected again on a')
+  clock.advance(GRACE)
+  a.sync.expireOrphans()
+  t.ok(a.users.get(bob.user.id), 'and is not removed when the grace would have ended')
 })

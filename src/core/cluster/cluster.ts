@@ -90,6 +90,10 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
   private readonly reannounce = new Set<string>()
   /** Of those, the ones taken over from another node since the last publish, with where that node had them. */
   private readonly adopted = new Map<string, Adoption>()
+  /** Users handed over to another node since the last publish, by room: the others hold them as the new owner's. */
+  private readonly handed = new Map<string, Array<[string, string]>>()
+  /** When this node last asked for each room anew (a batch named a user it does not hold): at most once a beat. */
+  private readonly asked = new Map<string, number>()
   /** Rooms whose last user left: still served for a beat, so that a user hopping in and out costs nothing. */
   private readonly lingering = new Map<string, number>()
   /** What the other nodes were last told of each of this node's users. */
@@ -168,6 +172,8 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
     this.dirty.clear()
     this.reannounce.clear()
     this.adopted.clear()
+    for (const [room, handed] of this.handed) draft.room(room).handed = handed
+    this.handed.clear()
     if (this.rosterRooms.size > 0) this.draftRosters(draft)
     for (const user of draft.moved) this.unrecordedMoves.add(user.id)
     for (const user of draft.changed) this.unrecordedMoves.delete(user.id)
@@ -203,6 +209,12 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
     if (this.clock.now() < this.trustPeersAfter) return
     for (const user of this.users.values()) {
       if (user.owner !== null && !this.alive.has(user.owner)) this.orphan(user)
+    }
+    // A node that was only slow beats again: its users are asked for anew, as they are now.
+    for (const [id, user] of this.orphans) {
+      if (user.owner === null || !this.alive.has(user.owner)) continue
+      this.orphans.delete(id)
+      this.askFor(user.room)
     }
   }
 
@@ -379,6 +391,7 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
   /** Nobody here sees the others in `room` any more. */
   private unserve (room: string): void {
     this.served.delete(room)
+    this.asked.delete(room)
     this.unwatch(roomTopic(room))
     for (const user of [...this.users.room(room)?.members.values() ?? []]) {
       if (user.isLocal) continue
@@ -512,18 +525,36 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
       if (user.room !== room.room) this.emit('invalid', `user ${user.id}: joined ${room.room} but names ${user.room}`)
       else if (this.fits(user)) this.upsert(user, from)
     }
+    let missing = false
     for (const { id, name, state, listeningTo, connected, info } of room.updated) {
       const user = replicaOf(id)
       if (user !== undefined && this.fits({ id, state, info })) this.users.assign(user, { name, state, listeningTo, connected, info })
+      missing ||= this.users.get(id) === undefined
     }
     for (const [id, x, y, z] of room.positions) {
       const user = replicaOf(id)
       if (user !== undefined) this.users.setPosition(user, { x, y, z })
+      missing ||= this.users.get(id) === undefined
+    }
+    // A user this node lost (a lost message, a node wrongly thought dead): the others announce the room anew.
+    if (missing) this.askFor(room.room)
+    for (const [id, owner] of room.handed ?? []) {
+      const user = replicaOf(id)
+      if (user !== undefined) user.owner = owner
     }
     for (const user of room.present ?? []) {
       if (user.room === room.room && this.users.get(user.id)?.isLocal !== true && this.fits(user)) this.upsert(user, from)
     }
     if (room.roster !== undefined) this.applyRoster(from, room.room, new Set(room.roster))
+  }
+
+  /** Asks the nodes serving `room` to announce their users there anew, at most once a beat. */
+  private askFor (room: string): void {
+    const now = this.clock.now()
+    const last = this.asked.get(room)
+    if (last !== undefined && now - last < this.timing.heartbeatMs) return
+    this.asked.set(room, now)
+    this.send(roomTopic(room), { kind: 'serving', from: this.nodeId, room })
   }
 
   /** `from`'s users in `room` are those listed: its replicas there that are not have left. */
@@ -582,6 +613,9 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
   }
 
   private release (user: LiveUser, owner: string): void {
+    const handed = this.handed.get(user.room) ?? []
+    handed.push([user.id, owner])
+    this.handed.set(user.room, handed)
     const peer = this.users.release(user, owner)
     // Not a departure: the new owner announces the user, and rooms see nothing.
     this.published.delete(user.id)
