@@ -16,6 +16,7 @@ import { hashSecret } from '../../src/core/sessions/secrets.js'
 import { SessionManager } from '../../src/core/sessions/sessions.js'
 import { emptyState } from '../../src/core/presence/state.js'
 import { UserStore } from '../../src/core/presence/user-store.js'
+import { MAX_SPEAKER_CHANGES_PER_TICK } from '../../src/core/cluster/speakers.js'
 import { FakePeer } from './fakes.js'
 
 const GRACE = 1000
@@ -258,7 +259,7 @@ t.test('batches that arrive while a room\'s records load are applied after them,
 })
 
 t.test('data reaches a listener on another node even when that node does not serve the sender\'s room', async (t) => {
-  const { a, b } = await twoNodes()
+  const { a, b, clock } = await twoNodes()
   const ann = a.register('Ann', 'stage')
   const bob = b.register('Bob', 'foyer')
   a.tick()
@@ -266,6 +267,7 @@ t.test('data reaches a listener on another node even when that node does not ser
   await settle()
   t.equal(b.users.get(ann.user.id), undefined, 'b holds no replica of Ann')
   b.users.setListening(bob.user, [ann.user.id])
+  b.tick()
   await settle()
   a.published.length = 0
   a.users.sendData(ann.user, '{"n":1}')
@@ -276,12 +278,20 @@ t.test('data reaches a listener on another node even when that node does not ser
   t.strictSame(kinds(a.published), [`data@user:${ann.user.id}`], 'in one message of the tick, on her topic')
 
   b.users.setListening(bob.user, [])
+  b.tick()
+  await settle()
+  a.users.sendData(ann.user, '{"n":3}')
+  a.tick()
+  await settle()
+  t.equal(bob.peer.ofType('data').length, 2, 'b keeps her topic for a beat (Bob may come back to her), but he gets nothing')
+  clock.advance(BEAT)
+  b.tick()
   await settle()
   const received = b.bus.traffic.receivedMessages
   a.users.sendData(ann.user, '{"n":3}')
   a.tick()
   await settle()
-  t.equal(b.bus.traffic.receivedMessages, received, 'once nobody on b listens to her, her data no longer reaches b')
+  t.equal(b.bus.traffic.receivedMessages, received, 'a beat after nobody on b listens to her, her data no longer reaches b')
 })
 
 t.test('a user moving rooms moves on the other node too, whichever room\'s batch comes first', async (t) => {
@@ -374,6 +384,7 @@ t.test('a message that is not a valid cluster message is reported and changes no
 t.test('another node\'s records are held to the client limits: what no client could send is skipped and reported', async (t) => {
   const { b, ann, bob } = await sharedRoom()
   b.users.setListening(bob.user, [ann.user.id])
+  b.tick()
   await settle()
   const someone = (fields: Record<string, unknown>) => ({
     id: '00000000-0000-4000-8000-00000000000a', name: 'Eve', room: 'r', position: { x: 0, y: 0, z: 0 }, state: {}, listeningTo: [], connected: true, ...fields
@@ -730,4 +741,37 @@ t.test('a node that was only slow, not dead, gets its users shown connected agai
   clock.advance(GRACE)
   a.sync.expireOrphans()
   t.ok(a.users.get(bob.user.id), 'and is not removed when the grace would have ended')
+})
+
+t.test('whatever a client does with whom it listens to, its node changes at most a bounded number of subscriptions per tick', async (t) => {
+  const { clock, a, b } = await twoNodes()
+  const bob = b.register('Bob', 'foyer')
+  a.register('Ann', 'stage')
+  await converge(a, b)
+  let changes = 0
+  const { subscribe, unsubscribe } = b.bus
+  b.bus.subscribe = async (topic) => { changes++; await subscribe.call(b.bus, topic) }
+  b.bus.unsubscribe = async (topic) => { changes++; await unsubscribe.call(b.bus, topic) }
+  const ids = (n: number): string[] => Array.from({ length: 256 }, (_, i) => `00000000-0000-4000-8000-${String(n * 1000 + i).padStart(12, '0')}`)
+  const perTick: number[] = []
+  for (let round = 0; round < 20; round++) {
+    changes = 0
+    // Three whole new listening sets per tick, of fresh ids, and back to an old one.
+    for (const set of [ids(round * 3), ids(round * 3 + 1), ids(round * 3 + 2), ids(0)]) b.users.setListening(bob.user, set)
+    clock.advance(BEAT / 4)
+    b.tick()
+    perTick.push(changes)
+  }
+  t.ok(Math.max(...perTick) <= MAX_SPEAKER_CHANGES_PER_TICK, `at most ${MAX_SPEAKER_CHANGES_PER_TICK} per tick (${Math.max(...perTick)})`)
+  b.users.setListening(bob.user, ids(0))
+  for (let i = 0; i < 200; i++) { clock.advance(BEAT / 4); b.tick() }
+  await settle()
+  changes = 0
+  for (let round = 0; round < 10; round++) {
+    b.users.setListening(bob.user, ids(1))
+    b.users.setListening(bob.user, ids(0))
+    clock.advance(BEAT / 4)
+    b.tick()
+  }
+  t.equal(changes, 0, 'switching back and forth within a tick costs nothing')
 })

@@ -35,6 +35,7 @@ import { LiveUser } from '../presence/user.js'
 import type { UserClaims } from '../sessions/sessions.js'
 import type { BusStatus, BusTraffic, ClusterBus, MemberRef } from './bus.js'
 import { TickDraft, draftChange, type Adoption } from './draft.js'
+import { SpeakerSubscriptions } from './speakers.js'
 import { NeedCounts, nodeTopic, roomTopic, userTopic } from './topics.js'
 
 const isClusterMessage = TypeCompiler.Compile(ClusterMessage)
@@ -117,7 +118,7 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
   private failedRemovals: MemberRef[] = []
   /** Rooms by how many of this node's users are in them; users by how many of them listen to them. */
   private readonly localRooms = new NeedCounts((room) => this.serve(room), (room) => this.linger(room))
-  private readonly listened = new NeedCounts((id) => this.watch(userTopic(id)), (id) => this.unwatch(userTopic(id)))
+  private readonly listened: SpeakerSubscriptions
   /** Where each of this node's users was counted: its room and whom it listens to. */
   private readonly counted = new Map<string, { room: string, listeningTo: readonly string[] }>()
 
@@ -129,6 +130,7 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
     private readonly timing: ClusterTiming
   ) {
     super()
+    this.listened = new SpeakerSubscriptions(bus, clock, timing.heartbeatMs, (operation, err) => this.emit('failed', operation, err))
     const changed = (user: LiveUser, _detail?: unknown): void => { if (user.isLocal) this.dirty.add(user) }
     for (const event of USER_CHANGES) users.on(event, changed)
     const recount = (user: LiveUser, _detail?: unknown): void => { this.count(user) }
@@ -165,6 +167,7 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
 
   /** The tick step: publishes what this node's users did since the last tick, once per changed room. */
   publishTick (): void {
+    this.listened.apply()
     const draft = new TickDraft()
     for (const user of this.dirty) {
       draftChange(this.users, this.published, user, draft, this.nodeId, { whole: this.reannounce.has(user.id), adopted: this.adopted.get(user.id) })
@@ -355,10 +358,6 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
     if (now !== undefined && now.room !== before?.room) this.localRooms.add(now.room)
     for (const id of previous) this.listened.remove(id)
     if (before !== undefined && before.room !== now?.room) this.localRooms.remove(before.room)
-  }
-
-  private watch (topic: string): void {
-    this.bus.subscribe(topic).catch((err: unknown) => { this.emit('failed', `subscribing to ${topic}`, err) })
   }
 
   private unwatch (topic: string): void {
