@@ -161,56 +161,59 @@ for (const backend of backends) {
     await Promise.all([a.proc.exited, c.proc.exited])
   })
 
-  t.test(`${backend.name}: Redis goes away: nodes serve their own users and report degraded; when it returns they resync`, { skip: backend.env.REDIS_URL === undefined && 'an outage of a whole Redis Cluster is not staged here; one Redis is' }, async (t) => {
-    const own = await OwnRedis.start()
-    t.teardown(() => own.stop())
-    const prefix = uniquePrefix()
-    const a = await startNode(t, { REDIS_URL: own.url }, prefix, 'node-a')
-    const b = await startNode(t, { REDIS_URL: own.url }, prefix, 'node-b')
-    const ann = await client(t, a, { name: 'Ann', room: 'r' })
-    const bob = await client(t, b, { name: 'Bob', room: 'r' })
-    await ann.client.next('presence', joinedBy(bob.welcome.id), 5000)
+  // An outage is staged on one Redis of the test's own; a whole Redis Cluster going away is not staged here.
+  if (backend.env.REDIS_URL !== undefined) {
+    t.test('one Redis of its own: Redis goes away: nodes serve their own users and report degraded; when it returns they resync', async (t) => {
+      const own = await OwnRedis.start()
+      t.teardown(() => own.stop())
+      const prefix = uniquePrefix()
+      const a = await startNode(t, { REDIS_URL: own.url }, prefix, 'node-a')
+      const b = await startNode(t, { REDIS_URL: own.url }, prefix, 'node-b')
+      const ann = await client(t, a, { name: 'Ann', room: 'r' })
+      const bob = await client(t, b, { name: 'Bob', room: 'r' })
+      await ann.client.next('presence', joinedBy(bob.welcome.id), 5000)
 
-    await own.stop()
-    for (const node of [a, b]) {
-      t.ok(await until(async () => (await healthOf(node)).body.status === 'degraded'), `${node.url}: health says degraded`)
-      t.equal((await healthOf(node)).status, 200, 'with 200, so the balancer keeps the node')
-      t.match(await (await fetch(`${node.url}/metrics`)).text(), /^shoal_cluster_bus_up 0$/m, 'and /metrics shows the bus down')
-    }
-    const carl = await client(t, a, { name: 'Carl', room: 'r' })
-    await ann.client.next('presence', joinedBy(carl.welcome.id), 5000)
-    t.pass('node A still serves: a new local user joins and Ann sees him')
-    ann.client.send({ type: 'ping', t: 1 })
-    t.equal((await ann.client.next('pong')).t, 1)
-    const meanwhile = await TestClient.connect(a.wsUrl)
-    t.teardown(() => meanwhile.close())
-    meanwhile.send({ type: 'reconnect', secret: bob.welcome.secret })
-    t.match(await meanwhile.next('error', () => true, 5000), { code: 'rate_limited', ref: 'reconnect' }, 'a reconnect is told to try again (the client keeps its secret), not that the secret is bad')
+      await own.stop()
+      for (const node of [a, b]) {
+        t.ok(await until(async () => (await healthOf(node)).body.status === 'degraded'), `${node.url}: health says degraded`)
+        t.equal((await healthOf(node)).status, 200, 'with 200, so the balancer keeps the node')
+        t.match(await (await fetch(`${node.url}/metrics`)).text(), /^shoal_cluster_bus_up 0$/m, 'and /metrics shows the bus down')
+      }
+      const carl = await client(t, a, { name: 'Carl', room: 'r' })
+      await ann.client.next('presence', joinedBy(carl.welcome.id), 5000)
+      t.pass('node A still serves: a new local user joins and Ann sees him')
+      ann.client.send({ type: 'ping', t: 1 })
+      t.equal((await ann.client.next('pong')).t, 1)
+      const meanwhile = await TestClient.connect(a.wsUrl)
+      t.teardown(() => meanwhile.close())
+      meanwhile.send({ type: 'reconnect', secret: bob.welcome.secret })
+      t.match(await meanwhile.next('error', () => true, 5000), { code: 'rate_limited', ref: 'reconnect' }, 'a reconnect is told to try again (the client keeps its secret), not that the secret is bad')
 
-    await own.start()
-    for (const node of [a, b]) {
-      t.ok(await until(async () => (await healthOf(node)).body.status === 'ok'), `${node.url}: back to ok`)
-    }
-    const dan = await client(t, b, { name: 'Dan', room: 'r' })
-    await ann.client.next('presence', joinedBy(dan.welcome.id), 5000)
-    t.pass('after the outage, a user joining on B is seen on A again')
-    t.ok(await until(async () => {
-      ann.client.send({ type: 'sync' })
-      const snapshot = await ann.client.next('snapshot')
-      return ['Bob', 'Carl', 'Dan'].every((name) => snapshot.users.some((u) => u.name === name && u.connected))
-    }), 'Ann\'s room is whole again: Bob (node B, from before), Carl and Dan')
+      await own.start()
+      for (const node of [a, b]) {
+        t.ok(await until(async () => (await healthOf(node)).body.status === 'ok'), `${node.url}: back to ok`)
+      }
+      const dan = await client(t, b, { name: 'Dan', room: 'r' })
+      await ann.client.next('presence', joinedBy(dan.welcome.id), 5000)
+      t.pass('after the outage, a user joining on B is seen on A again')
+      t.ok(await until(async () => {
+        ann.client.send({ type: 'sync' })
+        const snapshot = await ann.client.next('snapshot')
+        return ['Bob', 'Carl', 'Dan'].every((name) => snapshot.users.some((u) => u.name === name && u.connected))
+      }), 'Ann\'s room is whole again: Bob (node B, from before), Carl and Dan')
 
-    // Redis restarted empty; the live nodes wrote their sessions again.
-    const bobElsewhere = await TestClient.connect(a.wsUrl)
-    t.teardown(() => bobElsewhere.close())
-    t.ok(await until(async () => {
-      bobElsewhere.send({ type: 'reconnect', secret: bob.welcome.secret })
-      const answer = await Promise.race([bobElsewhere.next('welcome', () => true, 1000), bobElsewhere.next('error', () => true, 1000)])
-      return answer.type === 'welcome'
-    }), 'Bob can reconnect on node A: his session was rebuilt in the restarted Redis')
-    for (const node of [a, b]) node.proc.kill('SIGTERM')
-    await Promise.all([a.proc.exited, b.proc.exited])
-  })
+      // Redis restarted empty; the live nodes wrote their sessions again.
+      const bobElsewhere = await TestClient.connect(a.wsUrl)
+      t.teardown(() => bobElsewhere.close())
+      t.ok(await until(async () => {
+        bobElsewhere.send({ type: 'reconnect', secret: bob.welcome.secret })
+        const answer = await Promise.race([bobElsewhere.next('welcome', () => true, 1000), bobElsewhere.next('error', () => true, 1000)])
+        return answer.type === 'welcome'
+      }), 'Bob can reconnect on node A: his session was rebuilt in the restarted Redis')
+      for (const node of [a, b]) node.proc.kill('SIGTERM')
+      await Promise.all([a.proc.exited, b.proc.exited])
+    })
+  }
 
   t.test(`${backend.name}: malformed member records under the prefix: a node still starts, beats and serves; each is counted`, async (t) => {
     const prefix = uniquePrefix()
