@@ -176,13 +176,7 @@ export class RedisClusterBus implements ClusterBus {
     this.traffic.receivedBytes += payload.length
     // `<prefix>{<topic>}`: what is between the prefix's end and the last brace.
     const topic = channel.toString().slice(this.options.prefix.length + 1, -1)
-    let message: unknown
-    try {
-      message = JSON.parse(payload.toString())
-    } catch {
-      message = '(not JSON)'
-    }
-    this.handlers?.message(topic, message)
+    this.handlers?.message(topic, parseOrText(payload.toString()))
   }
 
   private updateStatus (): void {

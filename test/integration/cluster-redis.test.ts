@@ -265,6 +265,11 @@ for (const backend of backends) {
     t.equal(await metric(b, 'shoal_cluster_bus_received_bytes_total'), before, 'ten rounds of moves and changes on the stage: not a byte of it reached node B')
     t.equal(await metric(b, 'shoal_cluster_replicas'), 0, 'node B holds no user of node A')
     t.ok(await metric(a, 'shoal_cluster_bus_published_bytes_total') > 0, 'node A published them')
+    t.ok(await metric(a, 'shoal_cluster_bus_published_messages_total') > 0, 'and counts its messages')
+    const writer = backend.client()
+    t.teardown(() => writer.disconnect())
+    const ttl = await writer.pttl(`${prefix}{room:stage}:members`)
+    t.ok(ttl > 0 && ttl <= 200, `the stage's records expire two heartbeats (2 × 100 ms) after the last beat of a node serving it (${ttl} ms left)`)
 
     bob.client.send({ type: 'updatelisteningto', listeningTo: [ann.welcome.id] })
     // Node B subscribes to her topic as it applies the change; data sent before that is not for Bob.

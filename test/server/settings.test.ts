@@ -4,7 +4,7 @@ import t from 'tap'
 import WebSocket from 'ws'
 import { ShoalClient } from '../../src/client/index.js'
 import { resolveSettings, SettingsError } from '../../src/core/settings.js'
-import { allowedOriginsFromEnv, csvFeedsFromEnv, envName, listenFromEnv, metricsAuthorizeFromEnv, settingsFromEnv, trustProxyFromEnv } from '../../src/server/env.js'
+import { allowedOriginsFromEnv, csvFeedsFromEnv, envName, listenFromEnv, metricsAuthorizeFromEnv, redisTargetFromEnv, settingsFromEnv, trustProxyFromEnv } from '../../src/server/env.js'
 import type { TapTest } from '../core/fakes.js'
 
 const contractDefaults = {
@@ -196,4 +196,16 @@ t.test('CSV_FEEDS: unset is the package\'s own sample feed, whatever its path ho
 
 t.test('the client refuses a url that is not one at once, as WebSocket does', async (t) => {
   t.throws(() => new ShoalClient({ url: 'not a url', WebSocket: WebSocket as never }), SyntaxError)
+})
+
+t.test('redisTargetFromEnv: one Redis, a Redis Cluster\'s seeds, never both', async (t) => {
+  t.equal(redisTargetFromEnv({}), undefined, 'neither: no cluster')
+  t.equal(redisTargetFromEnv({ REDIS_URL: '', REDIS_CLUSTER_NODES: '' }), undefined, 'empty is unset')
+  t.strictSame(redisTargetFromEnv({ REDIS_URL: 'redis://10.0.0.5:6379/0' }), { url: 'redis://10.0.0.5:6379/0' })
+  t.strictSame(redisTargetFromEnv({ REDIS_CLUSTER_NODES: '10.0.0.5:6379, redis-b:7000,[::1]:7001' }),
+    { clusterNodes: [{ host: '10.0.0.5', port: 6379 }, { host: 'redis-b', port: 7000 }, { host: '::1', port: 7001 }] })
+  t.throws(() => redisTargetFromEnv({ REDIS_URL: 'redis://a:6379', REDIS_CLUSTER_NODES: 'b:6379' }), { name: 'SettingsError', message: /REDIS_URL and REDIS_CLUSTER_NODES: set one, not both/ })
+  for (const bad of ['b', 'b:0', 'b:70000', 'b:6379,', ':6379']) {
+    t.throws(() => redisTargetFromEnv({ REDIS_CLUSTER_NODES: bad }), { name: 'SettingsError', message: /REDIS_CLUSTER_NODES: expected host:port/ }, JSON.stringify(bad))
+  }
 })

@@ -392,8 +392,13 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
     this.served.delete(room)
     this.asked.delete(room)
     this.unwatch(roomTopic(room))
+    this.dropReplicas(room, () => true)
+  }
+
+  /** Removes the replicas in `room` that `drop` names (this node's own users stay). */
+  private dropReplicas (room: string, drop: (user: LiveUser) => boolean): void {
     for (const user of [...this.users.room(room)?.members.values() ?? []]) {
-      if (user.isLocal) continue
+      if (user.isLocal || !drop(user)) continue
       this.orphans.delete(user.id)
       this.users.remove(user)
     }
@@ -441,9 +446,7 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
       this.upsert(member.user, member.owner)
     }
     this.removeRecords(stale)
-    for (const user of [...this.users.room(room)?.members.values() ?? []]) {
-      if (!user.isLocal && !listed.has(user.id)) this.users.remove(user)
-    }
+    this.dropReplicas(room, (user) => !listed.has(user.id))
     this.flushWaiting(served)
   }
 
@@ -510,10 +513,6 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
   }
 
   private applyBatch (from: string, room: RoomBatchT): void {
-    const replicaOf = (id: string): LiveUser | undefined => {
-      const user = this.users.get(id)
-      return user?.owner === from ? user : undefined
-    }
     for (const id of room.left) {
       // Whoever it was a replica of: the sender may have just taken it over, before telling this node.
       const user = this.users.get(id)
@@ -526,25 +525,29 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
     }
     let missing = false
     for (const { id, name, state, listeningTo, connected, info } of room.updated) {
-      const user = replicaOf(id)
-      if (user !== undefined && this.fits({ id, state, info })) this.users.assign(user, { name, state, listeningTo, connected, info })
-      missing ||= this.users.get(id) === undefined
+      const user = this.users.get(id)
+      if (user === undefined) missing = true
+      else if (user.owner === from && this.fits({ id, state, info })) this.users.assign(user, { name, state, listeningTo, connected, info })
     }
     for (const [id, x, y, z] of room.positions) {
-      const user = replicaOf(id)
-      if (user !== undefined) this.users.setPosition(user, { x, y, z })
-      missing ||= this.users.get(id) === undefined
+      const user = this.users.get(id)
+      if (user === undefined) missing = true
+      else if (user.owner === from) this.users.setPosition(user, { x, y, z })
     }
     // A user this node lost (a lost message, a node wrongly thought dead): the others announce the room anew.
     if (missing) this.askFor(room.room)
     for (const [id, owner] of room.handed ?? []) {
-      const user = replicaOf(id)
-      if (user !== undefined) user.owner = owner
+      const user = this.users.get(id)
+      if (user?.owner === from) user.owner = owner
     }
     for (const user of room.present ?? []) {
       if (user.room === room.room && this.users.get(user.id)?.isLocal !== true && this.fits(user)) this.upsert(user, from)
     }
-    if (room.roster !== undefined) this.applyRoster(from, room.room, new Set(room.roster))
+    if (room.roster !== undefined) {
+      // `from`'s users in the room are those listed: its replicas there that are not have left.
+      const listed = new Set(room.roster)
+      this.dropReplicas(room.room, (user) => user.owner === from && !listed.has(user.id))
+    }
   }
 
   /** Asks the nodes serving `room` to announce their users there anew, at most once a beat. */
@@ -554,13 +557,6 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
     if (last !== undefined && now - last < this.timing.heartbeatMs) return
     this.asked.set(room, now)
     this.send(roomTopic(room), { kind: 'serving', from: this.nodeId, room })
-  }
-
-  /** `from`'s users in `room` are those listed: its replicas there that are not have left. */
-  private applyRoster (from: string, room: string, listed: Set<string>): void {
-    for (const user of [...this.users.room(room)?.members.values() ?? []]) {
-      if (user.owner === from && !listed.has(user.id)) this.users.remove(user)
-    }
   }
 
   private applyData (message: DataMessageT): void {
