@@ -6,38 +6,54 @@
  * socket and writes header and payload as two chunks; across a room of 15,000
  * that per-socket garbage outlives the broadcast loop and is promoted to the old
  * generation. Server frames are not masked, so every socket can take the same
- * bytes. With permessage-deflate negotiated it is ws's own send again.
+ * bytes. A frame only one socket gets is built the same way, header and payload
+ * in one buffer, so that it is one write. With permessage-deflate negotiated it
+ * is ws's own send again.
  */
-import * as ws from 'ws'
 import { WebSocket, type ServerOptions } from 'ws'
-
-/** ws's frame builder: exported by ws (lib/sender.js), not declared by @types/ws. */
-const { Sender } = ws as unknown as {
-  Sender?: { frame?: (data: Buffer, options: { fin: boolean, opcode: number, mask: boolean, readOnly: boolean, rsv1: boolean }) => Buffer[] }
-}
-const buildFrame = Sender?.frame
 
 /** The parts of ws's internals this uses: the sender every `send` goes through, and the negotiated extensions. */
 interface Internals {
   _sender?: { sendFrame?: (list: Buffer[]) => void, _state?: number, _queue?: unknown[] } | null
   _extensions?: Record<string, unknown>
 }
+type FastSender = { sendFrame: (list: Buffer[]) => void }
 
 /** ws's sender writes at once in its default state; compressing or reading a Blob, it queues. */
 const SENDER_WRITES_AT_ONCE = 0
 
 const TEXT = 0x1
 const BINARY = 0x2
+const FIN = 0x80
 
-/** Each payload's frame, for as long as someone holds the payload. */
-const frames = new WeakMap<Uint8Array, { opcode: number, frame: Buffer }>()
+/** A whole WebSocket frame (RFC 6455 section 5.2) in one buffer: FIN, no extension bits, no mask (a server's frames are not masked). */
+export function framed (payload: Uint8Array, binary: boolean): Buffer {
+  const length = payload.byteLength
+  const header = length < 126 ? 2 : length < 65536 ? 4 : 10
+  const frame = Buffer.allocUnsafe(header + length)
+  frame[0] = FIN | (binary ? BINARY : TEXT)
+  if (header === 2) {
+    frame[1] = length
+  } else if (header === 4) {
+    frame[1] = 126
+    frame.writeUInt16BE(length, 2)
+  } else {
+    frame[1] = 127
+    frame.writeUInt32BE(Math.floor(length / 2 ** 32), 2)
+    frame.writeUInt32BE(length >>> 0, 6)
+  }
+  frame.set(payload, header)
+  return frame
+}
 
-function frameOf (bytes: Uint8Array, opcode: number, build: NonNullable<typeof buildFrame>): Buffer {
+/** Each shared payload's frame, for as long as someone holds the payload. */
+const frames = new WeakMap<Uint8Array, { binary: boolean, frame: Buffer }>()
+
+function frameOf (bytes: Uint8Array, binary: boolean): Buffer {
   const known = frames.get(bytes)
-  if (known?.opcode === opcode) return known.frame
-  const payload = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-  const frame = Buffer.concat(build(payload, { fin: true, opcode, mask: false, readOnly: false, rsv1: false }))
-  frames.set(bytes, { opcode, frame })
+  if (known?.binary === binary) return known.frame
+  const frame = framed(bytes, binary)
+  frames.set(bytes, { binary, frame })
   return frame
 }
 
@@ -47,16 +63,32 @@ export class SharedFrameSocket extends WebSocket {
    * it is sent to. The frame is kept for as long as `bytes` is: they must not change once sent.
    */
   sendShared (bytes: Uint8Array, binary: boolean): void {
+    const sender = this.writingAtOnce()
+    if (sender === null) this.send(bytes, { binary })
+    else sender.sendFrame([frameOf(bytes, binary)])
+  }
+
+  /**
+   * Sends `bytes`, this socket's alone, as one message: header and payload in one
+   * buffer and one write, where ws's own `send` corks the socket for two.
+   */
+  sendOwn (bytes: Uint8Array, binary: boolean): void {
+    const sender = this.writingAtOnce()
+    if (sender === null) this.send(bytes, { binary })
+    else sender.sendFrame([framed(bytes, binary)])
+  }
+
+  /**
+   * ws's sender when a frame may be written to it directly. Anything else goes
+   * through ws's own send, which keeps order with what it queued: a socket not
+   * open, compression negotiated (each socket deflates its own), a sender busy
+   * with earlier sends, or a ws whose internals moved on.
+   */
+  private writingAtOnce (): FastSender | null {
     const { _sender: sender, _extensions: extensions } = this as Internals
-    // Anything else goes through ws's own send, which keeps order with what it queued:
-    // a socket not open, compression negotiated (each socket deflates its own),
-    // a sender busy with earlier sends, or a ws whose internals moved on.
-    if (this.readyState !== WebSocket.OPEN || buildFrame === undefined || extensions?.['permessage-deflate'] !== undefined ||
-      sender?.sendFrame === undefined || sender._state !== SENDER_WRITES_AT_ONCE || (sender._queue?.length ?? 0) > 0) {
-      this.send(bytes, { binary })
-      return
-    }
-    sender.sendFrame([frameOf(bytes, binary ? BINARY : TEXT, buildFrame)])
+    if (this.readyState !== WebSocket.OPEN || extensions?.['permessage-deflate'] !== undefined || sender?.sendFrame === undefined ||
+      sender._state !== SENDER_WRITES_AT_ONCE || (sender._queue?.length ?? 0) > 0) return null
+    return sender as FastSender
   }
 }
 

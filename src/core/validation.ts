@@ -6,7 +6,8 @@
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors'
 import {
-  ClientMessageSchemas, RequestId, type ClientMessage, type ClientMessageType, type CustomClientMessage, type ProtocolErrorT, type RequestIdT
+  ClientMessageSchemas, Coordinate, RequestId,
+  type ClientMessage, type ClientMessageOf, type ClientMessageType, type CustomClientMessage, type ProtocolErrorT, type RequestIdT
 } from '../../schemas/protocol.js'
 import type { CustomMessages, CustomMessageType } from './custom-messages.js'
 
@@ -74,8 +75,46 @@ export function overBudget (ref: 'register' | 'reconnect'): ProtocolError {
   return { code: 'rate_limited', message: 'too many register and reconnect messages from this address; try again later', ref }
 }
 
+/** A JSON number, as JSON's grammar has it (RFC 8259 section 6). */
+const JSON_NUMBER = '(-?(?:0|[1-9][0-9]*)(?:\\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)'
+/** The frame nearly every client sends ten times a second: a position alone, compact, keys in order. */
+const POSITION_UPDATE = new RegExp(`^\\{"type":"update","position":\\{"x":${JSON_NUMBER},"y":${JSON_NUMBER}(?:,"z":${JSON_NUMBER})?\\}\\}$`)
+const POSITION_UPDATE_PREFIX = '{"type":"update","position":{"x":'
+
+const COORDINATE_MIN = Coordinate.minimum ?? Number.NEGATIVE_INFINITY
+const COORDINATE_MAX = Coordinate.maximum ?? Number.POSITIVE_INFINITY
+
+/** A coordinate the schema accepts (its bounds, read from it; never ±Infinity, which a long exponent gives), else NaN. */
+function coordinate (digits: string): number {
+  const value = Number(digits)
+  return Number.isFinite(value) && value >= COORDINATE_MIN && value <= COORDINATE_MAX ? value : Number.NaN
+}
+
+/**
+ * The fast path of `update`: a frame of exactly that shape whose coordinates the
+ * schema accepts, as the message JSON.parse and the schema would have given, or
+ * null for anything else, which then takes the general path (and gets its error
+ * there). The shape alone rules out every other schema failure: no other key, no
+ * duplicate, only numbers; JSON's number grammar is what `Number` reads the same
+ * way as JSON.parse. It skips the compiled check's key walks, which cost four
+ * times what parsing does.
+ */
+export function positionUpdate (text: string): ClientMessageOf<'update'> | null {
+  if (!text.startsWith(POSITION_UPDATE_PREFIX)) return null
+  const match = POSITION_UPDATE.exec(text)
+  if (match === null) return null
+  const x = coordinate(match[1] as string)
+  const y = coordinate(match[2] as string)
+  if (Number.isNaN(x) || Number.isNaN(y)) return null
+  if (match[3] === undefined) return { type: 'update', position: { x, y } }
+  const z = coordinate(match[3])
+  return Number.isNaN(z) ? null : { type: 'update', position: { x, y, z } }
+}
+
 /** Parses and validates one text frame (`custom`: the host's own message types). Never throws. */
 export function parseFrame (text: string, custom?: CustomMessages): ParseResult {
+  const update = positionUpdate(text)
+  if (update !== null) return { ok: true, message: update }
   let value: unknown
   try {
     value = JSON.parse(text)

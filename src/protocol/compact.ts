@@ -23,13 +23,15 @@ export interface CompactMover {
 
 export type CompactEntry = [sid: number, x: number, y: number, z: number]
 
-export function encodeCompactPositions (t: number, movers: readonly CompactMover[]): Uint8Array {
-  const bytes = new Uint8Array(COMPACT_HEADER_BYTES + movers.length * COMPACT_ENTRY_BYTES)
+/** A compact `positions` frame of the first `count` movers. */
+export function encodeCompactPositions (t: number, movers: readonly CompactMover[], count = movers.length): Uint8Array {
+  const bytes = new Uint8Array(COMPACT_HEADER_BYTES + count * COMPACT_ENTRY_BYTES)
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   view.setUint8(0, COMPACT_POSITIONS)
   view.setFloat64(1, t, true)
   let offset = COMPACT_HEADER_BYTES
-  for (const { sid, position } of movers) {
+  for (let i = 0; i < count; i++) {
+    const { sid, position } = movers[i] as CompactMover
     view.setUint32(offset, sid, true)
     view.setFloat32(offset + 4, position.x, true)
     view.setFloat32(offset + 8, position.y, true)

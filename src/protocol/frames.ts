@@ -46,9 +46,11 @@ export function positionEntry (id: string, x: number, y: number, z: number): str
   return JSON.stringify([id, x, y, z])
 }
 
-/** A `positions` frame of entries made by `positionEntry`. */
-export function positionsFrame (t: number, entries: readonly string[]): string {
-  return `{"type":"positions","t":${t},"p":[${entries.join(',')}]}`
+/** A `positions` frame of the first `count` entries made by `positionEntry`. */
+export function positionsFrame (t: number, entries: readonly string[], count = entries.length): string {
+  let frame = `{"type":"positions","t":${t},"p":[`
+  for (let i = 0; i < count; i++) frame += i === 0 ? entries[i] : `,${entries[i] ?? ''}`
+  return `${frame}]}`
 }
 
 /**

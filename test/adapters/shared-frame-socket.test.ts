@@ -110,3 +110,44 @@ t.test('with permessage-deflate negotiated, shared bytes go through ws\'s own se
   await until(() => inbox.length === 3)
   t.strictSame(inbox.map((message) => message.text), ['first '.repeat(100), 'shared', 'last'])
 })
+
+t.test('a frame of one socket\'s own is one write, at every length encoding, in order with plain and shared sends', async (t) => {
+  const { sockets: [socket], inboxes: [inbox], close } = await serverWith(1)
+  t.teardown(close)
+  if (socket === undefined || inbox === undefined) throw new Error('fixture')
+  const writes = tapWrites(socket)
+  // Payload lengths at each boundary of the header's length field (7 bits, 16 bits, 64 bits).
+  const lengths = [0, 1, 125, 126, 65_535, 65_536, 70_000]
+  const payloads = lengths.map((length, i) => Buffer.alloc(length, 0x61 + i))
+  socket.send('first')
+  const before = writes.length
+  for (const [i, payload] of payloads.entries()) socket.sendOwn(payload, i % 2 === 1)
+  t.equal(writes.length - before, lengths.length, 'one write per frame, header and payload together')
+  socket.sendShared(Buffer.from('shared'), false)
+  socket.send('last')
+  await until(() => inbox.length === lengths.length + 3)
+  t.strictSame(inbox, [
+    { text: 'first', binary: false },
+    ...payloads.map((payload, i) => ({ text: payload.toString(), binary: i % 2 === 1 })),
+    { text: 'shared', binary: false },
+    { text: 'last', binary: false }
+  ], 'every message whole, as text or binary as sent, in order')
+})
+
+t.test('a frame of its own sent while ws is busy goes through ws\'s own send, in order', async (t) => {
+  const { sockets: [socket], inboxes: [inbox], close } = await serverWith(1, true)
+  t.teardown(close)
+  if (socket === undefined || inbox === undefined) throw new Error('fixture')
+  // With compression, ws queues each send behind the deflate of the one before.
+  socket.send('first '.repeat(100))
+  socket.sendOwn(Buffer.from('own'), false)
+  socket.sendOwn(Uint8Array.of(1, 2, 3), true)
+  socket.send('last')
+  await until(() => inbox.length === 4)
+  t.strictSame(inbox, [
+    { text: 'first '.repeat(100), binary: false },
+    { text: 'own', binary: false },
+    { text: Buffer.from([1, 2, 3]).toString(), binary: true },
+    { text: 'last', binary: false }
+  ])
+})

@@ -372,9 +372,9 @@ t.test('members without a socket are not visited and break nothing', async (t) =
   ghost.peer = null
   room.touch(ghost)
   const visited: string[] = []
-  room.takePositionsInView((member, users) => {
+  room.takePositionsInView((member, users, count) => {
     visited.push(member.id)
-    t.ok(users.includes(ghost), 'a disconnected member is still seen by the others')
+    t.ok(users.slice(0, count).includes(ghost), 'a disconnected member is still seen by the others')
   })
   t.strictSame(visited.sort(), members.filter((m) => m !== ghost).map((m) => m.id).sort(), 'every connected member, not the disconnected one')
 })
@@ -456,7 +456,7 @@ t.test('entries are serialized once per tick, however many members see them', as
   first.position = { x: 0.5, y: 0.25, z: -1 }
   room.move(first)
   const got: LiveUser[][] = []
-  room.takePositionsInView((_member, movers) => { got.push([...movers]) })
+  room.takePositionsInView((_member, movers, count) => { got.push(movers.slice(0, count)) })
   t.equal(got.length, 4, 'every other member is visited')
   t.ok(got.every((movers) => movers.length === 1 && movers[0] === first), 'with the one mover')
 })
@@ -593,4 +593,44 @@ t.test('room bookkeeping: pending positions and positionsInViewOf', async (t) =>
   room.remove(b)
   room.takePresence()
   t.ok(room.isIdle, 'empty rooms can still be dropped')
+})
+
+t.test('a user who takes the place of one who left in the same tick is new to everyone in view', async (t) => {
+  const s = setup()
+  const a = s.join('a', { x: 0, y: 0 })
+  const b = s.join('b', { x: 10, y: 0 })
+  const far = s.join('far', { x: 5000, y: 0 })
+  s.settle()
+  // b leaves and c comes in before the next tick: c may be given b's place in the index.
+  s.users.moveToRoom(b.user, 'elsewhere')
+  const c = s.join('c', { x: 20, y: 0 })
+  s.flush()
+  gotExactly(t, a, [entryOf(c)], 'a gets c, at its position, though c never moved')
+  gotExactly(t, c, [entryOf(a)], 'and c gets a')
+  s.clear()
+  // Places given up and taken again over many ticks: every view stays exactly right.
+  for (let round = 0; round < 5; round++) {
+    s.users.moveToRoom(c.user, 'elsewhere')
+    s.flush()
+    s.users.moveToRoom(c.user, 'r')
+    s.move(far, { x: 5000 + round, y: 0 })
+    s.flush()
+    t.strictSame(seenIds(a.peer), ids(c), `round ${round}: a gets c back once, and not the far mover`)
+    t.strictSame(s.users.room('r')?.usersInViewOf(a.user).map((u) => u.id), ids(c), `round ${round}: a's view is c alone`)
+    s.clear()
+  }
+})
+
+t.test('views far larger than a few users grow and stay exact', async (t) => {
+  const s = setup()
+  const centre = s.join('centre', { x: 0, y: 0 })
+  const ring: Member[] = []
+  for (let i = 0; i < 300; i++) ring.push(s.join(`r${i}`, { x: 50 * Math.cos(i), y: 50 * Math.sin(i) }))
+  s.flush()
+  t.equal(positions(centre.peer)[0]?.length, 300, 'every one of 300 users within the radius is sent once')
+  s.clear()
+  for (const member of ring.slice(0, 150)) s.move(member, { x: 500, y: 500 })
+  s.flush()
+  t.strictSame(s.users.room('r')?.usersInViewOf(centre.user).map((u) => u.id).sort(), ids(...ring.slice(150)), 'the 150 who walked off are out of view')
+  t.equal(seenIds(centre.peer).length, 0, 'and nobody in view moved')
 })

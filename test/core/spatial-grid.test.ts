@@ -17,7 +17,7 @@ function random (seed: number): () => number {
 }
 
 function near<T> (grid: SpatialGrid<T>, x: number, y: number, radius: number): T[] {
-  const cells: Array<Set<T>> = []
+  const cells: Array<readonly T[]> = []
   grid.cellsNear(x, y, radius, cells)
   return cells.flatMap((cell) => [...cell])
 }

@@ -1,5 +1,9 @@
+import { isDeepStrictEqual } from 'node:util'
+import { TypeCompiler } from '@sinclair/typebox/compiler'
+import fc from 'fast-check'
 import t from 'tap'
-import { dottedPath, parseFrame, type ProtocolError } from '../../src/core/validation.js'
+import { UpdateMessage } from '../../schemas/protocol.js'
+import { dottedPath, parseFrame, positionUpdate, type ProtocolError } from '../../src/core/validation.js'
 import type { TapTest } from './fakes.js'
 
 const uuid = (n: number): string => `00000000-0000-4000-8000-${n.toString(16).padStart(12, '0')}`
@@ -241,4 +245,38 @@ t.test('dottedPath', async (t) => {
   t.equal(dottedPath('/state/a~1b'), 'state.a/b', 'JSON pointer ~1 unescaped')
   t.equal(dottedPath('/state/a~0b'), 'state.a~b', 'JSON pointer ~0 unescaped')
   t.equal(dottedPath('/state/~01'), 'state.~1', '~01 is ~1, not /')
+})
+
+t.test('the fast path of position updates accepts exactly what the schema accepts, as JSON.parse reads it', async (t) => {
+  const check = TypeCompiler.Compile(UpdateMessage)
+  // JSON numbers of every form: integers, fractions, exponents, -0, beyond the bounds, long enough to be Infinity.
+  const number = fc.oneof(
+    fc.double({ noNaN: true, noDefaultInfinity: true }).map((value) => JSON.stringify(value)),
+    fc.integer({ min: -2e9, max: 2e9 }).map(String),
+    fc.constantFrom('0', '-0', '1e9', '-1e9', '1000000000.0001', '1E+3', '2.5e-3', '1e999', '-1e999', '0.1e1', '00', '1.', '.5', '+1', '0x10')
+  )
+  const frame = fc.record({ x: number, y: number, z: fc.option(number) })
+    .map(({ x, y, z }) => `{"type":"update","position":{"x":${x},"y":${y}${z === null ? '' : `,"z":${z}`}}}`)
+  fc.assert(fc.property(frame, (text) => {
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(text)
+    } catch {
+      parsed = undefined
+    }
+    const valid = parsed !== undefined && check.Check(parsed)
+    const fast = positionUpdate(text)
+    if (valid !== (fast !== null)) return false
+    const result = parseFrame(text)
+    if (result.ok !== valid) return false
+    return !valid || (isDeepStrictEqual(fast, parsed) && isDeepStrictEqual(result.ok && result.message, parsed))
+  }), { numRuns: 5000 })
+  t.pass('5,000 frames agree')
+
+  t.equal(positionUpdate('{"type":"update","position":{"x":1,"y":2},"state":{}}'), null, 'any other field takes the general path')
+  t.equal(positionUpdate('{"type":"update","position":{"x":1,"y":2,"x":3}}'), null, 'so does a duplicate key')
+  t.equal(positionUpdate('{ "type":"update","position":{"x":1,"y":2}}'), null, 'and whitespace')
+  t.strictSame(positionUpdate('{"type":"update","position":{"x":-0,"y":2.5e2}}'), { type: 'update', position: { x: -0, y: 250 } })
+  invalidAt(t, '{"type":"update","position":{"x":1e10,"y":0}}', 'position.x')
+  invalidAt(t, '{"type":"update","position":{"x":0,"y":0,"z":-1e999}}', 'position.z')
 })

@@ -16,6 +16,9 @@ import { redisClusterForTests } from '../redis-cluster.js'
 
 type Tap = Parameters<Parameters<typeof t.test>[0]>[0]
 
+// Eighteen node processes and a three-master Redis Cluster: about 50 s alone, more beside the rest of the suite.
+t.setTimeout(180_000)
+
 const redis = await redisForTests()
 const redisCluster = await redisClusterForTests()
 
@@ -61,6 +64,13 @@ async function until (check: () => Promise<boolean>, timeoutMs = 10_000): Promis
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
   return false
+}
+
+/** How many session keys there are under `prefix`, on every master of a Redis Cluster. */
+async function sessionKeys (store: Redis | Cluster, prefix: string): Promise<number> {
+  const nodes = store instanceof Cluster ? store.nodes('master') : [store]
+  const counts = await Promise.all(nodes.map(async (node) => (await node.keys(`${prefix}session:*`)).length))
+  return counts.reduce((sum, count) => sum + count, 0)
 }
 
 const joinedBy = (id: string) => (m: { joined?: Array<{ id: string }> }) => m.joined?.some((u) => u.id === id) === true
@@ -142,6 +152,10 @@ for (const backend of backends) {
     const bob = await client(t, b, { name: 'Bob', room: 'r' })
     await ann.client.next('presence', joinedBy(bob.welcome.id), 5000)
     await cleo.client.next('presence', joinedBy(bob.welcome.id), 5000)
+    // Sessions are written at the tick, like the batch the others just got: kill B only once Bob's is written.
+    const store = backend.client()
+    t.teardown(() => store.disconnect())
+    t.ok(await until(async () => (await sessionKeys(store, prefix)) === 3), 'the three sessions are in Redis')
 
     b.proc.kill('SIGKILL')
     await b.proc.exited

@@ -7,14 +7,14 @@
  * serialized once per encoding and the same frame goes to every member; only a
  * member that entered during the tick gets its own presence variant (without
  * itself in `joined`). With interest management each member gets its own
- * `positions`, built from entries serialized once per tick. Slow readers are
+ * `positions`, built from entries serialized once per position. Slow readers are
  * skipped for positions and closed when hopelessly behind.
  */
 import type { ShoalSettingsT } from '../../../schemas/options.js'
 import type { ServerMessageType } from '../../../schemas/protocol.js'
 import { CloseCode } from '../../protocol/close-codes.js'
 import { encodeCompactPositions } from '../../protocol/compact.js'
-import { dataFrame, positionEntry, positionsFrame, presenceFrame } from '../../protocol/frames.js'
+import { dataFrame, positionsFrame, presenceFrame } from '../../protocol/frames.js'
 import type { Clock } from '../clock.js'
 import type { PresenceDiff, Room } from './room.js'
 import type { UserStore } from './user-store.js'
@@ -52,9 +52,7 @@ export class Broadcaster {
   private readonly behind = new Set<LiveUser>()
   /** Peers closed for reading too slowly: their close handshake waits behind the backlog, and they get nothing more. */
   private readonly closedSlow = new WeakSet<Peer>()
-  /** This tick's JSON entry of each user sent so far: serialized once, however many members see it. */
-  private readonly jsonEntries = new Map<LiveUser, string>()
-  /** Reused for each JSON `positions` frame's entries. */
+  /** Reused for each JSON `positions` frame's entries: written by index, never truncated (truncating a JS array frees its storage). */
   private readonly entries: string[] = []
   private readonly paces = new WeakMap<Room, Pace>()
   private readonly pacing: PresencePacing
@@ -88,7 +86,6 @@ export class Broadcaster {
       if (room.hasInterest) this.sendPositionsInView(room, now)
       else this.sendPositions(room, room.takeMoved(), now)
     }
-    this.jsonEntries.clear()
   }
 
   /** Sends one frame (text, or binary bytes) to every recipient connected here; returns how many got it. */
@@ -192,7 +189,7 @@ export class Broadcaster {
       const binary = peer.encoding === 'compact'
       const frame = binary
         ? (compact ??= encodeCompactPositions(now, movers))
-        : (json ??= Buffer.from(this.jsonPositions(now, movers)))
+        : (json ??= this.jsonPositions(now, movers, movers.length))
       if (this.deliver(peer, frame, binary, true)) tally.sent++
     }
     this.countPositions(tally)
@@ -200,9 +197,9 @@ export class Broadcaster {
 
   private sendPositionsInView (room: Room, now: number): void {
     const tally = { sent: 0, skipped: 0 }
-    room.takePositionsInView((member, users) => {
+    room.takePositionsInView((member, users, count) => {
       const peer = this.readyForPositions(member, tally)
-      if (peer !== null && this.deliver(peer, this.positionsFor(peer, now, users), peer.encoding === 'compact', false)) tally.sent++
+      if (peer !== null && this.deliver(peer, this.positionsFor(peer, now, users, count), peer.encoding === 'compact', false)) tally.sent++
     })
     this.countPositions(tally)
   }
@@ -230,29 +227,22 @@ export class Broadcaster {
         this.behind.delete(user)
       } else if (!this.isBehind(peer)) {
         this.behind.delete(user)
-        this.broadcast(this.positionsFor(peer, now, room.usersInViewOf(user)), 'positions', { peer })
+        const users = room.usersInViewOf(user)
+        if (this.deliver(peer, this.positionsFor(peer, now, users, users.length), peer.encoding === 'compact', false)) this.meter.sent('positions', 1)
       }
     }
   }
 
-  /** A `positions` frame of `users` in the encoding `peer` chose. */
-  private positionsFor (peer: Peer, t: number, users: readonly LiveUser[]): string | Uint8Array {
-    return peer.encoding === 'compact' ? encodeCompactPositions(t, users) : this.jsonPositions(t, users)
+  /** A `positions` frame of the first `count` of `users`, in the encoding `peer` chose: its bytes, the receiver's own. */
+  private positionsFor (peer: Peer, t: number, users: readonly LiveUser[], count: number): Uint8Array {
+    return peer.encoding === 'compact' ? encodeCompactPositions(t, users, count) : this.jsonPositions(t, users, count)
   }
 
-  private jsonPositions (t: number, users: readonly LiveUser[]): string {
+  /** A JSON `positions` frame as UTF-8 bytes. Ids are UUIDs and the rest numbers: ASCII, so latin1 is UTF-8 here and encodes in one pass. */
+  private jsonPositions (t: number, users: readonly LiveUser[], count: number): Uint8Array {
     const entries = this.entries
-    entries.length = 0
-    for (const user of users) {
-      let entry = this.jsonEntries.get(user)
-      if (entry === undefined) {
-        const { x, y, z } = user.position
-        entry = positionEntry(user.id, x, y, z)
-        this.jsonEntries.set(user, entry)
-      }
-      entries.push(entry)
-    }
-    return positionsFrame(t, entries)
+    for (let i = 0; i < count; i++) entries[i] = (users[i] as LiveUser).positionEntry
+    return Buffer.from(positionsFrame(t, entries, count), 'latin1')
   }
 
   /** Over the skip threshold but not (yet) over the close one; past that, `deliver` closes it. */

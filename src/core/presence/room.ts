@@ -8,30 +8,17 @@
  */
 import type { RoomOptionsT } from '../../../schemas/options.js'
 import type { PresenceUpdateT, UserT } from '../../../schemas/protocol.js'
+import { InterestIndex, type ViewVisitor } from './interest.js'
 import { MemberListing } from './listing.js'
-import { SpatialGrid } from './spatial-grid.js'
 import { sameInfo, sameMembers, sameState } from './state.js'
 import type { LiveUser } from './user.js'
 
-/** A user in view stays in view until this factor beyond the radius, so users at the edge do not flap. */
-export const INTEREST_HYSTERESIS = 1.1
+export { INTEREST_HYSTERESIS, type ViewVisitor } from './interest.js'
 
 export interface PresenceDiff {
   joined: UserT[]
   left: string[]
   updated: PresenceUpdateT[]
-}
-
-/**
- * Called once per connected member with the users whose positions it should get
- * this tick. The array is reused for the next member: read it, do not keep it.
- */
-export type ViewVisitor = (member: LiveUser, users: readonly LiveUser[]) => void
-
-/** What a member saw last tick, and a spare set to fill this tick (swapped, so no set is allocated per tick). */
-interface View {
-  current: Set<LiveUser>
-  next: Set<LiveUser>
 }
 
 export class Room {
@@ -45,10 +32,8 @@ export class Room {
   /** Members that entered during this tick: announced whole, since a newcomer's welcome may predate their earlier exit. */
   private readonly entered = new Set<string>()
   private readonly moved = new Set<LiveUser>()
-  /** Members by position, when the room has an interest radius. */
-  private readonly grid: SpatialGrid<LiveUser> | null
-  /** With interest management: whom each member was last sent positions of. */
-  private readonly views = new Map<LiveUser, View>()
+  /** With interest management: where members are and whom each was last sent positions of. */
+  private readonly interest: InterestIndex | null
   /** With interest management: someone came, went or changed whom they listen to, so views may change without a move. */
   private viewsStale = false
   /** The members serialized for welcome and snapshot: for JSON clients [0] and compact ones [1]. */
@@ -59,18 +44,18 @@ export class Room {
    * it (plus those it listens to); 0 turns interest management off. Presence stays room-wide.
    */
   constructor (readonly name: string, readonly options: RoomOptionsT = { interestRadius: 0 }) {
-    this.grid = options.interestRadius > 0 ? new SpatialGrid(options.interestRadius) : null
+    this.interest = options.interestRadius > 0 ? new InterestIndex(options.interestRadius) : null
   }
 
-  get hasInterest (): boolean { return this.grid !== null }
+  get hasInterest (): boolean { return this.interest !== null }
 
   add (user: LiveUser): void {
     this.members.set(user.id, user)
     for (const listing of this.listings) listing.added(user)
     this.changed.add(user.id)
     this.entered.add(user.id)
-    this.grid?.set(user, user.position.x, user.position.y)
-    this.viewsStale = this.grid !== null
+    this.interest?.add(user)
+    this.viewsStale = this.interest !== null
   }
 
   remove (user: LiveUser): void {
@@ -79,9 +64,8 @@ export class Room {
     this.changed.add(user.id)
     this.entered.delete(user.id)
     this.moved.delete(user)
-    this.grid?.delete(user)
-    this.views.delete(user)
-    this.viewsStale = this.grid !== null
+    this.interest?.remove(user)
+    this.viewsStale = this.interest !== null
   }
 
   /** The member's name or state changed: what clients know, not what anyone sees. */
@@ -94,13 +78,13 @@ export class Room {
   touchView (user: LiveUser): void {
     this.changedEntry(user)
     this.changed.add(user.id)
-    this.viewsStale = this.grid !== null
+    this.viewsStale = this.interest !== null
   }
 
   move (user: LiveUser): void {
     this.changedEntry(user)
     this.moved.add(user)
-    this.grid?.set(user, user.position.x, user.position.y)
+    this.interest?.move(user)
   }
 
   /** The member's next presence entry is a whole `joined` one (it came this tick): the others get it, the member itself does not. */
@@ -184,64 +168,15 @@ export class Room {
    * moved, and users that came into view, with their current position).
    */
   takePositionsInView (visit: ViewVisitor): void {
-    const grid = this.grid
-    if (grid === null) throw new Error(`room ${this.name} has no interest radius`)
-    const radius = this.options.interestRadius
-    const keep = radius * INTEREST_HYSTERESIS
-    const radiusSquared = radius * radius
-    const keepSquared = keep * keep
-    const moved = this.moved
-    const cells: Array<Set<LiveUser>> = []
-    const needed: LiveUser[] = []
-    for (const member of this.members.values()) {
-      if (member.peer === null) continue
-      let view = this.views.get(member)
-      if (view === undefined) {
-        view = { current: new Set(), next: new Set() }
-        this.views.set(member, view)
-      }
-      const before = view.current
-      const now = view.next
-      now.clear()
-      needed.length = 0
-      const { x, y, z } = member.position
-      grid.cellsNear(x, y, keep, cells)
-      // Each user is in one cell, so nobody is met twice in this loop.
-      for (const cell of cells) {
-        for (const other of cell) {
-          if (other === member) continue
-          const position = other.position
-          const dx = position.x - x
-          const dy = position.y - y
-          const dz = position.z - z
-          const squared = dx * dx + dy * dy + dz * dz
-          if (squared > keepSquared || (squared > radiusSquared && !before.has(other))) continue
-          now.add(other)
-          if (moved.has(other) || !before.has(other)) needed.push(other)
-        }
-      }
-      for (const id of member.listeningTo) {
-        const other = this.members.get(id)
-        if (other === undefined || now.has(other)) continue
-        now.add(other)
-        if (moved.has(other) || !before.has(other)) needed.push(other)
-      }
-      view.current = now
-      view.next = before
-      if (needed.length > 0) visit(member, needed)
-    }
-    moved.clear()
+    if (this.interest === null) throw new Error(`room ${this.name} has no interest radius`)
+    this.interest.visitViews(this.members, visit)
+    this.moved.clear()
     this.viewsStale = false
   }
 
   /** Everyone `member` currently sees (all members without interest management). */
   usersInViewOf (member: LiveUser): LiveUser[] {
-    if (this.grid === null) return [...this.members.values()]
-    const users: LiveUser[] = []
-    for (const user of this.views.get(member)?.current ?? []) {
-      if (this.members.get(user.id) === user) users.push(user)
-    }
-    return users
+    return this.interest === null ? [...this.members.values()] : this.interest.usersInViewOf(member)
   }
 }
 

@@ -1,17 +1,21 @@
 /**
  * A spatial hash grid on the x-y plane: items live in square cells, and a query
  * looks only at the cells a circle overlaps, so finding neighbours costs the
- * number of nearby items, not the number of items in the room.
+ * number of nearby items, not the number of items in the room. Cells are plain
+ * arrays (an item leaves by swapping with the last), so a query walks arrays,
+ * not set iterators.
  */
 interface Place<T> {
   cx: number
   cy: number
-  cell: Set<T>
+  cell: T[]
+  /** Where the item is in `cell`. */
+  index: number
 }
 
 export class SpatialGrid<T> {
   /** Cells by column, then row: number keys, so a query builds no strings. */
-  private readonly columns = new Map<number, Map<number, Set<T>>>()
+  private readonly columns = new Map<number, Map<number, T[]>>()
   private readonly places = new Map<T, Place<T>>()
 
   constructor (private readonly cellSize: number) {
@@ -27,7 +31,7 @@ export class SpatialGrid<T> {
     const place = this.places.get(item)
     if (place !== undefined) {
       if (place.cx === cx && place.cy === cy) return
-      this.leave(item, place)
+      this.leave(place)
     }
     let column = this.columns.get(cx)
     if (column === undefined) {
@@ -36,26 +40,34 @@ export class SpatialGrid<T> {
     }
     let cell = column.get(cy)
     if (cell === undefined) {
-      cell = new Set()
+      cell = []
       column.set(cy, cell)
     }
-    cell.add(item)
-    this.places.set(item, { cx, cy, cell })
+    if (place === undefined) {
+      this.places.set(item, { cx, cy, cell, index: cell.length })
+    } else {
+      place.cx = cx
+      place.cy = cy
+      place.cell = cell
+      place.index = cell.length
+    }
+    cell.push(item)
   }
 
   delete (item: T): void {
     const place = this.places.get(item)
     if (place === undefined) return
-    this.leave(item, place)
+    this.leave(place)
     this.places.delete(item)
   }
 
   /**
    * Fills `out` with the non-empty cells overlapping the circle of `radius` around
    * (x, y): a superset of the items within it, each item in exactly one cell.
-   * `out` is the caller's, reused across queries so that none allocates.
+   * `out` is the caller's, reused across queries so that none allocates; the
+   * cells are the grid's own, to read before the next change.
    */
-  cellsNear (x: number, y: number, radius: number, out: Array<Set<T>>): void {
+  cellsNear (x: number, y: number, radius: number, out: Array<readonly T[]>): void {
     out.length = 0
     const minX = Math.floor((x - radius) / this.cellSize)
     const minY = Math.floor((y - radius) / this.cellSize)
@@ -72,9 +84,16 @@ export class SpatialGrid<T> {
     }
   }
 
-  private leave (item: T, place: Place<T>): void {
-    place.cell.delete(item)
-    if (place.cell.size > 0) return
+  /** Takes the item out of its cell: the cell's last item takes its index; an empty cell goes. */
+  private leave (place: Place<T>): void {
+    const cell = place.cell
+    const last = cell.pop() as T
+    if (place.index < cell.length) {
+      cell[place.index] = last
+      const moved = this.places.get(last)
+      if (moved !== undefined) moved.index = place.index
+    }
+    if (cell.length > 0) return
     const column = this.columns.get(place.cx)
     column?.delete(place.cy)
     if (column?.size === 0) this.columns.delete(place.cx)

@@ -5,7 +5,7 @@
  */
 import type { IdentityT } from '../../../schemas/identity.js'
 import type { EncodingT, InfoT, PositionT, UserT } from '../../../schemas/protocol.js'
-import type { TextParts } from '../../protocol/frames.js'
+import { positionEntry, type TextParts } from '../../protocol/frames.js'
 import type { State } from './state.js'
 
 /** What a peer is given to send: text, its UTF-8 bytes, binary bytes (with `binary`), or one text message in parts. */
@@ -48,6 +48,9 @@ export class LiveUser {
   info: InfoT | undefined = undefined
   /** The host's `canUpdate` refused this user in its room: update, data and listening are `forbidden`. */
   readOnly = false
+  /** The position `entry` was serialized from. */
+  private entryOf: PositionT | null = null
+  private entry = ''
 
   constructor (
     readonly id: string,
@@ -61,6 +64,21 @@ export class LiveUser {
   ) {}
 
   get connected (): boolean { return this.peer !== null || this.remoteConnected }
+
+  /**
+   * The user's `positions` entry, serialized once per position however many
+   * frames carry it: the store gives the user a new position object on every
+   * move, so the same object means the same entry.
+   */
+  get positionEntry (): string {
+    if (this.entryOf !== this.position) {
+      const { x, y, z } = this.position
+      this.entry = positionEntry(this.id, x, y, z)
+      this.entryOf = this.position
+    }
+    return this.entry
+  }
+
   get isLocal (): boolean { return this.owner === null }
 
   /**
