@@ -6,10 +6,11 @@
  * move (10 Hz movers at a 20 Hz tick, 2 units a move) and the broadcaster's
  * tick runs: every member's view is worked out and its `positions` frame built,
  * in the encoding given (`json` or `compact`), and handed to a peer that keeps
- * nothing. What is left of a tick in the server is writing those frames.
+ * nothing. What is left of a tick in the server is writing those frames. With
+ * `--views`, only the views are worked out (the room's own step, no frames).
  *
- * Run: `npx tsx bench/crowd-tick.ts [--users 3000] [--encoding json|compact] [--rounds 400] [--radius 100] [--neighbours 45]`
- * Prints CPU per tick and per member-tick (process.cpuUsage over the rounds), and the frames and bytes built.
+ * Run: `npx tsx bench/crowd-tick.ts [--users 3000] [--encoding json|compact] [--views] [--rounds 400] [--radius 100] [--neighbours 45]`
+ * Prints CPU per tick and per member-tick (process.cpuUsage over the rounds, the moves included), and the frames and bytes built.
  */
 import { randomUUID } from 'node:crypto'
 import { parseArgs } from 'node:util'
@@ -25,7 +26,8 @@ const { values } = parseArgs({
     encoding: { type: 'string', default: 'json' },
     rounds: { type: 'string', default: '400' },
     radius: { type: 'string', default: '100' },
-    neighbours: { type: 'string', default: '45' }
+    neighbours: { type: 'string', default: '45' },
+    views: { type: 'boolean', default: false }
   }
 })
 const count = Number(values.users)
@@ -77,7 +79,14 @@ function round (k: number): void {
     users.setPosition(user, { x: clamp(user.position.x + Math.cos(heading) * STEP), y: clamp(user.position.y + Math.sin(heading) * STEP), z: 0 })
   }
   clock.advance(50)
-  broadcaster.flush()
+  if (!values.views) {
+    broadcaster.flush()
+    return
+  }
+  users.room('crowd')?.takePositionsInView((_member, needed, count) => {
+    CountingPeer.frames++
+    CountingPeer.bytes += count ?? needed.length
+  })
 }
 
 for (let k = 0; k < 40; k++) round(k)
@@ -87,6 +96,8 @@ const before = process.cpuUsage()
 for (let k = 0; k < rounds; k++) round(k)
 const used = process.cpuUsage(before)
 const perTick = (used.user + used.system) / rounds
-process.stdout.write(`crowd-tick: ${count} users (${encoding}, radius ${radius}, square ${Math.round(side)}), ${rounds} ticks: ` +
-  `${(perTick / 1000).toFixed(2)} ms of CPU per tick, ${(perTick / count).toFixed(2)} µs per member; ` +
-  `${Math.round(CountingPeer.frames / rounds)} frames of ${Math.round(CountingPeer.bytes / CountingPeer.frames)} bytes per tick\n`)
+const built = values.views
+  ? `views only: ${Math.round(CountingPeer.frames / rounds)} members visited per tick, ${(CountingPeer.bytes / CountingPeer.frames).toFixed(1)} users each`
+  : `${Math.round(CountingPeer.frames / rounds)} frames of ${Math.round(CountingPeer.bytes / CountingPeer.frames)} bytes per tick`
+process.stdout.write(`crowd-tick: ${count} users (${values.views ? 'views' : encoding}, radius ${radius}, square ${Math.round(side)}), ${rounds} ticks: ` +
+  `${(perTick / 1000).toFixed(2)} ms of CPU per tick, ${(perTick / count).toFixed(2)} µs per member; ${built}\n`)

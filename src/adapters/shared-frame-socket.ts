@@ -26,9 +26,13 @@ const TEXT = 0x1
 const BINARY = 0x2
 const FIN = 0x80
 
-/** A whole WebSocket frame (RFC 6455 section 5.2) in one buffer: FIN, no extension bits, no mask (a server's frames are not masked). */
-export function framed (payload: Uint8Array, binary: boolean): Buffer {
-  const length = payload.byteLength
+/**
+ * A whole WebSocket frame (RFC 6455 section 5.2) in one buffer: FIN, no
+ * extension bits, no mask (a server's frames are not masked). Text is encoded
+ * straight into the frame.
+ */
+export function framed (payload: Uint8Array | string, binary: boolean): Buffer {
+  const length = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.byteLength
   const header = length < 126 ? 2 : length < 65536 ? 4 : 10
   const frame = Buffer.allocUnsafe(header + length)
   frame[0] = FIN | (binary ? BINARY : TEXT)
@@ -42,7 +46,8 @@ export function framed (payload: Uint8Array, binary: boolean): Buffer {
     frame.writeUInt32BE(Math.floor(length / 2 ** 32), 2)
     frame.writeUInt32BE(length >>> 0, 6)
   }
-  frame.set(payload, header)
+  if (typeof payload === 'string') frame.write(payload, header, 'utf8')
+  else frame.set(payload, header)
   return frame
 }
 
@@ -69,13 +74,14 @@ export class SharedFrameSocket extends WebSocket {
   }
 
   /**
-   * Sends `bytes`, this socket's alone, as one message: header and payload in one
-   * buffer and one write, where ws's own `send` corks the socket for two.
+   * Sends `data` (text, or bytes), this socket's alone, as one message: header and
+   * payload in one buffer and one write, where ws's own `send` encodes text to a
+   * buffer of its own and corks the socket to write header and payload apart.
    */
-  sendOwn (bytes: Uint8Array, binary: boolean): void {
+  sendOwn (data: Uint8Array | string, binary: boolean): void {
     const sender = this.writingAtOnce()
-    if (sender === null) this.send(bytes, { binary })
-    else sender.sendFrame([framed(bytes, binary)])
+    if (sender === null) this.send(data, { binary })
+    else sender.sendFrame([framed(data, binary)])
   }
 
   /**

@@ -123,12 +123,16 @@ t.test('a frame of one socket\'s own is one write, at every length encoding, in 
   const before = writes.length
   for (const [i, payload] of payloads.entries()) socket.sendOwn(payload, i % 2 === 1)
   t.equal(writes.length - before, lengths.length, 'one write per frame, header and payload together')
+  // Text is encoded into the frame: its length is its UTF-8 length (62 × 2 bytes crosses 125), not its string length.
+  const texts = ['{"type":"positions"}', 'é'.repeat(62), 'ü'.repeat(40_000)]
+  for (const text of texts) socket.sendOwn(text, false)
   socket.sendShared(Buffer.from('shared'), false)
   socket.send('last')
-  await until(() => inbox.length === lengths.length + 3)
+  await until(() => inbox.length === lengths.length + texts.length + 3)
   t.strictSame(inbox, [
     { text: 'first', binary: false },
     ...payloads.map((payload, i) => ({ text: payload.toString(), binary: i % 2 === 1 })),
+    ...texts.map((text) => ({ text, binary: false })),
     { text: 'shared', binary: false },
     { text: 'last', binary: false }
   ], 'every message whole, as text or binary as sent, in order')

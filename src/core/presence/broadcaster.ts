@@ -189,7 +189,7 @@ export class Broadcaster {
       const binary = peer.encoding === 'compact'
       const frame = binary
         ? (compact ??= encodeCompactPositions(now, movers))
-        : (json ??= this.jsonPositions(now, movers, movers.length))
+        : (json ??= Buffer.from(this.jsonPositions(now, movers, movers.length)))
       if (this.deliver(peer, frame, binary, true)) tally.sent++
     }
     this.countPositions(tally)
@@ -233,16 +233,15 @@ export class Broadcaster {
     }
   }
 
-  /** A `positions` frame of the first `count` of `users`, in the encoding `peer` chose: its bytes, the receiver's own. */
-  private positionsFor (peer: Peer, t: number, users: readonly LiveUser[], count: number): Uint8Array {
+  /** A `positions` frame of the first `count` of `users`, in the encoding `peer` chose, the receiver's own (text is encoded into its frame by the transport). */
+  private positionsFor (peer: Peer, t: number, users: readonly LiveUser[], count: number): string | Uint8Array {
     return peer.encoding === 'compact' ? encodeCompactPositions(t, users, count) : this.jsonPositions(t, users, count)
   }
 
-  /** A JSON `positions` frame as UTF-8 bytes. Ids are UUIDs and the rest numbers: ASCII, so latin1 is UTF-8 here and encodes in one pass. */
-  private jsonPositions (t: number, users: readonly LiveUser[], count: number): Uint8Array {
+  private jsonPositions (t: number, users: readonly LiveUser[], count: number): string {
     const entries = this.entries
     for (let i = 0; i < count; i++) entries[i] = (users[i] as LiveUser).positionEntry
-    return Buffer.from(positionsFrame(t, entries, count), 'latin1')
+    return positionsFrame(t, entries, count)
   }
 
   /** Over the skip threshold but not (yet) over the close one; past that, `deliver` closes it. */

@@ -14,8 +14,8 @@ export interface Socket {
   send(data: string | Uint8Array, options: { binary: boolean, fin?: boolean }): void
   /** Sends bytes that many sockets get, framed once for all of them (SharedFrameSocket); without it, `send`. */
   sendShared?: (bytes: Uint8Array, binary: boolean) => void
-  /** Sends bytes only this socket gets as one frame in one write (SharedFrameSocket); without it, `send`. */
-  sendOwn?: (bytes: Uint8Array, binary: boolean) => void
+  /** Sends text or bytes only this socket gets as one frame in one write (SharedFrameSocket); without it, `send`. */
+  sendOwn?: (data: Uint8Array | string, binary: boolean) => void
   close(code: number, reason: string): void
   terminate(): void
   ping(): void
@@ -64,12 +64,13 @@ export class Connection implements Peer {
 
   send (frame: OutboundFrame, binary: boolean, shared = false): void {
     if (this.socket.readyState !== OPEN) return
-    if (frame instanceof Uint8Array) {
-      const send = shared ? this.socket.sendShared : this.socket.sendOwn
-      if (send !== undefined) {
-        send.call(this.socket, frame, binary)
-        return
-      }
+    if (shared && frame instanceof Uint8Array && this.socket.sendShared !== undefined) {
+      this.socket.sendShared(frame, binary)
+      return
+    }
+    if (!shared && !isTextParts(frame) && this.socket.sendOwn !== undefined) {
+      this.socket.sendOwn(frame, binary)
+      return
     }
     if (!isTextParts(frame)) {
       this.socket.send(frame, { binary })
