@@ -85,6 +85,7 @@ function round (k: number): void {
   }
   users.room('crowd')?.takePositionsInView((_member, needed, count) => {
     CountingPeer.frames++
+    // `count` is undefined in builds before issue 15, whose visitor had none: this script runs against them for the before figures.
     CountingPeer.bytes += count ?? needed.length
   })
 }

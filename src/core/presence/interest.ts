@@ -41,7 +41,7 @@ const INITIAL_VIEW = 16
 export class InterestIndex {
   private readonly grid: SpatialGrid<number>
   private readonly slots = new Map<LiveUser, number>()
-  private users: Array<LiveUser | undefined> = []
+  private readonly users: Array<LiveUser | undefined> = []
   private xs = new Float64Array(INITIAL_SLOTS)
   private ys = new Float64Array(INITIAL_SLOTS)
   private zs = new Float64Array(INITIAL_SLOTS)
