@@ -189,7 +189,7 @@ export class Broadcaster {
       const binary = peer.encoding === 'compact'
       const frame = binary
         ? (compact ??= encodeCompactPositions(now, movers))
-        : (json ??= Buffer.from(this.jsonPositions(now, movers, movers.length)))
+        : (json ??= Buffer.from(this.jsonPositions(now, movers)))
       if (this.deliver(peer, frame, binary, true)) tally.sent++
     }
     this.countPositions(tally)
@@ -228,7 +228,7 @@ export class Broadcaster {
       } else if (!this.isBehind(peer)) {
         this.behind.delete(user)
         const users = room.usersInViewOf(user)
-        if (this.deliver(peer, this.positionsFor(peer, now, users, users.length), peer.encoding === 'compact', false)) this.meter.sent('positions', 1)
+        this.broadcast(this.positionsFor(peer, now, users, users.length), 'positions', { peer })
       }
     }
   }
@@ -238,7 +238,7 @@ export class Broadcaster {
     return peer.encoding === 'compact' ? encodeCompactPositions(t, users, count) : this.jsonPositions(t, users, count)
   }
 
-  private jsonPositions (t: number, users: readonly LiveUser[], count: number): string {
+  private jsonPositions (t: number, users: readonly LiveUser[], count = users.length): string {
     const entries = this.entries
     for (let i = 0; i < count; i++) entries[i] = (users[i] as LiveUser).positionEntry
     return positionsFrame(t, entries, count)

@@ -64,8 +64,14 @@ export class InterestIndex {
   private readonly needed: LiveUser[] = []
   private neededCount = 0
 
+  /** Squared distances of the radius and of the 10% beyond it that a user in view is kept to. */
+  private readonly radiusSquared: number
+  private readonly keepSquared: number
+
   constructor (private readonly radius: number) {
     this.grid = new SpatialGrid(radius)
+    this.radiusSquared = radius * radius
+    this.keepSquared = (radius * INTEREST_HYSTERESIS) ** 2
   }
 
   add (user: LiveUser): void {
@@ -153,18 +159,15 @@ export class InterestIndex {
   private scan (member: LiveUser, view: View, members: ReadonlyMap<string, LiveUser>): void {
     const self = this.slots.get(member) ?? -1
     const mark = ++this.mark
-    const { seenBy, movedIn, xs, ys, zs, pass } = this
+    const { seenBy, movedIn, xs, ys, zs, pass, radiusSquared, keepSquared } = this
     const before = view.current
     for (let i = 0; i < view.size; i++) seenBy[before[i] as number] = mark
     this.neededCount = 0
     let size = 0
-    const keep = this.radius * INTEREST_HYSTERESIS
-    const radiusSquared = this.radius * this.radius
-    const keepSquared = keep * keep
     const x = xs[self] as number
     const y = ys[self] as number
     const z = zs[self] as number
-    this.grid.cellsNear(x, y, keep, this.cells)
+    this.grid.cellsNear(x, y, this.radius * INTEREST_HYSTERESIS, this.cells)
     // Each slot is in one cell, so none is met twice in this loop.
     for (const cell of this.cells) {
       for (let i = 0; i < cell.length; i++) {
