@@ -25,13 +25,16 @@ import limits from './plugins/limits.js'
 import access from './plugins/access.js'
 import messages from './plugins/messages.js'
 import engine from './plugins/engine.js'
+import apiPlugin from './plugins/api.js'
+import admin from './plugins/admin.js'
 import websocket from './plugins/websocket.js'
 import wsRoute from './routes/ws.js'
 import healthRoute from './routes/health.js'
 import metricsRoute from './routes/metrics.js'
 import csvRoute from './routes/csv.js'
 import demoRoute from './routes/demo.js'
-import { createApi, type ShoalApi } from './src/core/api.js'
+import adminRoute from './routes/admin.js'
+import type { ShoalApi } from './src/core/api.js'
 
 export type { ShoalSettingsT as ShoalSettings, CsvFeedConfigT as CsvFeedConfig, RoomOptionsT as RoomOptions } from './schemas/options.js'
 export { ShoalSettings as ShoalSettingsSchema } from './schemas/options.js'
@@ -44,7 +47,9 @@ export { MemorySessionStore } from './src/core/sessions/session-store.js'
 export type { BusStatus, ClusterBus } from './src/core/cluster/bus.js'
 export { MemoryClusterHub } from './src/core/cluster/bus.js'
 export type { Clock } from './src/core/clock.js'
-export type { AuthorizeResult, ShoalIdentity, ShoalOptions, UpgradeAuthorizeResult } from './src/host/options.js'
+export type { AdminOptions, AuthorizeResult, ShoalIdentity, ShoalOptions, UpgradeAuthorizeResult } from './src/host/options.js'
+export { adminToken } from './src/host/admin-token.js'
+export type { AdminOverviewT as AdminOverview, AdminRoomT as AdminRoom, AdminUserT as AdminUser } from './schemas/admin.js'
 export type { AuthenticateResult } from './src/core/access.js'
 export { ShoalError } from './src/core/identity.js'
 export type { CustomMessageOf, MessageContext, MessageHandler } from './src/core/custom-messages.js'
@@ -83,13 +88,16 @@ const shoal: FastifyPluginAsync<ShoalOptions> = async function shoal (app, optio
     await instance.register(access)
     await instance.register(messages)
     await instance.register(engine)
+    await instance.register(apiPlugin)
+    await instance.register(admin)
     await instance.register(websocket)
     await instance.register(wsRoute)
     await instance.register(healthRoute)
     await instance.register(metricsRoute)
     await instance.register(csvRoute)
+    await instance.register(adminRoute)
     if (instanceConfig.demo || instanceConfig.clientBundle === true) await instance.register(demoRoute)
-    api = createApi(instance.shoalEngine)
+    api = instance.shoalApi
   }, { prefix: options.prefix ?? '' })
 
   if (api === undefined) throw new Error('shoal: instance failed to load')

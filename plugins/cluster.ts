@@ -40,6 +40,7 @@ export default fp(async function cluster (app) {
   app.decorate('shoalCluster', sync)
   const metrics = app.shoalMetrics
   metrics.gauge('shoal_cluster_bus_up', 'In a cluster: 1 while this node reaches the bus (Redis), 0 while it serves its own users only.', () => sync.status === 'ok' ? 1 : 0)
+  metrics.gauge('shoal_cluster_nodes', 'In a cluster: nodes alive at this node\'s last heartbeat, itself included.', () => sync.peers.size + 1)
   metrics.gauge('shoal_cluster_rooms', 'In a cluster: rooms this node serves (has users in, and is subscribed to).', () => sync.roomCount)
   metrics.gauge('shoal_cluster_replicas', 'In a cluster: users of other nodes held here (those in the rooms this node serves).', () => sync.replicaCount())
   metrics.counter('shoal_cluster_bus_received_messages_total', 'In a cluster: messages this node received from the bus.', () => sync.traffic.receivedMessages)

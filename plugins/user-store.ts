@@ -22,5 +22,7 @@ export default fp(async function userStore (app) {
   })
   app.shoalMetrics.gauge('shoal_users', 'Users in rooms, connected or within their grace period.', () => users.userCount)
   app.shoalMetrics.gauge('shoal_rooms', 'Rooms with at least one user.', () => users.roomCount)
+  app.shoalMetrics.gauge('shoal_users_connected', 'Users in rooms with an open socket (to this node or, in a cluster, to another).', () => users.connectedCount())
+  app.shoalMetrics.gauge('shoal_users_in_grace', 'Users in rooms without a socket, kept until they resume or their grace period ends.', () => users.userCount - users.connectedCount())
   app.decorate('shoalUsers', users)
 }, { name: 'shoal-user-store', fastify: '5.x', dependencies: ['shoal-config', 'shoal-metrics'] })

@@ -1,6 +1,7 @@
 /** Prometheus metrics of one instance (prom-client), in a registry of its own (nothing global). */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { ServerMessageType } from '../../schemas/protocol.js'
+import type { MeterReading } from '../core/admin/operator-view.js'
 import type { EngineMeter } from '../core/engine.js'
 import type { BroadcastMeter } from '../core/presence/broadcaster.js'
 
@@ -19,6 +20,11 @@ export class ShoalMetrics implements BroadcastMeter, EngineMeter {
     registers: [this.registry]
   })
 
+  /** Ticks, their total time and the longest since the last reading, for the admin feed (the histogram has no maximum). */
+  private ticks = 0
+  private tickSeconds = 0
+  private maxTickSeconds = 0
+
   constructor () {
     collectDefaultMetrics({ register: this.registry })
   }
@@ -29,7 +35,32 @@ export class ShoalMetrics implements BroadcastMeter, EngineMeter {
   skipped (frames: number): void { this.skippedFrames.inc(frames) }
   closedSlow (): void { this.slowClosed.inc() }
   invalidFromCluster (): void { this.clusterInvalid.inc() }
-  observeTick (seconds: number): void { this.tickDuration.observe(seconds) }
+  observeTick (seconds: number): void {
+    this.tickDuration.observe(seconds)
+    this.ticks++
+    this.tickSeconds += seconds
+    if (seconds > this.maxTickSeconds) this.maxTickSeconds = seconds
+  }
+
+  /** The totals the admin feed shows; the longest tick starts over. */
+  async reading (): Promise<MeterReading> {
+    const [messagesIn, messagesOut, errors, skipped, closed] = await Promise.all([
+      byLabel(this.messagesIn, 'type'), byLabel(this.messagesOut, 'type'), byLabel(this.errors, 'code'),
+      this.skippedFrames.get(), this.slowClosed.get()
+    ])
+    const maxTickSeconds = this.maxTickSeconds
+    this.maxTickSeconds = 0
+    return {
+      messagesIn,
+      messagesOut,
+      errors,
+      skippedFrames: skipped.values[0]?.value ?? 0,
+      slowClosed: closed.values[0]?.value ?? 0,
+      ticks: this.ticks,
+      tickSeconds: this.tickSeconds,
+      maxTickSeconds
+    }
+  }
 
   /** A gauge read at scrape time, so the hot path never updates it. */
   gauge (name: string, help: string, read: () => number): void {
@@ -42,4 +73,11 @@ export class ShoalMetrics implements BroadcastMeter, EngineMeter {
     // eslint-disable-next-line no-new -- registered through `registers`
     new Counter({ name, help, registers: [this.registry], collect () { this.reset(); this.inc(read()) } })
   }
+}
+
+/** A counter's values by one label. */
+async function byLabel (counter: Counter, label: string): Promise<Record<string, number>> {
+  const totals: Record<string, number> = {}
+  for (const { labels, value } of (await counter.get()).values) totals[String(labels[label])] = value
+  return totals
 }

@@ -37,6 +37,19 @@ export function refusalOf (verdict: AuthorizeResult): Refusal | null {
   return { statusCode: status, error: typeof message === 'string' ? message : (status === 401 ? 'unauthorized' : 'forbidden') }
 }
 
+/** The operator's page at `/admin` (off without these): who may see it, and how often its feed sends. */
+export interface AdminOptions {
+  /**
+   * Decides every request to the page, its feed and its actions (a session cookie
+   * of the host's, a bearer token...). `adminToken(token)` makes one for a shared secret.
+   */
+  authorize: (request: FastifyRequest) => AuthorizeResult | Promise<AuthorizeResult>
+  /** Sent as `WWW-Authenticate` with a 401, e.g. `Basic realm="Shoal admin"`, so that a browser asks for credentials. */
+  challenge?: string
+  /** Milliseconds between two snapshots of the feed: 250 to 60000, 1000 when absent. */
+  intervalMs?: number
+}
+
 /** What the host may inject besides the settings. */
 export interface ShoalCollaborators {
   /**
@@ -73,6 +86,8 @@ export interface ShoalCollaborators {
   csvFeeds?: CsvFeedConfigT[]
   /** Joins a cluster over this bus (e.g. Redis); without one the instance is a single node. */
   bus?: ClusterBus
+  /** Serves the operator's page at `/admin`, for those `admin.authorize` lets in. */
+  admin?: AdminOptions
   /** Time source of the core; tests inject a manual clock. */
   clock?: Clock
   /** Options of one room, decided when it is created; what it leaves out comes from the settings. */
@@ -85,13 +100,14 @@ export type ShoalOptions = Partial<ShoalSettingsT> & ShoalCollaborators & {
   prefix?: string
 }
 
-export interface ShoalConfig extends ShoalSettingsT, Omit<ShoalCollaborators, 'clock'> {
+export interface ShoalConfig extends ShoalSettingsT, Omit<ShoalCollaborators, 'clock' | 'admin'> {
   clock: Clock
+  admin?: Required<Omit<AdminOptions, 'challenge'>> & Pick<AdminOptions, 'challenge'>
 }
 
 /** Every collaborator's name: a Record, so that one added to ShoalCollaborators but not here fails to compile. */
 const COLLABORATORS: Record<keyof ShoalCollaborators, true> = {
-  authorize: true, authenticate: true, canJoin: true, canUpdate: true, allowedOrigins: true, metricsAuthorize: true, sessionStore: true, csvFeeds: true, bus: true, clock: true, roomOptions: true
+  authorize: true, authenticate: true, canJoin: true, canUpdate: true, allowedOrigins: true, metricsAuthorize: true, sessionStore: true, csvFeeds: true, bus: true, clock: true, roomOptions: true, admin: true
 }
 
 /** Every option name; Fastify's own register options (`prefix`, `logLevel`, `logSerializers`) too. */
@@ -130,8 +146,24 @@ export function resolveConfig (options: ShoalOptions): ShoalConfig {
     ...(options.sessionStore !== undefined && { sessionStore: checkMethods('sessionStore', options.sessionStore, ['load', 'save', 'delete', 'sweep'], 'a SessionStore') }),
     ...(options.bus !== undefined && { bus: checkMethods('bus', options.bus, ['start', 'subscribe', 'unsubscribe', 'publish', 'heartbeat', 'alive', 'saveMembers', 'removeMembers', 'members'], 'a ClusterBus') }),
     ...(options.csvFeeds !== undefined && { csvFeeds: checkCsvFeeds(options.csvFeeds) }),
-    ...(options.roomOptions !== undefined && { roomOptions: checkFunction('roomOptions', options.roomOptions) })
+    ...(options.roomOptions !== undefined && { roomOptions: checkFunction('roomOptions', options.roomOptions) }),
+    ...(options.admin !== undefined && { admin: checkAdmin(options.admin) })
   }
+}
+
+const ADMIN_INTERVAL_MS = { default: 1000, minimum: 250, maximum: 60_000 }
+
+function checkAdmin (admin: AdminOptions): NonNullable<ShoalConfig['admin']> {
+  if (typeof admin !== 'object' || admin === null) throw new SettingsError(`option admin: expected an object with an authorize function, got ${admin === null ? 'null' : typeof admin}`)
+  const unknown = Object.keys(admin).find((key) => !['authorize', 'challenge', 'intervalMs'].includes(key))
+  if (unknown !== undefined) throw new SettingsError(`option admin.${unknown}: not an option of admin (authorize, challenge, intervalMs)`)
+  const { authorize, challenge, intervalMs = ADMIN_INTERVAL_MS.default } = admin
+  checkFunction('admin.authorize', authorize)
+  if (challenge !== undefined && (typeof challenge !== 'string' || challenge === '')) throw new SettingsError('option admin.challenge: expected a non-empty string (a WWW-Authenticate value)')
+  if (typeof intervalMs !== 'number' || !(intervalMs >= ADMIN_INTERVAL_MS.minimum && intervalMs <= ADMIN_INTERVAL_MS.maximum)) {
+    throw new SettingsError(`option admin.intervalMs: expected a number from ${ADMIN_INTERVAL_MS.minimum} to ${ADMIN_INTERVAL_MS.maximum}, got ${String(intervalMs)}`)
+  }
+  return { authorize, intervalMs, ...(challenge !== undefined && { challenge }) }
 }
 
 function checkFunction<T> (name: string, value: T): T {

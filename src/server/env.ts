@@ -1,6 +1,6 @@
 /**
  * The standalone server's environment: one variable per setting (`TICK_HZ`...),
- * plus PORT, HOST, LOG_LEVEL, DATA_DIR and CSV_FEEDS. A bad value is an error
+ * plus PORT, HOST, LOG_LEVEL, DATA_DIR, CSV_FEEDS, METRICS_TOKEN, ADMIN_TOKEN... A bad value is an error
  * naming the variable.
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
@@ -8,7 +8,8 @@ import { isIP } from 'node:net'
 import { join, resolve } from 'node:path'
 import type { CsvFeedConfigT, ShoalSettingName, ShoalSettingsT } from '../../schemas/options.js'
 import { ShoalSettings } from '../../schemas/options.js'
-import type { AuthorizeResult } from '../host/options.js'
+import { adminToken } from '../host/admin-token.js'
+import type { AdminOptions, AuthorizeResult } from '../host/options.js'
 import type { RedisTarget } from '../adapters/redis-target.js'
 import { checkCsvFeeds, resolveSettings, SETTING_NAMES, SettingsError } from '../core/settings.js'
 import { packageRoot } from './package-root.js'
@@ -142,6 +143,12 @@ export function metricsAuthorizeFromEnv (env: NodeJS.ProcessEnv): ((request: { h
     if (given === undefined) return { statusCode: 401, message: 'send Authorization: Bearer <METRICS_TOKEN>' }
     return timingSafeEqual(createHash('sha256').update(given).digest(), expected)
   }
+}
+
+/** ADMIN_TOKEN of the standalone server: when set, `/admin` is on, for a bearer token or Basic credentials with it as the password. */
+export function adminFromEnv (env: NodeJS.ProcessEnv): AdminOptions | undefined {
+  const token = env.ADMIN_TOKEN
+  return token === undefined || token === '' ? undefined : adminToken(token)
 }
 
 /**

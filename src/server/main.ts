@@ -15,7 +15,7 @@ import type { RedisClusterBus } from '../adapters/redis-bus.js'
 import { systemClock } from '../core/clock.js'
 import type { SessionStore } from '../core/sessions/session-store.js'
 import { SettingsError } from '../core/settings.js'
-import { allowedOriginsFromEnv, csvFeedsFromEnv, dataDirFromEnv, listenFromEnv, metricsAuthorizeFromEnv, redisTargetFromEnv, settingsFromEnv, trustProxyFromEnv } from './env.js'
+import { adminFromEnv, allowedOriginsFromEnv, csvFeedsFromEnv, dataDirFromEnv, listenFromEnv, metricsAuthorizeFromEnv, redisTargetFromEnv, settingsFromEnv, trustProxyFromEnv } from './env.js'
 import { loggerOptions } from './logger.js'
 
 /** The contract: the process exits within 10 seconds of the signal. */
@@ -82,6 +82,7 @@ class BackingError extends Error {}
 function readEnvironment (env: NodeJS.ProcessEnv) {
   const metricsAuthorize = metricsAuthorizeFromEnv(env)
   const allowedOrigins = allowedOriginsFromEnv(env)
+  const admin = adminFromEnv(env)
   return {
     settings: settingsFromEnv(env),
     listen: listenFromEnv(env),
@@ -89,7 +90,8 @@ function readEnvironment (env: NodeJS.ProcessEnv) {
     options: {
       csvFeeds: csvFeedsFromEnv(env),
       ...(allowedOrigins !== undefined && { allowedOrigins }),
-      ...(metricsAuthorize !== undefined && { metricsAuthorize })
+      ...(metricsAuthorize !== undefined && { metricsAuthorize }),
+      ...(admin !== undefined && { admin })
     } satisfies ShoalOptions
   }
 }
@@ -124,12 +126,12 @@ async function main (): Promise<void> {
 
   const address = await app.listen({ port: listen.port, host: listen.host })
   // One line for the person who started it, whatever LOG_LEVEL says, on stderr: stdout is pino's JSON, for machines.
-  process.stderr.write(`${startLine(address, settings, backed.describe, bus !== undefined)}\n`)
+  process.stderr.write(`${startLine(address, settings, backed.describe, bus !== undefined, options.admin !== undefined)}\n`)
 }
 
 /** Where to point a browser and a client, and what the sessions and the cluster are. */
-function startLine (address: string, settings: { demo: boolean, path: string }, describe: Record<string, string>, clustered: boolean): string {
-  const page = settings.demo ? `demo at ${address}/` : 'no demo (DEMO=false)'
+function startLine (address: string, settings: { demo: boolean, path: string }, describe: Record<string, string>, clustered: boolean, admin: boolean): string {
+  const page = (settings.demo ? `demo at ${address}/` : 'no demo (DEMO=false)') + (admin ? ` · admin at ${address}/admin` : '')
   const mode = clustered ? `cluster node ${describe.node ?? '?'} on Redis ${describe.redis ?? ''}` : 'single node'
   return `shoal: ${page} · WebSocket ${address.replace(/^http/, 'ws')}${settings.path} · sessions in ${describe.sessions ?? '?'} · ${mode}`
 }

@@ -142,6 +142,8 @@ export class ClusterSync extends EventEmitter<ClusterEvents> implements UserClai
   get nodeId (): string { return this.bus.nodeId }
   get status (): BusStatus { return this.bus.status }
   get traffic (): BusTraffic { return this.bus.traffic }
+  /** The other nodes alive at the last beat. */
+  get peers (): ReadonlySet<string> { return this.alive }
   /** Rooms this node serves (subscribed to). */
   get roomCount (): number { return this.served.size }
 

@@ -58,6 +58,12 @@ export class UserStore extends EventEmitter<UserStoreEvents> {
 
   get userCount (): number { return this.users.size }
   get roomCount (): number { return this.roomNames().length }
+  /** Users with a socket, here or on their own node: a walk over every user, for scrapes and the admin feed, never a tick. */
+  connectedCount (): number {
+    let connected = 0
+    for (const user of this.users.values()) if (user.connected) connected++
+    return connected
+  }
 
   get (id: string): LiveUser | undefined { return this.users.get(id) }
   bySecretHash (hash: string): LiveUser | undefined { return this.bySecret.get(hash) }
