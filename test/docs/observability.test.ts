@@ -5,7 +5,7 @@
  * instance picker and parses as PromQL, and the alert rules pass promtool's
  * check and their own unit tests (each alert shown firing and staying quiet).
  *
- * promtool comes from PATH or $PROMTOOL. Without it the promtool checks skip,
+ * promtool comes from $PROMTOOL, PATH or where .ci/run unpacks it. Without it the promtool checks skip,
  * except under CI=true, where they fail: CI must never pass by skipping.
  */
 import { spawnSync } from 'node:child_process'
@@ -90,7 +90,8 @@ function asPromQL (expr: string): string {
 }
 
 function findPromtool (): string | null {
-  for (const candidate of [process.env.PROMTOOL, 'promtool']) {
+  // Where .ci/run unpacks it, so that `npm test` after a CI run on this machine runs the checks too.
+  for (const candidate of [process.env.PROMTOOL, 'promtool', '/opt/shoal-ci/prometheus/usr/bin/promtool']) {
     if (candidate === undefined || candidate === '') continue
     if (spawnSync(candidate, ['--version'], { stdio: 'ignore' }).status === 0) return candidate
   }
@@ -186,7 +187,7 @@ t.test('every alert has a unit test that fires it and one where it stays quiet',
 
 const promtool = findPromtool()
 const underCI = process.env.CI === 'true'
-const missing = 'promtool is neither on PATH nor at $PROMTOOL (.ci/run unpacks it from Debian\'s prometheus package into /opt/shoal-ci/prometheus)'
+const missing = 'promtool is neither at $PROMTOOL, on PATH nor in /opt/shoal-ci/prometheus (.ci/run unpacks it there from Debian\'s prometheus package)'
 
 t.test('promtool', { skip: promtool === null && !underCI ? missing : false }, async (t) => {
   if (promtool === null) {
