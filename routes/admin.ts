@@ -71,13 +71,13 @@ export default async function adminRoute (app: FastifyInstance): Promise<void> {
   })
 
   app.get<{ Querystring: Static<typeof AdminFeedQuery> }>('/admin/feed', { schema: { querystring: AdminFeedQuery, response: { 429: HttpError } } }, async (request, reply) => {
-    const { room } = request.query
+    if (feed.full) return await reply.code(429).send({ error: 'too many admin pages are watching: close one' })
     const stream = reply.raw
-    const unwatch = feed.watch({ write: (chunk) => stream.write(chunk), end: () => stream.end(), get backlog () { return stream.writableLength } }, room ?? null)
-    if (unwatch === null) return await reply.code(429).send({ error: 'too many admin pages are watching: close one' })
-    request.raw.once('close', unwatch)
     reply.hijack()
+    // Headers first: a page that comes between two snapshots is written the last one at once.
     stream.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' })
+    const unwatch = feed.watch({ write: (chunk) => stream.write(chunk), end: () => stream.end(), get backlog () { return stream.writableLength } }, request.query.room ?? null)
+    stream.once('close', unwatch)
   })
 
   app.post<{ Params: Static<typeof AdminUserParams> }>('/admin/users/:id/disconnect', { schema: { params: AdminUserParams, response: { 200: AdminDisconnected, 404: HttpError } } }, async (request, reply) => {

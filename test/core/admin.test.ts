@@ -142,8 +142,9 @@ t.test('feed: a new page gets a snapshot at once; pages are bounded; a page that
   const second = new Sink()
   feed.watch(second, 'lobby')
   t.same(second.events().map((e) => e.event), ['overview', 'room'], 'a later page gets the last overview and its room at once')
-  t.equal(feed.watch(new Sink(), null), null, 'one page more than maxWatchers is refused')
-  unwatch?.()
+  t.ok(feed.full, 'as many pages as maxWatchers')
+  t.throws(() => feed.watch(new Sink(), null), /2 pages watch already/, 'one more is refused')
+  unwatch()
   t.equal(feed.watcherCount, 1)
 
   second.backlog = 5000

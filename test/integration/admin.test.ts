@@ -195,6 +195,8 @@ t.test('the admin surface is rate limited, and so is the number of pages watchin
   const pages: FeedReader[] = []
   for (let i = 0; i < 16; i++) pages.push(await FeedReader.open(t, `${watched.url}/admin/feed`))
   t.same(pages.map((page) => page.status), Array(16).fill(200))
+  t.same(pages.map((page) => page.response.headers['content-type']), Array(16).fill('text/event-stream; charset=utf-8'), 'each an event stream, also those that came between two snapshots')
+  for (const page of pages) await page.next('overview')
   const extra = await FeedReader.open(t, `${watched.url}/admin/feed`)
   t.equal(extra.status, 429, 'a 17th page is refused')
   pages[0]?.end()

@@ -38,12 +38,12 @@ export class AdminFeed {
 
   get watcherCount (): number { return this.watchers.size }
 
-  /**
-   * Adds a page (with the room it watches); it gets a snapshot at once. Returns
-   * how to remove it, or null when as many pages watch as may.
-   */
-  watch (sink: FeedSink, room: string | null): (() => void) | null {
-    if (this.watchers.size >= this.options.maxWatchers) return null
+  /** As many pages watch as may: another would be refused. */
+  get full (): boolean { return this.watchers.size >= this.options.maxWatchers }
+
+  /** Adds a page (with the room it watches), which gets a snapshot at once; returns how to remove it. */
+  watch (sink: FeedSink, room: string | null): () => void {
+    if (this.full) throw new Error(`admin feed: ${this.options.maxWatchers} pages watch already`)
     const first = this.watchers.size === 0
     this.watchers.set(sink, room)
     // With others watching, the last overview is at most an interval old; alone, this page starts the snapshots anew.
