@@ -107,6 +107,18 @@ t.test('unauthorized requests get 401 (with a Basic challenge for adminToken) an
   t.equal((await fetch(`${server.url}/admin/assets/..%2Fadmin.html`, { headers: BEARER })).status, 404, 'only the two assets')
 })
 
+t.test('under a prefix and beside the demo: the page, its bundle and its feed are under <prefix>/admin', async (t) => {
+  const { server } = await harness(t, { ...ADMIN, demo: true, prefix: '/rt' })
+  const html = await (await fetch(`${server.url}/admin`, { headers: BEARER })).text()
+  t.match(html, 'src="/rt/admin/assets/admin.js"')
+  t.match(html, 'data-base="/rt/admin"')
+  t.equal((await fetch(`${server.url}/admin/assets/admin.js`, { headers: BEARER })).status, 200)
+  t.equal((await fetch(`${server.url}/admin`)).status, 401, 'the demo\'s static files do not answer for it')
+  const feed = await FeedReader.open(t, `${server.url}/admin/feed`)
+  t.equal((await feed.next<AdminOverviewT>('overview')).node, 'single')
+  t.equal((await fetch(`${server.url}/`)).status, 200, 'the demo is still there')
+})
+
 t.test('a host authorize decides, and its refusal status is kept (403 without a challenge)', async (t) => {
   const { server } = await harness(t, { demo: false, admin: { authorize: (request) => request.headers['x-role'] === 'ops' || { statusCode: 403, message: 'ops only' } } })
   const refused = await fetch(`${server.url}/admin/feed`, { headers: { 'x-role': 'guest' } })

@@ -1,6 +1,6 @@
 /**
  * The standalone server as the README configures it, as a real process: the
- * METRICS_TOKEN, ALLOWED_ORIGINS and TRUST_PROXY variables reach the plugin.
+ * METRICS_TOKEN, ALLOWED_ORIGINS, TRUST_PROXY and ADMIN_TOKEN variables reach the plugin.
  */
 import { join } from 'node:path'
 import t from 'tap'
@@ -45,4 +45,20 @@ t.test('at start, one human line on stderr says where the demo and the WebSocket
   const startLines = (): string[] => proc.output().stderr.split('\n').filter((line) => line.startsWith('shoal: '))
   for (const deadline = Date.now() + 5000; startLines().length === 0 && Date.now() < deadline;) await new Promise((resolve) => setTimeout(resolve, 20))
   t.same(startLines(), [`shoal: demo at ${url}/ · WebSocket ws://127.0.0.1:${port}/ws · sessions in ${join(dataDir, 'sessions.db')} · single node`])
+})
+
+t.test('ADMIN_TOKEN turns /admin on: the start line names it, a browser is asked for the token, Bearer and Basic both let in', async (t) => {
+  const port = await freePort()
+  const proc = startProcess({ ...QUIET_ENV, DEMO: 'false', PORT: String(port), CSV_FEEDS: '', ADMIN_TOKEN: 'ops-token' })
+  const url = `http://127.0.0.1:${port}`
+  await waitReady(t, proc, url)
+  const refused = await fetch(`${url}/admin`)
+  t.equal(refused.status, 401)
+  t.match(refused.headers.get('www-authenticate'), /^Basic realm=/)
+  t.equal((await fetch(`${url}/admin`, { headers: { Authorization: 'Bearer ops-token' } })).status, 200)
+  const basic = `Basic ${Buffer.from('anyone:ops-token').toString('base64')}`
+  t.equal((await fetch(`${url}/admin/assets/admin.js`, { headers: { Authorization: basic } })).status, 200, 'its bundle is served')
+  const startLines = (): string[] => proc.output().stderr.split('\n').filter((line) => line.startsWith('shoal: '))
+  for (const deadline = Date.now() + 5000; startLines().length === 0 && Date.now() < deadline;) await new Promise((resolve) => setTimeout(resolve, 20))
+  t.match(startLines()[0], `no demo (DEMO=false) · admin at ${url}/admin ·`)
 })

@@ -18,11 +18,11 @@ const run = (command: string, args: string[], cwd: string): string => execFileSy
 
 const HOST_APP = `
 import Fastify from 'fastify'
-import shoal, { type ShoalOptions } from 'shoal'
+import shoal, { adminToken, type ShoalOptions } from 'shoal'
 import { ShoalClient } from 'shoal/client'
 import WebSocket from 'ws'
 
-const options: ShoalOptions = { demo: false, canJoin: (identity, room) => room === 'lobby' || identity !== null }
+const options: ShoalOptions = { demo: false, canJoin: (identity, room) => room === 'lobby' || identity !== null, admin: adminToken('ops') }
 const app = Fastify()
 await app.register(shoal, options)
 const joined: string[] = []
@@ -30,9 +30,10 @@ app.shoal.on('join', ({ user, room }) => { joined.push(user.name + ' ' + room) }
 const address = await app.listen({ port: 0, host: '127.0.0.1' })
 const client = new ShoalClient({ url: address.replace('http', 'ws') + '/ws', register: { name: 'Ann' }, pingIntervalMs: 0, WebSocket })
 const welcome = await client.ready
+const admin = await Promise.all(['/admin', '/admin/assets/admin.js', '/admin/assets/admin.css'].map(async (path) => (await fetch(address + path, { headers: { authorization: 'Bearer ops' } })).status))
 // @ts-expect-error -- Shoal's internal decorators are not part of the host's types
 console.log(typeof app.shoalConfig)
-console.log(JSON.stringify({ welcomed: welcome.you.name, joined, users: app.shoal.stats.users }))
+console.log(JSON.stringify({ welcomed: welcome.you.name, joined, users: app.shoal.stats.users, admin }))
 client.close()
 await app.close()
 `
@@ -77,5 +78,5 @@ t.test('a fresh app on fastify 5.0.0 installs the tarball, compiles strictly and
 
   run(join(app, 'node_modules', '.bin', 'tsc'), ['-p', '.'], app)
   const output = run(process.execPath, ['dist/index.js'], app).trim().split('\n').pop() ?? ''
-  t.same(JSON.parse(output), { welcomed: 'Ann', joined: ['Ann lobby'], users: 1 }, 'the app runs: a client joins through it (and app.shoalConfig is not in its types)')
+  t.same(JSON.parse(output), { welcomed: 'Ann', joined: ['Ann lobby'], users: 1, admin: [200, 200, 200] }, 'the app runs: a client joins through it, the admin page and its bundle are served from the package (and app.shoalConfig is not in its types)')
 })
