@@ -41,8 +41,11 @@ const charts = {
   tick: new LiveChart(element('chart-tick'), { budget: '#9ca3af' })
 }
 let selectedRoom: string | null = new URLSearchParams(location.search).get('room')
+/** The node this page is of: only its users can be disconnected here. */
+let thisNode = ''
 
 function showOverview (overview: AdminOverviewT): void {
+  thisNode = overview.node
   text('node', overview.node)
   text('at', new Date(overview.at).toLocaleTimeString())
   element('draining').hidden = !overview.draining
@@ -106,18 +109,26 @@ function showRoom (room: AdminRoomT): void {
   element('room').hidden = false
   text('room-name', room.name)
   text('room-total', room.total > room.users.length ? `${room.total} users, the first ${room.users.length} by name` : `${room.total} users`)
-  tableBody('room-users').replaceChildren(...room.users.map(userRow))
+  const names = new Map(room.users.map((user) => [user.id, user.name]))
+  tableBody('room-users').replaceChildren(...room.users.map((user) => userRow(user, names)))
 }
 
-function userRow (user: AdminUserT): HTMLTableRowElement {
+/** A user's row; whom it listens to by name where the room's list has them, else by id. */
+function userRow (user: AdminUserT, names: ReadonlyMap<string, string>): HTMLTableRowElement {
   const { x, y, z } = user.position
   const position = z === 0 ? `${figure(x)}, ${figure(y)}` : `${figure(x)}, ${figure(y)}, ${figure(z)}`
-  const tr = row([user.name, position, JSON.stringify(user.state), `${user.connection} · ${user.node}`, user.listeningTo.length === 0 ? '–' : user.listeningTo.join(', ')])
+  const listening = user.listeningTo.length === 0 ? '–' : user.listeningTo.map((id) => names.get(id) ?? id).join(', ')
+  const tr = row([user.name, position, JSON.stringify(user.state), `${user.connection} · ${user.node}`, listening])
   tr.dataset.user = user.id
   tr.title = user.id
   const button = document.createElement('button')
   button.className = 'disconnect'
   button.textContent = 'disconnect'
+  if (user.node !== thisNode) {
+    // Another node has its session: only that node's page can end it.
+    button.disabled = true
+    button.title = `its session is on ${user.node}: disconnect it from that node's page`
+  }
   button.addEventListener('click', () => { disconnect(user, button).catch(() => { button.textContent = 'failed' }) })
   tr.insertCell().append(button)
   return tr

@@ -44,10 +44,12 @@ if (!browserTestsRun) {
     await membersOf(page, 'plaza').filter({ hasText: /^2$/ }).waitFor()
     t.equal(await page.locator('#users-connected').textContent(), '2')
 
+    bob.client.send({ type: 'updatelisteningto', listeningTo: [ann.welcome.id] })
     await page.locator('#rooms tr[data-room="plaza"]').click()
     const bobRow = page.locator(`#room-users tr[data-user="${bob.welcome.id}"]`)
-    await bobRow.waitFor()
+    await bobRow.locator('td:nth-child(5)', { hasText: 'Ann' }).waitFor()
     t.match(await bobRow.textContent(), /Bob.*connected/)
+    t.pass('whom he listens to, by name')
     t.match(page.url(), /\?room=plaza$/, 'the chosen room is in the address, for a reload')
 
     await page.locator('#send-payload').fill('{"notice":"closing in 5 minutes"}')
