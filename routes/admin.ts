@@ -80,6 +80,11 @@ export default async function adminRoute (app: FastifyInstance): Promise<void> {
     stream.once('close', unwatch)
   })
 
+  actionRoutes(app)
+}
+
+/** The two actions, on this node's users: what `app.shoal.disconnect` and `sendToRoom` do, logged. */
+function actionRoutes (app: FastifyInstance): void {
   app.post<{ Params: Static<typeof AdminUserParams> }>('/admin/users/:id/disconnect', { schema: { params: AdminUserParams, response: { 200: AdminDisconnected, 404: HttpError } } }, async (request, reply) => {
     const { id } = request.params
     if (!app.shoalApi.disconnect(id)) return await reply.code(404).send({ error: `no user ${id} has its session on this node` })
