@@ -3,14 +3,11 @@
  * actions. The page reads these types; the routes check requests against them.
  */
 import { Type, type Static } from '@sinclair/typebox'
-import { ListeningTo, Position, RoomPattern, State } from './protocol.js'
+import { ListeningTo, Position, RoomName, State } from './protocol.js'
 
 /** At most this many rooms in an overview (the largest), and users in a room's view: an operator's page, not an export. */
 export const ADMIN_ROOMS_LISTED = 100
 export const ADMIN_ROOM_USERS_LISTED = 500
-
-/** A room's name, as the protocol has it (without its own keywords, which Fastify's validator does not know). */
-const RoomName = Type.String({ pattern: RoomPattern })
 
 const Rates = Type.Record(Type.String(), Type.Number(), { description: 'Per second since the previous snapshot, by label.' })
 const Totals = Type.Record(Type.String(), Type.Number(), { description: 'Since the instance started, by label.' })
