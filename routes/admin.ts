@@ -57,11 +57,14 @@ export default async function adminRoute (app: FastifyInstance): Promise<void> {
     }
   })
 
-  app.get('/admin', async (_request, reply) => {
-    const page = await readFile(join(publicDir, 'admin.html'), 'utf8').catch(() => null)
-    if (page === null) return await reply.code(404).send({ error: 'the admin page is not built (npm run build:web)' })
-    return await reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(page.replaceAll('%ADMIN_BASE%', htmlAttribute(base)))
-  })
+  const page = async (_request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
+    const html = await readFile(join(publicDir, 'admin.html'), 'utf8').catch(() => null)
+    if (html === null) return await reply.code(404).send({ error: 'the admin page is not built (npm run build:web)' })
+    return await reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(html.replaceAll('%ADMIN_BASE%', htmlAttribute(base)))
+  }
+  // With and without the slash people type: the page's own URLs are absolute.
+  app.get('/admin', page)
+  app.get('/admin/', page)
 
   app.get<{ Params: { file: string } }>('/admin/assets/:file', async (request, reply) => {
     const type = ASSETS[request.params.file]

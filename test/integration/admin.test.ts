@@ -93,8 +93,8 @@ t.test('unauthorized requests get 401 (with a Basic challenge for adminToken) an
     t.equal((await post(`${server.url}/admin/users/${ann.welcome.id}/disconnect`, {}, headers)).status, 401)
   }
   t.ok(server.app.shoal.user(ann.welcome.id)?.connected, 'the user is still there')
-  for (const headers of [BEARER, basic(TOKEN)]) {
-    const page = await fetch(`${server.url}/admin`, { headers })
+  for (const [path, headers] of [['/admin', BEARER], ['/admin/', basic(TOKEN)]] as const) {
+    const page = await fetch(`${server.url}${path}`, { headers })
     t.equal(page.status, 200)
     const html = await page.text()
     t.match(html, 'src="/admin/assets/admin.js"', 'the page loads its bundle from under /admin')
