@@ -20,9 +20,7 @@ export class ShoalMetrics implements BroadcastMeter, EngineMeter {
     registers: [this.registry]
   })
 
-  /** Ticks, their total time and the longest since the last reading, for the admin feed (the histogram has no maximum). */
-  private ticks = 0
-  private tickSeconds = 0
+  /** The longest tick since the last reading, for the admin feed: the histogram keeps no maximum. */
   private maxTickSeconds = 0
 
   constructor () {
@@ -37,17 +35,16 @@ export class ShoalMetrics implements BroadcastMeter, EngineMeter {
   invalidFromCluster (): void { this.clusterInvalid.inc() }
   observeTick (seconds: number): void {
     this.tickDuration.observe(seconds)
-    this.ticks++
-    this.tickSeconds += seconds
     if (seconds > this.maxTickSeconds) this.maxTickSeconds = seconds
   }
 
   /** The totals the admin feed shows; the longest tick starts over. */
   async reading (): Promise<MeterReading> {
-    const [messagesIn, messagesOut, errors, skipped, closed] = await Promise.all([
+    const [messagesIn, messagesOut, errors, skipped, closed, ticks] = await Promise.all([
       byLabel(this.messagesIn, 'type'), byLabel(this.messagesOut, 'type'), byLabel(this.errors, 'code'),
-      this.skippedFrames.get(), this.slowClosed.get()
+      this.skippedFrames.get(), this.slowClosed.get(), this.tickDuration.get()
     ])
+    const series = (suffix: string): number => ticks.values.find((value) => value.metricName === `shoal_tick_duration_seconds${suffix}`)?.value ?? 0
     const maxTickSeconds = this.maxTickSeconds
     this.maxTickSeconds = 0
     return {
@@ -56,8 +53,8 @@ export class ShoalMetrics implements BroadcastMeter, EngineMeter {
       errors,
       skippedFrames: skipped.values[0]?.value ?? 0,
       slowClosed: closed.values[0]?.value ?? 0,
-      ticks: this.ticks,
-      tickSeconds: this.tickSeconds,
+      ticks: series('_count'),
+      tickSeconds: series('_sum'),
       maxTickSeconds
     }
   }

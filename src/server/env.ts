@@ -3,12 +3,12 @@
  * plus PORT, HOST, LOG_LEVEL, DATA_DIR, CSV_FEEDS, METRICS_TOKEN, ADMIN_TOKEN... A bad value is an error
  * naming the variable.
  */
-import { createHash, timingSafeEqual } from 'node:crypto'
 import { isIP } from 'node:net'
 import { join, resolve } from 'node:path'
 import type { CsvFeedConfigT, ShoalSettingName, ShoalSettingsT } from '../../schemas/options.js'
 import { ShoalSettings } from '../../schemas/options.js'
 import { adminToken } from '../host/admin-token.js'
+import { tokenMatcher } from '../host/secret-token.js'
 import type { AdminOptions, AuthorizeResult } from '../host/options.js'
 import type { RedisTarget } from '../adapters/redis-target.js'
 import { checkCsvFeeds, resolveSettings, SETTING_NAMES, SettingsError } from '../core/settings.js'
@@ -137,11 +137,11 @@ function isAddressOrCidr (entry: string): boolean {
 export function metricsAuthorizeFromEnv (env: NodeJS.ProcessEnv): ((request: { headers: { authorization?: string } }) => AuthorizeResult) | undefined {
   const token = env.METRICS_TOKEN
   if (token === undefined || token === '') return undefined
-  const expected = createHash('sha256').update(token).digest()
+  const matches = tokenMatcher(token)
   return (request) => {
     const given = /^bearer (.+)$/i.exec(request.headers.authorization ?? '')?.[1]
     if (given === undefined) return { statusCode: 401, message: 'send Authorization: Bearer <METRICS_TOKEN>' }
-    return timingSafeEqual(createHash('sha256').update(given).digest(), expected)
+    return matches(given)
   }
 }
 

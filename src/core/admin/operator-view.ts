@@ -66,14 +66,16 @@ export class OperatorView {
     this.previous = sample
     const seconds = (sample.at - before.at) / 1000
     const ticks = meter.ticks - before.meter.ticks
-    const connected = users.connectedCount()
+    const rooms = this.rooms()
+    // Every user is in a room: the rooms' counts add up to the users'.
+    const connected = rooms.connected
     return {
       node: cluster?.nodeId ?? 'single',
       at: sample.at,
       draining: connections.draining,
       connections: connections.size,
       users: { connected, inGrace: users.userCount - connected },
-      rooms: this.rooms(),
+      rooms: { total: rooms.total, listed: rooms.listed },
       messagesIn: { perSecond: ratesOf(meter.messagesIn, before.meter.messagesIn, seconds), total: meter.messagesIn },
       messagesOut: { perSecond: ratesOf(meter.messagesOut, before.meter.messagesOut, seconds), total: meter.messagesOut },
       errors: { perSecond: ratesOf(meter.errors, before.meter.errors, seconds), total: meter.errors },
@@ -102,19 +104,21 @@ export class OperatorView {
     return { name, total: members.size, users: listed.map((user) => adminUser(user, node)) }
   }
 
-  /** Every room's count, the largest listed: one walk over the rooms' member maps. */
-  private rooms (): AdminOverviewT['rooms'] {
+  /** Every room's counts, the largest listed, and the users connected in all: one walk over the rooms' member maps. */
+  private rooms (): AdminOverviewT['rooms'] & { connected: number } {
     const { users } = this.sources
     const summaries: AdminRoomSummaryT[] = []
+    let connectedInAll = 0
     for (const name of users.roomNames()) {
       const members = users.room(name)?.members
       if (members === undefined) continue
       let connected = 0
       for (const user of members.values()) if (user.connected) connected++
+      connectedInAll += connected
       summaries.push({ name, members: members.size, connected })
     }
     summaries.sort((a, b) => b.members - a.members || (a.name < b.name ? -1 : 1))
-    return { total: summaries.length, listed: summaries.slice(0, ADMIN_ROOMS_LISTED) }
+    return { total: summaries.length, listed: summaries.slice(0, ADMIN_ROOMS_LISTED), connected: connectedInAll }
   }
 }
 
