@@ -36,5 +36,15 @@ export default [
         patterns: [{ regex: '^(?!\\./|\\.\\./protocol/|\\.\\./\\.\\./schemas/|eventemitter3$)', message: 'the client imports only src/protocol, schemas/ and its own files.' }]
       }]
     }
+  },
+  {
+    // Tests: every reply's body is read and every server ends its connections on close,
+    // so no teardown waits on a client (test/http.ts and testApp() in test/helpers.ts).
+    files: ['test/**/*.ts'],
+    ignores: ['test/http.ts', 'test/helpers.ts'],
+    rules: {
+      'no-restricted-globals': ['error', { name: 'fetch', message: 'use request(), statusOf() or openStream() from test/http.ts: each reads or cancels the body.' }],
+      'no-restricted-syntax': ['error', { selector: 'CallExpression[callee.name="Fastify"]', message: 'use testApp() from test/helpers.ts: its close() ends every connection (forceCloseConnections).' }]
+    }
   }
 ]
