@@ -44,7 +44,7 @@ export default [
     ignores: ['test/http.ts', 'test/helpers.ts'],
     rules: {
       'no-restricted-globals': ['error', { name: 'fetch', message: 'use request(), statusOf() or openStream() from test/http.ts: each reads or cancels the body.' }],
-      'no-restricted-syntax': ['error', { selector: 'CallExpression[callee.name="Fastify"]', message: 'use testApp() from test/helpers.ts: its close() ends every connection (forceCloseConnections).' }]
+      'no-restricted-imports': ['error', { paths: [{ name: 'fastify', importNames: ['default'], message: 'use testApp() from test/helpers.ts: its close() ends every connection (forceCloseConnections).' }] }]
     }
   }
 ]

@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import { WebSocket, WebSocketServer } from 'ws'
 import { SharedFrameSocket } from '../../src/adapters/shared-frame-socket.js'
+import { until } from '../wait.js'
 
 interface Received { text: string, binary: boolean }
 
@@ -23,7 +24,7 @@ async function serverWith (clients: number, perMessageDeflate = false): Promise<
     await once(peer, 'open')
     return peer
   }))
-  while (sockets.length < clients) await new Promise((resolve) => setImmediate(resolve))
+  await until(`the server's side of all ${clients} sockets`, () => sockets.length === clients, { describe: () => sockets.length })
   const inboxes = peers.map((peer) => {
     const inbox: Received[] = []
     peer.on('message', (data: Buffer, binary: boolean) => inbox.push({ text: data.toString(), binary }))
@@ -35,8 +36,6 @@ async function serverWith (clients: number, perMessageDeflate = false): Promise<
   }
   return { sockets, inboxes, close }
 }
-
-const until = async (done: () => boolean): Promise<void> => { while (!done()) await new Promise((resolve) => setTimeout(resolve, 5)) }
 
 /** What each socket writes to its TCP connection, as written. */
 function tapWrites (socket: SharedFrameSocket): unknown[] {
@@ -62,7 +61,7 @@ t.test('the same bytes, framed once, reach every socket whole and in order with 
     socket.sendShared(binary, true)
     socket.send('last')
   }
-  await until(() => inboxes.every((inbox) => inbox.length === 6))
+  await until('six messages on each of the three sockets', () => inboxes.every((inbox) => inbox.length === 6), { describe: () => inboxes.map((inbox) => inbox.length) })
   const expected: Received[] = [
     { text: 'first', binary: false },
     { text: short.toString(), binary: false },
@@ -82,7 +81,7 @@ t.test('bytes sent as text to one socket and as binary to another arrive as each
   a.sendShared(bytes, false)
   b.sendShared(bytes, true)
   a.sendShared(bytes, false)
-  await until(() => toA.length === 2 && toB.length === 1)
+  await until('two messages to A and one to B', () => toA.length === 2 && toB.length === 1, { describe: () => [toA.length, toB.length] })
   t.strictSame(toA, [{ text: 'same bytes', binary: false }, { text: 'same bytes', binary: false }])
   t.strictSame(toB, [{ text: 'same bytes', binary: true }])
 })
@@ -93,7 +92,7 @@ t.test('the frame is built once: every socket writes the very same buffer, in on
   const writes = sockets.map(tapWrites)
   const bytes = Buffer.from('{"type":"positions","t":1,"p":[]}')
   for (const socket of sockets) socket.sendShared(bytes, false)
-  await until(() => inboxes.every((inbox) => inbox.length === 1))
+  await until('one message on each socket', () => inboxes.every((inbox) => inbox.length === 1), { describe: () => inboxes.map((inbox) => inbox.length) })
   t.strictSame(writes.map((written) => written.length), [1, 1, 1], 'header and payload in one write')
   const [first] = writes[0] ?? []
   t.ok(first instanceof Buffer && writes.every(([chunk]) => chunk === first), 'the same buffer for every socket')
@@ -107,7 +106,7 @@ t.test('with permessage-deflate negotiated, shared bytes go through ws\'s own se
   socket.send('first '.repeat(100))
   socket.sendShared(Buffer.from('shared'), false)
   socket.send('last')
-  await until(() => inbox.length === 3)
+  await until('three messages', () => inbox.length === 3, { describe: () => inbox.length })
   t.strictSame(inbox.map((message) => message.text), ['first '.repeat(100), 'shared', 'last'])
 })
 
@@ -128,7 +127,7 @@ t.test('a frame of one socket\'s own is one write, at every length encoding, in 
   for (const text of texts) socket.sendOwn(text, false)
   socket.sendShared(Buffer.from('shared'), false)
   socket.send('last')
-  await until(() => inbox.length === lengths.length + texts.length + 3)
+  await until('every message sent', () => inbox.length === lengths.length + texts.length + 3, { describe: () => inbox.length })
   t.strictSame(inbox, [
     { text: 'first', binary: false },
     ...payloads.map((payload, i) => ({ text: payload.toString(), binary: i % 2 === 1 })),
@@ -147,7 +146,7 @@ t.test('a frame of its own sent while ws is busy goes through ws\'s own send, in
   socket.sendOwn(Buffer.from('own'), false)
   socket.sendOwn(Uint8Array.of(1, 2, 3), true)
   socket.send('last')
-  await until(() => inbox.length === 4)
+  await until('four messages', () => inbox.length === 4, { describe: () => inbox.length })
   t.strictSame(inbox, [
     { text: 'first '.repeat(100), binary: false },
     { text: 'own', binary: false },

@@ -50,7 +50,8 @@ async function routedServer (t: Test): Promise<{ server: Server, router: Upgrade
   }
   const router = UpgradeRouter.of(server, route)
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.teardown(async () => { await new Promise((resolve) => server.close(resolve)) })
+  // As testApp() does: every connection ends with the server, so the teardown waits on no client.
+  t.teardown(async () => { server.closeAllConnections(); await new Promise((resolve) => server.close(resolve)) })
   return { server, router }
 }
 

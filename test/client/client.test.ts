@@ -336,8 +336,8 @@ t.test('server restart: 1012, immediate retry, the same users resume on a new se
   a.move({ x: 12, y: 5, z: 2 })
   t.same(a.me?.position, { x: 12, y: 5, z: 2 })
 
-  const resumedA = once(a, 'welcome', undefined, 5000)
-  const resumedB = once(b, 'welcome', undefined, 5000)
+  const resumedA = once(a, 'welcome')
+  const resumedB = once(b, 'welcome')
   server = await startServerOn(port, { sessionStore })
   const [[ra], [rb]] = await Promise.all([resumedA, resumedB])
   t.equal(ra.resumed, true, 'A resumed on the new server')
@@ -348,8 +348,8 @@ t.test('server restart: 1012, immediate retry, the same users resume on a new se
   t.equal(b.state, 'open')
 
   const restarted = server
-  await until(b, () => b.users.get(wa.id)?.position.x === 12 && consistent(restarted, b), 5000)
-  await until(a, () => consistent(restarted, a), 5000)
+  await until(b, () => b.users.get(wa.id)?.position.x === 12 && consistent(restarted, b))
+  await until(a, () => consistent(restarted, a))
   t.match(a.users.get(wb.id), { name: 'Bob', state: { color: 'red' }, connected: true }, 'A sees B as it was')
   t.match(b.users.get(wa.id), { name: 'Ann', position: { x: 12, y: 5, z: 2 }, connected: true }, 'B sees A at its latest position')
   t.same(server.app.shoal.user(wa.id)?.position, { x: 12, y: 5, z: 2 }, 'the server has the latest offline position')

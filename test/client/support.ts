@@ -4,10 +4,10 @@
  * Shoal server on a chosen port, and access to the client's current socket.
  */
 import net from 'node:net'
-import Fastify from 'fastify'
 import WebSocket from 'ws'
 import shoal, { type ShoalOptions } from '../../index.js'
-import { FAST, type TestServer } from '../helpers.js'
+import { FAST, testApp, type TestServer } from '../helpers.js'
+import { request } from '../http.js'
 import type { ShoalClient } from '../../src/client/client.js'
 import type {
   SecretStorage, ShoalClientEvents, ShoalClientOptions, Timers, WebSocketConstructor, WebSocketLike
@@ -17,6 +17,9 @@ import type { ServerMessageT, UserT, WelcomeMessageT } from '../../schemas/proto
 export type EventName = keyof ShoalClientEvents
 export type EventArgs<K extends EventName> = ShoalClientEvents[K]
 
+/** How long a wait may take before it fails: generous, as a wait that succeeds ends at once. */
+const WAIT_MS = 10_000
+
 /**
  * Resolves with the arguments of the next `event` of `client` for which
  * `predicate` holds; rejects after `timeoutMs`.
@@ -24,19 +27,19 @@ export type EventArgs<K extends EventName> = ShoalClientEvents[K]
 export function once<K extends EventName> (
   client: ShoalClient,
   event: K,
-  predicate: (...args: EventArgs<K>) => boolean = () => true,
-  timeoutMs = 3000
+  predicate?: (...args: EventArgs<K>) => boolean,
+  timeoutMs = WAIT_MS
 ): Promise<EventArgs<K>> {
   return new Promise((resolve, reject) => {
     const listener = (...args: EventArgs<K>): void => {
-      if (!predicate(...args)) return
+      if (predicate !== undefined && !predicate(...args)) return
       clearTimeout(timer)
       client.off(event, listener as never)
       resolve(args)
     }
     const timer = setTimeout(() => {
       client.off(event, listener as never)
-      reject(new Error(`no ${String(event)} event within ${timeoutMs} ms`))
+      reject(new Error(`waited ${timeoutMs} ms for a ${String(event)} event${predicate === undefined ? '' : ` where ${predicate.toString()}`}`))
     }, timeoutMs)
     client.on(event, listener as never)
   })
@@ -45,8 +48,11 @@ export function once<K extends EventName> (
 /** Events that may change a client's copy of its room. */
 const ROOM_EVENTS: EventName[] = ['welcome', 'snapshot', 'join', 'leave', 'update', 'positions']
 
-/** Resolves once `check()` holds, checking now and after every room event of `client`; rejects after `timeoutMs`. */
-export function until (client: ShoalClient, check: () => boolean, timeoutMs = 3000): Promise<void> {
+/**
+ * Resolves once `check()` holds, checking now and after every room event of `client`;
+ * rejects after `timeoutMs` with the check's own source, which says what was waited for.
+ */
+export function until (client: ShoalClient, check: () => boolean, timeoutMs = WAIT_MS): Promise<void> {
   if (check()) return Promise.resolve()
   return new Promise((resolve, reject) => {
     const listener = (): void => {
@@ -60,7 +66,7 @@ export function until (client: ShoalClient, check: () => boolean, timeoutMs = 30
     }
     const timer = setTimeout(() => {
       done()
-      reject(new Error(`condition not met within ${timeoutMs} ms`))
+      reject(new Error(`waited ${timeoutMs} ms for ${check.toString()}`))
     }, timeoutMs)
     for (const event of ROOM_EVENTS) client.on(event, listener)
   })
@@ -134,11 +140,11 @@ export class FakeTimers implements Timers {
   }
 
   /** Resolves once at least `count` timers have been requested in all; rejects after `timeoutMs` of real time. */
-  async waitForRequests (count: number, timeoutMs = 3000): Promise<void> {
+  async waitForRequests (count: number, timeoutMs = WAIT_MS): Promise<void> {
     const deadline = Date.now() + timeoutMs
     while (this.requests.length < count) {
       const left = deadline - Date.now()
-      if (left <= 0) throw new Error(`only ${this.requests.length} timer requests, expected ${count}`)
+      if (left <= 0) throw new Error(`waited ${timeoutMs} ms for ${count} timer requests; only ${this.requests.length} came`)
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left)
         this.waiters.push(() => { clearTimeout(timer); resolve() })
@@ -190,7 +196,7 @@ export const CLIENT_TEST_SERVER: ShoalOptions = { tickHz: 50, graceMs: 200, regi
  * startServer. `close` is `app.close()`, whose drain closes open sockets with 1012.
  */
 export async function startServerOn (port: number, options: ShoalOptions = {}): Promise<TestServer> {
-  const app = Fastify({ logger: false, return503OnClosing: false })
+  const app = testApp()
   await app.register(shoal, { ...FAST, ...CLIENT_TEST_SERVER, ...options })
   await app.listen({ port, host: '127.0.0.1' })
   const address = app.server.address()
@@ -211,7 +217,7 @@ export async function freePort (): Promise<number> {
 
 /** The value of a Prometheus counter sample (0 when absent). */
 export async function metric (server: TestServer, sample: string): Promise<number> {
-  const text = await (await fetch(`${server.url}/metrics`)).text()
+  const text = (await request(`${server.url}/metrics`)).body
   for (const line of text.split('\n')) {
     if (line.startsWith(sample + ' ')) return Number(line.slice(sample.length + 1))
   }

@@ -55,9 +55,9 @@ function feedOn (file: string, clock = new ManualClock()) {
     updated: (f) => { updates.push(f.version); wake?.() },
     failed: (_f, p) => { failures.push(p); wake?.() }
   })
-  /** Resolves at the next event (update or failure), rejects after 3 s. */
-  const next = async (): Promise<void> => await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('no feed event within 3 s')), 3000)
+  /** Resolves at the next event (update or failure), rejects after 10 s naming what it waited for. */
+  const next = async (what = 'the feed\'s next update or failure'): Promise<void> => await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`waited 10 s for ${what}; updates so far ${JSON.stringify(updates)}, failures ${JSON.stringify(failures)}`)), 10_000)
     wake = () => { clearTimeout(timer); wake = null; resolve() }
   })
   return { feed, updates, failures, next, clock }
@@ -108,26 +108,26 @@ t.test('the watcher: an edit in place and a replace by rename both become new ve
   feed.watch()
   t.teardown(() => feed.close())
 
-  let event = next()
+  let event = next('the watcher\'s version after an edit in place')
   writeFileSync(file, 'name,x\nA,2\n')
   await event
   t.strictSame(updates, [1, 2], 'an edit in place')
   t.strictSame(feed.table.rows, [['A', '2']])
 
-  event = next()
+  event = next('the watcher\'s version after a rename over the file')
   const replacement = `${file}.tmp`
   writeFileSync(replacement, 'name,x\nA,3\nB,4\n')
   renameSync(replacement, file)
   await event
   t.strictSame(feed.table.rows, [['A', '3'], ['B', '4']], 'a new file renamed over the old one, as editors and mv do')
 
-  event = next()
+  event = next('the watcher\'s failure on an invalid edit')
   writeFileSync(file, 'name,x\nA,"5\n')
   await event
   t.strictSame(feed.table.rows, [['A', '3'], ['B', '4']], 'an invalid edit is seen, and changes nothing')
   t.match(feed.lastError, { message: /Quote Not Closed/ })
 
-  event = next()
+  event = next('the watcher\'s version after the fix')
   writeFileSync(file, 'name,x\nA,6\n')
   await event
   t.equal(feed.lastError, null)

@@ -9,6 +9,7 @@ import { createApi } from '../../src/core/api.js'
 import { MAX_PENDING_REQUESTS, type EngineLog } from '../../src/core/engine.js'
 import { checkedIdentity, infoProblem, ShoalError } from '../../src/core/identity.js'
 import { CustomMessages } from '../../src/core/custom-messages.js'
+import { until } from '../wait.js'
 import { errorOf, settle, setup } from './engine-harness.js'
 
 /** A log that keeps what it was told. */
@@ -212,7 +213,7 @@ t.test('a hook that does not answer in time has failed', async (t) => {
   const s = setup({ log, hookTimeoutMs: 20, access: { canJoin: async () => await new Promise<boolean>(() => {}) } })
   const ann = s.connect()
   ann.send({ type: 'register', name: 'Ann' })
-  await new Promise((resolve) => setTimeout(resolve, 60))
+  await until('the register refused once canJoin has not answered in 20 ms', () => ann.socket.frames.some((frame) => frame.type === 'error'), { describe: () => ann.socket.frames })
   t.same(errorOf(ann.socket), { code: 'server_error', ref: 'register' })
   t.match(log.errors, ['canJoin failed'])
   ann.socket.clear()

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { within } from '../wait.js'
 import { TickScheduler } from '../../src/core/tick.js'
 
 t.test('tick runs every step once, in the order they were added', async (t) => {
@@ -72,10 +73,12 @@ t.test('start runs ticks on a timer until stop; starting twice does not double t
   scheduler.start()
   scheduler.start()
   t.teardown(() => scheduler.stop())
-  await twoTicks
+  await within('two ticks of the timer at 200 Hz', twoTicks)
   scheduler.stop()
   const stoppedAt = ticks
-  await new Promise((resolve) => setTimeout(resolve, 30))
+  // Node runs timers in order of expiry: an interval (every 5 ms) that outlived stop()
+  // would fire before a timeout of two intervals set after it.
+  await new Promise((resolve) => setTimeout(resolve, 2 * 1000 / 200))
   t.equal(ticks, stoppedAt, 'no tick after stop')
   scheduler.stop()
   t.pass('stopping twice is harmless')

@@ -13,12 +13,11 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import Fastify from 'fastify'
 import t from 'tap'
 import { parse } from 'yaml'
 import shoal, { MemoryClusterHub } from '../../index.js'
 import { systemClock } from '../../src/core/clock.js'
-import { FAST } from '../helpers.js'
+import { FAST, testApp } from '../helpers.js'
 
 const DOCS = fileURLToPath(new URL('../../docs/', import.meta.url))
 const DASHBOARD = join(DOCS, 'grafana-dashboard.json')
@@ -122,7 +121,7 @@ async function checkPromQL (promtool: string, queries: Query[]): Promise<Run> {
 /** /metrics of a real instance with a cluster bus, so the cluster metrics are there too. */
 async function scrape (): Promise<string> {
   const hub = new MemoryClusterHub(systemClock)
-  const app = Fastify({ logger: false })
+  const app = testApp()
   try {
     await app.register(shoal, { ...FAST, demo: false, bus: hub.bus('node-a') })
     const res = await app.inject({ method: 'GET', url: '/metrics' })
