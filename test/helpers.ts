@@ -5,6 +5,7 @@ import WebSocket from 'ws'
 import shoal, { type ShoalOptions } from '../index.js'
 import type { ServerMessageT, WelcomeMessageT } from '../schemas/protocol.js'
 import { request } from './http.js'
+import { within, type WaitOptions } from './wait.js'
 
 export interface TestServer {
   app: FastifyInstance
@@ -88,12 +89,17 @@ export class TestClient {
   static async connect (url: string, options: WebSocket.ClientOptions = {}): Promise<TestClient> {
     const socket = new WebSocket(url, options)
     const client = new TestClient(socket)
-    await new Promise<void>((resolve, reject) => {
+    await within(`the WebSocket to ${url} to open`, new Promise<void>((resolve, reject) => {
       socket.once('open', () => resolve())
-      socket.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode ?? 0}`)))
+      socket.once('unexpected-response', (_req, res) => { res.resume(); reject(new Error(`HTTP ${res.statusCode ?? 0}`)) })
       socket.once('error', reject)
-    })
+    }))
     return client
+  }
+
+  /** The close, once it comes; a rejection naming `what` after the timeout. */
+  async whenClosed (what = 'the socket to close', options: WaitOptions = {}): Promise<Closed> {
+    return await within(what, this.closed, options)
   }
 
   send (message: unknown): void {
@@ -104,13 +110,13 @@ export class TestClient {
    * Removes and returns the first received message matching `match` (waiting for
    * it); messages that do not match stay queued.
    */
-  async next<T extends ServerMessageT['type']> (type: T, match: (message: Extract<ServerMessageT, { type: T }>) => boolean = () => true, timeoutMs = 3000): Promise<Extract<ServerMessageT, { type: T }>> {
+  async next<T extends ServerMessageT['type']> (type: T, match?: (message: Extract<ServerMessageT, { type: T }>) => boolean, timeoutMs = 10_000): Promise<Extract<ServerMessageT, { type: T }>> {
     const deadline = Date.now() + timeoutMs
     for (;;) {
-      const index = this.received.findIndex((m) => m.type === type && match(m as Extract<ServerMessageT, { type: T }>))
+      const index = this.received.findIndex((m) => m.type === type && (match === undefined || match(m as Extract<ServerMessageT, { type: T }>)))
       if (index >= 0) return this.received.splice(index, 1)[0] as Extract<ServerMessageT, { type: T }>
       const left = deadline - Date.now()
-      if (left <= 0) throw new Error(`no ${type} message within ${timeoutMs} ms; queued: ${JSON.stringify(this.received).slice(0, 500)}`)
+      if (left <= 0) throw new Error(`waited ${timeoutMs} ms for a ${type} message${match === undefined ? '' : ` where ${match.toString()}`}; queued: ${JSON.stringify(this.received).slice(0, 500)}`)
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left)
         this.waiters.push(() => { clearTimeout(timer); resolve() })

@@ -9,6 +9,7 @@ import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { statusOf } from './http.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 
@@ -70,7 +71,8 @@ export async function waitReady (t: { teardown: (fn: () => unknown) => void }, p
   const deadline = Date.now() + 20_000
   for (;;) {
     if (exited) throw new Error(`server exited before it was ready: ${JSON.stringify(proc.output())}`)
-    const ok = await fetch(`${url}/health`).then((res) => res.status === 200, () => false)
+    // Refused, or not yet 200, while the server starts.
+    const ok = await statusOf(`${url}/health`).then((status) => status === 200, () => false)
     if (ok) return
     if (Date.now() > deadline) throw new Error(`server not ready within 20 s: ${JSON.stringify(proc.output())}`)
     await new Promise((resolve) => setTimeout(resolve, 50))

@@ -20,6 +20,7 @@ import { promisify } from 'node:util'
 import { Cluster, Redis } from 'ioredis'
 import { freePort } from './process.js'
 import { hasRedisServerBinary } from './redis.js'
+import { within } from './wait.js'
 
 export interface RedisClusterNode { host: string, port: number }
 
@@ -28,17 +29,6 @@ const HOST = '127.0.0.1'
 const THIRDS: ReadonlyArray<readonly [number, number]> = [[0, 5460], [5461, 10922], [10923, 16383]]
 
 const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
-
-/** A Cluster client queues commands until it is ready, possibly forever: bound each wait. */
-async function within<T> (ms: number, what: string, promise: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((resolve, reject) => { timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms) })
-  try {
-    return await Promise.race([promise, timeout])
-  } finally {
-    clearTimeout(timer)
-  }
-}
 
 const gone = (child: ChildProcess): boolean => child.pid === undefined || child.exitCode !== null || child.signalCode !== null
 
@@ -182,9 +172,10 @@ async function waitForClusterClient (nodes: RedisClusterNode[]): Promise<void> {
     const keys = await keyInEachThird(nodes[0] as RedisClusterNode)
     for (;;) {
       try {
+        // A Cluster client queues commands until it is ready, possibly forever: each is bounded.
         for (const key of keys) {
-          await within(2000, `SET ${key}`, client.set(key, key, 'EX', 60))
-          if (await within(2000, `GET ${key}`, client.get(key)) !== key) throw new Error(`GET ${key} did not return what was SET`)
+          await within(`the answer to SET ${key}`, client.set(key, key, 'EX', 60), { timeoutMs: 2000 })
+          if (await within(`the answer to GET ${key}`, client.get(key), { timeoutMs: 2000 }) !== key) throw new Error(`GET ${key} did not return what was SET`)
         }
         return
       } catch (err) {

@@ -40,6 +40,12 @@ const charts = {
   out: new LiveChart(element('chart-out')),
   tick: new LiveChart(element('chart-tick'), { budget: '#9ca3af' })
 }
+/**
+ * `<html data-state>`, the page's own signal, what tests and anyone automating the page wait on:
+ * connecting (its feed, also anew for each room chosen), live (this feed's first overview is drawn),
+ * reconnecting, closed; and `data-room`, the room whose users are drawn, once they are.
+ */
+const pageState = (state: 'connecting' | 'live' | 'reconnecting' | 'closed'): void => { document.documentElement.dataset.state = state }
 let selectedRoom: string | null = new URLSearchParams(location.search).get('room')
 /** The node this page is of: only its users can be disconnected here. */
 let thisNode = ''
@@ -111,6 +117,7 @@ function showRoom (room: AdminRoomT): void {
   text('room-total', room.total > room.users.length ? `${room.total} users, the first ${room.users.length} by name` : `${room.total} users`)
   const names = new Map(room.users.map((user) => [user.id, user.name]))
   tableBody('room-users').replaceChildren(...room.users.map((user) => userRow(user, names)))
+  document.documentElement.dataset.room = room.name
 }
 
 /** A user's row; whom it listens to by name where the room's list has them, else by id. */
@@ -176,20 +183,26 @@ function watch (): void {
   const state = element('feed-state')
   const source = new EventSource(`${base}/feed${selectedRoom === null ? '' : `?room=${encodeURIComponent(selectedRoom)}`}`)
   feed = source
+  pageState('connecting')
   source.addEventListener('open', () => { state.dataset.state = 'live'; state.textContent = 'live' })
-  source.addEventListener('overview', (event) => { showOverview(JSON.parse(event.data as string) as AdminOverviewT) })
+  source.addEventListener('overview', (event) => {
+    showOverview(JSON.parse(event.data as string) as AdminOverviewT)
+    pageState('live')
+  })
   source.addEventListener('room', (event) => { showRoom(JSON.parse(event.data as string) as AdminRoomT) })
   source.addEventListener('error', () => {
     // EventSource retries a dropped stream itself; a refused one (401, 429) it gives up on, and so does this page, for a while.
     const closed = source.readyState === EventSource.CLOSED
     state.dataset.state = closed ? 'closed' : 'reconnecting'
     state.textContent = closed ? `closed, retrying in ${RETRY_MS / 1000} s` : 'reconnecting'
+    pageState(closed ? 'closed' : 'reconnecting')
     if (closed && feed === source) setTimeout(() => { if (feed === source) watch() }, RETRY_MS)
   })
 }
 
 function selectRoom (room: string): void {
   selectedRoom = room
+  delete document.documentElement.dataset.room
   history.replaceState(null, '', `?room=${encodeURIComponent(room)}`)
   element('send-result').textContent = ''
   watch()

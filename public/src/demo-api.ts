@@ -1,4 +1,7 @@
-/** What the demo page exposes on `window.shoalDemo`, for debugging and for the browser test. */
+/**
+ * What the demo page exposes on `window.shoalDemo`, for debugging and for the browser test.
+ * When to look: `<html data-state="in-room">` (see demo.ts), the page's own signal.
+ */
 import type { ShoalClient } from '../../src/client/index.js'
 
 export interface DemoApi {

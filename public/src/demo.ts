@@ -42,9 +42,18 @@ const sayInput = element<HTMLInputElement>('say-text')
 
 element('room').textContent = wantedRoom
 
+/**
+ * `<html data-state>`, the page's own signal, what tests and anyone automating the page wait on:
+ * connecting (also while reconnecting, or joining the room of the address), in-room (open, welcomed
+ * in the room of the address, and its users drawn), closed.
+ */
+const pageState = (state: 'connecting' | 'in-room' | 'closed'): void => { document.documentElement.dataset.state = state }
+
 client.on('state', (state) => {
   element('state').textContent = state
   element('state').dataset.state = state
+  // 'open' comes just before the welcome, which says in-room once it is drawn.
+  if (state !== 'open') pageState(state === 'closed' ? 'closed' : 'connecting')
 })
 client.on('rtt', (ms) => { element('rtt').textContent = `${Math.round(ms)} ms` })
 client.on('welcome', (welcome) => {
@@ -91,6 +100,15 @@ client.on('csv', (feed) => {
   log.push({ event: `csv:${feed.name}:${feed.version}` })
 })
 client.on('welcome', () => { landmarks = [] })
+
+/** The room of the address is drawn at once (not at the next animation frame, which a tab behind others waits for). */
+function arrived (room: string): void {
+  if (room !== wantedRoom) return pageState('connecting')
+  paint()
+  pageState('in-room')
+}
+client.on('welcome', (welcome) => { arrived(welcome.room) })
+client.on('snapshot', (room) => { arrived(room) })
 
 // ---- input -----------------------------------------------------------------
 
@@ -150,7 +168,7 @@ sayForm.addEventListener('submit', (event) => {
 
 // ---- drawing ---------------------------------------------------------------
 
-function draw (): void {
+function paint (): void {
   const now = performance.now()
   const scale = canvas.width / WORLD_W
   context.setTransform(scale, 0, 0, scale, 0, 0)
@@ -201,6 +219,10 @@ function draw (): void {
   }
 
   element('count').textContent = String(everyone.length)
+}
+
+function draw (): void {
+  paint()
   requestAnimationFrame(draw)
 }
 

@@ -6,8 +6,10 @@
 import t from 'tap'
 import type { AdminOverviewT, AdminRoomT } from '../../schemas/admin.js'
 import { TestClient } from '../helpers.js'
+import { openStream, statusOf } from '../http.js'
 import { freePort, QUIET_ENV, startProcess, waitReady } from '../process.js'
 import { redisForTests, uniquePrefix } from '../redis.js'
+import { within } from '../wait.js'
 
 type Tap = Parameters<Parameters<typeof t.test>[0]>[0]
 
@@ -22,29 +24,37 @@ async function startNode (t: Tap, url: string, prefix: string, name: string): Pr
   return base
 }
 
-/** Opens the feed and reads its events until one of `kind` passes `match` (within 10 s). */
-async function feedUntil<T> (base: string, kind: 'overview' | 'room', query: string, match: (data: T) => boolean): Promise<T> {
-  const deadline = Date.now() + 10_000
-  const controller = new AbortController()
-  try {
-    const response = await fetch(`${base}/admin/feed${query}`, { headers: AUTH, signal: controller.signal })
-    if (response.body === null) throw new Error('no feed body')
+/**
+ * Opens the feed and reads its events until one of `kind` passes `match` (within 10 s,
+ * or the test fails naming `what` and the last such event); the feed is cancelled then.
+ */
+async function feedUntil<T> (t: Tap, base: string, kind: 'overview' | 'room', query: string, what: string, match: (data: T) => boolean): Promise<T> {
+  const response = await openStream(t, `${base}/admin/feed${query}`, { headers: AUTH })
+  if (response.body === null) throw new Error('no feed body')
+  const reader = response.body.getReader()
+  let last: T | undefined
+  const read = async (): Promise<T> => {
     const decoder = new TextDecoder()
     let buffered = ''
-    for await (const chunk of response.body) {
-      buffered += decoder.decode(chunk as Uint8Array, { stream: true })
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (done) throw new Error(`the feed ended (HTTP ${response.status})`)
+      buffered += decoder.decode(value, { stream: true })
       for (let end = buffered.indexOf('\n\n'); end !== -1; end = buffered.indexOf('\n\n')) {
         const block = buffered.slice(0, end)
         buffered = buffered.slice(end + 2)
         if (!block.startsWith(`event: ${kind}\n`)) continue
-        const data = JSON.parse(block.slice(block.indexOf('data: ') + 6)) as T
-        if (match(data)) return data
+        last = JSON.parse(block.slice(block.indexOf('data: ') + 6)) as T
+        if (match(last)) return last
       }
-      if (Date.now() > deadline) break
     }
-    throw new Error(`no matching ${kind} event from ${base} within 10 s`)
+  }
+  try {
+    return await within(`${what} (a ${kind} event of ${base}/admin/feed${query})`, read())
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; last ${kind} event: ${JSON.stringify(last)?.slice(0, 1000)}`)
   } finally {
-    controller.abort()
+    await reader.cancel().catch(() => {})
   }
 }
 
@@ -64,22 +74,21 @@ if (redis.url === null) {
     const annWelcome = await ann.register({ name: 'Ann', room: 'hall' })
     const bobWelcome = await bob.register({ name: 'Bob', room: 'hall' })
 
-    const overview = await feedUntil<AdminOverviewT>(a, 'overview', '', (o) => o.cluster?.nodes.length === 2 && o.rooms.listed.some((room) => room.name === 'hall' && room.members === 2))
+    const overview = await feedUntil<AdminOverviewT>(t, a, 'overview', '', 'both nodes alive and Ann and Bob in the hall', (o) => o.cluster?.nodes.length === 2 && o.rooms.listed.some((room) => room.name === 'hall' && room.members === 2))
     t.match(overview.node, /^admin-a:/)
     t.equal(overview.cluster?.bus, 'ok')
     t.match(overview.cluster?.nodes, [/^admin-a:/, /^admin-b:/], 'this node first, then the others alive')
     t.equal(overview.cluster?.servedRooms, 1)
     t.equal(overview.cluster?.replicas, 1, 'Bob is held here as a replica')
 
-    const room = await feedUntil<AdminRoomT>(a, 'room', '?room=hall', (r) => r.total === 2)
+    const room = await feedUntil<AdminRoomT>(t, a, 'room', '?room=hall', 'two users in the hall', (r) => r.total === 2)
     t.same(room.users.map((user) => [user.name, user.node.split(':')[0]]), [['Ann', 'admin-a'], ['Bob', 'admin-b']])
 
-    const elsewhere = await fetch(`${a}/admin/users/${bobWelcome.id}/disconnect`, { method: 'POST', headers: { ...AUTH, 'content-type': 'application/json' }, body: '{}' })
-    t.equal(elsewhere.status, 404, 'node A cannot end a session node B has')
-    const own = await fetch(`${b}/admin/users/${bobWelcome.id}/disconnect`, { method: 'POST', headers: { ...AUTH, 'content-type': 'application/json' }, body: '{}' })
-    t.equal(own.status, 200)
-    t.equal((await bob.closed).code, 1000)
-    const after = await feedUntil<AdminRoomT>(a, 'room', '?room=hall', (r) => r.total === 1)
+    const disconnect = { method: 'POST', headers: { ...AUTH, 'content-type': 'application/json' }, body: '{}' }
+    t.equal(await statusOf(`${a}/admin/users/${bobWelcome.id}/disconnect`, disconnect), 404, 'node A cannot end a session node B has')
+    t.equal(await statusOf(`${b}/admin/users/${bobWelcome.id}/disconnect`, disconnect), 200)
+    t.equal((await within('Bob\'s socket to close', bob.closed)).code, 1000)
+    const after = await feedUntil<AdminRoomT>(t, a, 'room', '?room=hall', 'Bob gone from the hall', (r) => r.total === 1)
     t.same(after.users.map((user) => user.id), [annWelcome.id], 'node A\'s page sees Bob gone')
   })
 }

@@ -8,9 +8,12 @@ import t from 'tap'
 import WebSocket from 'ws'
 import type { AdminOverviewT, AdminRoomT } from '../../schemas/admin.js'
 import { adminToken, MemoryClusterHub, type ShoalOptions } from '../../index.js'
+import { AdminFeed } from '../../src/core/admin/feed.js'
 import { ManualClock, systemClock } from '../../src/core/clock.js'
 import { adminFromEnv } from '../../src/server/env.js'
 import { harness, startServer, TestClient } from '../helpers.js'
+import { request, requestJson, statusOf, type Reply } from '../http.js'
+import { until } from '../wait.js'
 
 type Tap = Parameters<Parameters<typeof t.test>[0]>[0]
 
@@ -72,12 +75,16 @@ class FeedReader {
   end (): void { this.close() }
 }
 
-const post = async (url: string, body: unknown, headers: Record<string, string> = BEARER): Promise<Response> =>
-  await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) })
+const postInit = (body: unknown, headers: Record<string, string>): RequestInit =>
+  ({ method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) })
+const post = async (url: string, body: unknown, headers: Record<string, string> = BEARER): Promise<Reply> =>
+  await request(url, postInit(body, headers))
+const postJson = async <T>(url: string, body: unknown, headers: Record<string, string> = BEARER): Promise<Reply & { json: T }> =>
+  await requestJson<T>(url, postInit(body, headers))
 
 t.test('without the admin option there is no /admin, no feed and no action', async (t) => {
   const { server } = await harness(t, { demo: false })
-  for (const path of ['/admin', '/admin/feed', '/admin/assets/admin.js']) t.equal((await fetch(`${server.url}${path}`, { headers: BEARER })).status, 404, path)
+  for (const path of ['/admin', '/admin/feed', '/admin/assets/admin.js']) t.equal(await statusOf(`${server.url}${path}`, { headers: BEARER }), 404, path)
   t.equal((await post(`${server.url}/admin/rooms/lobby/messages`, { payload: 1 })).status, 404)
 })
 
@@ -86,46 +93,46 @@ t.test('unauthorized requests get 401 (with a Basic challenge for adminToken) an
   const ann = await join({ name: 'Ann', room: 'lobby' })
   const basic = (password: string): Record<string, string> => ({ authorization: `Basic ${Buffer.from(`ops:${password}`).toString('base64')}` })
   for (const headers of [{}, { authorization: 'Bearer wrong' }, basic('wrong'), { authorization: 'Token s3cret-token' }]) {
-    const page = await fetch(`${server.url}/admin`, { headers })
+    const page = await request(`${server.url}/admin`, { headers })
     t.equal(page.status, 401, JSON.stringify(headers))
     t.match(page.headers.get('www-authenticate'), /^Basic realm="Shoal admin"/)
-    t.equal((await fetch(`${server.url}/admin/feed`, { headers })).status, 401)
+    t.equal(await statusOf(`${server.url}/admin/feed`, { headers }), 401)
     t.equal((await post(`${server.url}/admin/users/${ann.welcome.id}/disconnect`, {}, headers)).status, 401)
   }
   t.ok(server.app.shoal.user(ann.welcome.id)?.connected, 'the user is still there')
   for (const [path, headers] of [['/admin', BEARER], ['/admin/', basic(TOKEN)]] as const) {
-    const page = await fetch(`${server.url}${path}`, { headers })
+    const page = await request(`${server.url}${path}`, { headers })
     t.equal(page.status, 200)
-    const html = await page.text()
+    const html = page.body
     t.match(html, 'src="/admin/assets/admin.js"', 'the page loads its bundle from under /admin')
     t.notMatch(html, '%ADMIN_BASE%')
   }
-  const bundle = await fetch(`${server.url}/admin/assets/admin.js`, { headers: BEARER })
+  const bundle = await request(`${server.url}/admin/assets/admin.js`, { headers: BEARER })
   t.equal(bundle.status, 200)
   t.match(bundle.headers.get('content-type'), 'text/javascript')
-  t.equal((await fetch(`${server.url}/admin/assets/admin.css`, { headers: BEARER })).status, 200)
-  t.equal((await fetch(`${server.url}/admin/assets/..%2Fadmin.html`, { headers: BEARER })).status, 404, 'only the two assets')
+  t.equal(await statusOf(`${server.url}/admin/assets/admin.css`, { headers: BEARER }), 200)
+  t.equal(await statusOf(`${server.url}/admin/assets/..%2Fadmin.html`, { headers: BEARER }), 404, 'only the two assets')
 })
 
 t.test('under a prefix and beside the demo: the page, its bundle and its feed are under <prefix>/admin', async (t) => {
   const { server } = await harness(t, { ...ADMIN, demo: true, prefix: '/rt' })
-  const html = await (await fetch(`${server.url}/admin`, { headers: BEARER })).text()
+  const html = (await request(`${server.url}/admin`, { headers: BEARER })).body
   t.match(html, 'src="/rt/admin/assets/admin.js"')
   t.match(html, 'data-base="/rt/admin"')
-  t.equal((await fetch(`${server.url}/admin/assets/admin.js`, { headers: BEARER })).status, 200)
-  t.equal((await fetch(`${server.url}/admin`)).status, 401, 'the demo\'s static files do not answer for it')
+  t.equal(await statusOf(`${server.url}/admin/assets/admin.js`, { headers: BEARER }), 200)
+  t.equal(await statusOf(`${server.url}/admin`), 401, 'the demo\'s static files do not answer for it')
   const feed = await FeedReader.open(t, `${server.url}/admin/feed`)
   t.equal((await feed.next<AdminOverviewT>('overview')).node, 'single')
-  t.equal((await fetch(`${server.url}/`)).status, 200, 'the demo is still there')
+  t.equal(await statusOf(`${server.url}/`), 200, 'the demo is still there')
 })
 
 t.test('a host authorize decides, and its refusal status is kept (403 without a challenge)', async (t) => {
   const { server } = await harness(t, { demo: false, admin: { authorize: (request) => request.headers['x-role'] === 'ops' || { statusCode: 403, message: 'ops only' } } })
-  const refused = await fetch(`${server.url}/admin/feed`, { headers: { 'x-role': 'guest' } })
+  const refused = await requestJson(`${server.url}/admin/feed`, { headers: { 'x-role': 'guest' } })
   t.equal(refused.status, 403)
-  t.same(await refused.json(), { error: 'ops only' })
+  t.same(refused.json, { error: 'ops only' })
   t.equal(refused.headers.get('www-authenticate'), null)
-  t.equal((await fetch(`${server.url}/admin`, { headers: { 'x-role': 'ops' } })).status, 200)
+  t.equal(await statusOf(`${server.url}/admin`, { headers: { 'x-role': 'ops' } }), 200)
 })
 
 t.test('the feed: rooms and counts, the users of a watched room, traffic by type', async (t) => {
@@ -165,29 +172,29 @@ t.test('actions: disconnect a user, send a server message to a room; bad input g
   const ann = await join({ name: 'Ann', room: 'lobby' })
   const bob = await join({ name: 'Bob', room: 'lobby' })
 
-  const sent = await post(`${server.url}/admin/rooms/lobby/messages`, { payload: { notice: 'maintenance at 18:00' } })
+  const sent = await postJson(`${server.url}/admin/rooms/lobby/messages`, { payload: { notice: 'maintenance at 18:00' } })
   t.equal(sent.status, 200)
-  t.same(await sent.json(), { room: 'lobby', recipients: 2 })
+  t.same(sent.json, { room: 'lobby', recipients: 2 })
   const data = await ann.client.next('data', (m) => m.from === 'server')
   t.same(data.payload, { notice: 'maintenance at 18:00' })
   await bob.client.next('data', (m) => m.from === 'server')
 
   for (const [body, why] of [[{}, 'no payload'], [{ payload: 1, extra: true }, 'an unknown field'], [{ payload: 'x'.repeat(9000) }, 'a payload over 8 KiB']] as const) {
-    const refused = await post(`${server.url}/admin/rooms/lobby/messages`, body)
+    const refused = await postJson<{ message?: string, error?: string }>(`${server.url}/admin/rooms/lobby/messages`, body)
     t.equal(refused.status, 400, why)
-    t.ok(typeof ((await refused.json()) as { message?: string, error?: string }).error === 'string', `${why}: a clear error`)
+    t.ok(typeof refused.json.error === 'string', `${why}: a clear error`)
   }
   t.equal((await post(`${server.url}/admin/rooms/${encodeURIComponent('no room!')}/messages`, { payload: 1 })).status, 400, 'a malformed room name')
-  const form = await fetch(`${server.url}/admin/rooms/lobby/messages`, { method: 'POST', headers: { ...BEARER, 'content-type': 'application/x-www-form-urlencoded' }, body: 'payload=1' })
+  const form = await request(`${server.url}/admin/rooms/lobby/messages`, { method: 'POST', headers: { ...BEARER, 'content-type': 'application/x-www-form-urlencoded' }, body: 'payload=1' })
   t.equal(form.status, 415, 'a form post (what another site could make a browser send) is refused')
   t.same(await ann.client.drainType('data'), [], 'none of these reached the room')
 
   const unknown = await post(`${server.url}/admin/users/00000000-0000-4000-8000-000000000000/disconnect`, {})
   t.equal(unknown.status, 404)
-  const gone = await post(`${server.url}/admin/users/${bob.welcome.id}/disconnect`, {})
+  const gone = await postJson(`${server.url}/admin/users/${bob.welcome.id}/disconnect`, {})
   t.equal(gone.status, 200)
-  t.same(await gone.json(), { disconnected: bob.welcome.id })
-  t.same(await bob.client.closed, { code: 1000, reason: 'disconnected by the server' })
+  t.same(gone.json, { disconnected: bob.welcome.id })
+  t.same(await bob.client.whenClosed(), { code: 1000, reason: 'disconnected by the server' })
   const left = await ann.client.next('presence', (m) => m.left?.includes(bob.welcome.id) === true)
   t.same(left.left, [bob.welcome.id], 'the room sees the user leave')
   t.equal(server.app.shoal.user(bob.welcome.id), undefined, 'its session ended')
@@ -199,12 +206,17 @@ t.test('the admin surface is rate limited, and so is the number of pages watchin
   const clock = new ManualClock()
   const { server } = await harness(t, { ...ADMIN, clock })
   const statuses: number[] = []
-  for (let i = 0; i < 32; i++) statuses.push((await fetch(`${server.url}/admin/assets/admin.css`, { headers: BEARER })).status)
+  for (let i = 0; i < 32; i++) statuses.push(await statusOf(`${server.url}/admin/assets/admin.css`, { headers: BEARER }))
   t.same(statuses.slice(0, 30), Array(30).fill(200), 'a burst of 30')
   t.same(statuses.slice(30), [429, 429])
   clock.advance(1000)
-  t.equal((await fetch(`${server.url}/admin/assets/admin.css`, { headers: BEARER })).status, 200, 'five more a second')
+  t.equal(await statusOf(`${server.url}/admin/assets/admin.css`, { headers: BEARER }), 200, 'five more a second')
 
+  // The instance's feed sits in Shoal's own scope (no decorator on the host app): the first page it watches shows it.
+  const feeds = new Set<AdminFeed>()
+  const watch = AdminFeed.prototype.watch
+  AdminFeed.prototype.watch = function (this: AdminFeed, ...args: Parameters<AdminFeed['watch']>) { feeds.add(this); return watch.apply(this, args) }
+  t.teardown(() => { AdminFeed.prototype.watch = watch })
   const { server: watched } = await harness(t, ADMIN)
   const pages: FeedReader[] = []
   for (let i = 0; i < 16; i++) pages.push(await FeedReader.open(t, `${watched.url}/admin/feed`))
@@ -213,8 +225,12 @@ t.test('the admin surface is rate limited, and so is the number of pages watchin
   for (const page of pages) await page.next('overview')
   const extra = await FeedReader.open(t, `${watched.url}/admin/feed`)
   t.equal(extra.status, 429, 'a 17th page is refused')
+  t.equal(feeds.size, 1, 'one feed took the pages')
+  const [feed] = feeds
+  t.equal(feed?.watcherCount, 16)
   pages[0]?.end()
-  for (const deadline = Date.now() + 3000; watched.app.shoalAdmin?.watcherCount !== 15 && Date.now() < deadline;) await new Promise((resolve) => setTimeout(resolve, 10))
+  await until('the closed page to stop counting as a watcher (15 left)', () => feed?.watcherCount === 15, { describe: () => feed?.watcherCount })
+  t.equal(feed?.watcherCount, 15, 'the closed page no longer counts')
   t.equal((await FeedReader.open(t, `${watched.url}/admin/feed`)).status, 200, 'a page that closed makes room')
 })
 
@@ -258,7 +274,7 @@ t.test('in a cluster: the nodes alive and the bus state', async (t) => {
   t.equal(overview.node, 'node-a')
   hub.setDown(true)
   await feed.next<AdminOverviewT>('overview', (o) => o.cluster?.bus === 'degraded')
-  t.equal(((await (await fetch(`${a.url}/health`)).json()) as { status: string }).status, 'degraded', 'the page says what /health says: the bus is down')
+  t.equal((await requestJson<{ status: string }>(`${a.url}/health`)).json.status, 'degraded', 'the page says what /health says: the bus is down')
 })
 
 t.test('admin options are checked, and ADMIN_TOKEN turns the page on in the standalone server', async (t) => {

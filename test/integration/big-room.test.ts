@@ -8,6 +8,7 @@ import { connect, type Socket } from 'node:net'
 import t from 'tap'
 import type { WelcomeMessageT } from '../../schemas/protocol.js'
 import { harness } from '../helpers.js'
+import { within } from '../wait.js'
 
 interface RawFrame { fin: boolean, opcode: number, payload: Buffer }
 
@@ -80,7 +81,7 @@ t.test('a welcome bigger than one frame is one text message in fragments; a WebS
   const reader = new FrameReader(socket)
   socket.write(`GET ${url.pathname} HTTP/1.1\r\nHost: ${url.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`)
   socket.write(maskedText(JSON.stringify({ type: 'register', name: 'raw', room: 'big' })))
-  const frames = await reader.message()
+  const frames = await within('the raw client\'s welcome (a whole message of frames)', reader.message())
   t.ok(frames.length > 1, `${frames.length} fragments`)
   t.strictSame(frames.map((frame) => frame.opcode), [1, ...Array(frames.length - 1).fill(0)], 'a text frame, then continuation frames')
   t.strictSame(frames.map((frame) => frame.fin), [...Array(frames.length - 1).fill(false), true], 'only the last ends the message')

@@ -9,10 +9,13 @@
  */
 import { Cluster, Redis } from 'ioredis'
 import t from 'tap'
+import type { ServerMessageT } from '../../schemas/protocol.js'
 import { TestClient } from '../helpers.js'
+import { request, requestJson } from '../http.js'
 import { freePort, QUIET_ENV, startProcess, waitReady, type ServerProcess } from '../process.js'
 import { OwnRedis, redisForTests, uniquePrefix } from '../redis.js'
 import { redisClusterForTests } from '../redis-cluster.js'
+import { until, valueOf, within } from '../wait.js'
 
 type Tap = Parameters<Parameters<typeof t.test>[0]>[0]
 
@@ -53,17 +56,30 @@ async function client (t: Tap, node: Node, fields: Record<string, unknown>): Pro
 }
 
 async function healthOf (node: Node): Promise<{ status: number, body: { status: string } }> {
-  const res = await fetch(`${node.url}/health`)
-  return { status: res.status, body: await res.json() as { status: string } }
+  const { status, json } = await requestJson<{ status: string }>(`${node.url}/health`)
+  return { status, body: json }
 }
 
-async function until (check: () => Promise<boolean>, timeoutMs = 10_000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    if (await check().catch(() => false)) return true
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-  return false
+/** Waits until `read` gives a value that `ok` accepts, and returns it; a failure names `what` and the last value read. */
+async function reading<T> (what: string, read: () => Promise<T>, ok: (value: T) => boolean): Promise<T> {
+  let last: T | undefined
+  await until(what, async () => ok(last = await read()), { describe: () => last })
+  return last as T // until() returned: ok() accepted the last value read
+}
+
+/** Stops the nodes' processes with SIGTERM and waits until they are gone. */
+async function stopAll (...nodes: Node[]): Promise<void> {
+  for (const node of nodes) node.proc.kill('SIGTERM')
+  await within('the nodes to exit after SIGTERM', Promise.all(nodes.map(async (node) => await node.proc.exited)), { timeoutMs: 20_000 })
+}
+
+/** The client's next welcome or error, the answer to a reconnect (undefined if none comes within a second). */
+async function answerOf (client: TestClient): Promise<ServerMessageT | undefined> {
+  const index = await valueOf('an answer (welcome or error) to the reconnect', () => {
+    const found = client.received.findIndex((m) => m.type === 'welcome' || m.type === 'error')
+    return found === -1 ? undefined : found
+  }, { timeoutMs: 1000 }).catch(() => undefined)
+  return index === undefined ? undefined : client.received.splice(index, 1)[0]
 }
 
 /** How many session keys there are under `prefix`, on every master of a Redis Cluster. */
@@ -77,7 +93,7 @@ const joinedBy = (id: string) => (m: { joined?: Array<{ id: string }> }) => m.jo
 
 /** A sample of a node's /metrics. */
 async function metric (node: Node, name: string): Promise<number> {
-  const text = await (await fetch(`${node.url}/metrics`)).text()
+  const text = (await request(`${node.url}/metrics`)).body
   const value = new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]
   if (value === undefined) throw new Error(`no ${name} in /metrics`)
   return Number(value)
@@ -116,7 +132,7 @@ for (const backend of backends) {
     const moved = await ann.client.next('positions', (m) => m.p.some(([id]) => id === bob.welcome.id), 5000)
     t.strictSame(moved.p.find(([id]) => id === bob.welcome.id), [bob.welcome.id, 4, 2, 1], 'his move')
     const renamed = await ann.client.next('presence', (m) => m.updated?.some((u) => u.id === bob.welcome.id && u.name === 'Robert') === true, 5000)
-    t.ok(renamed, 'his new name')
+    t.match(renamed.updated?.find((u) => u.id === bob.welcome.id), { name: 'Robert' }, 'his new name')
 
     bob.client.send({ type: 'updatelisteningto', listeningTo: [ann.welcome.id] })
     await ann.client.next('presence', (m) => m.updated?.some((u) => u.id === bob.welcome.id && u.listeningTo !== undefined) === true, 5000)
@@ -129,17 +145,16 @@ for (const backend of backends) {
     const resumed = await annOnB.reconnect(ann.welcome.secret)
     t.equal(resumed.resumed, true, 'reconnect works on the other node')
     t.equal(resumed.id, ann.welcome.id)
-    t.equal((await ann.client.closed).code, 4001, 'the old socket on node A got 4001')
+    t.equal((await within('Ann\'s socket on node A to close', ann.client.closed)).code, 4001, 'the old socket on node A got 4001')
     annOnB.send({ type: 'update', position: { x: 7, y: 7 } })
     await bob.client.next('positions', (m) => m.p.some(([id, x]) => id === ann.welcome.id && x === 7), 5000)
     const bobPresence = await bob.client.drainType('presence')
     t.notOk(bobPresence.some((m) => m.left?.includes(ann.welcome.id) === true), 'Bob saw no leave for Ann: a takeover shows the room nothing')
 
     bob.client.send({ type: 'leave' })
-    await annOnB.next('presence', (m) => m.left?.includes(bob.welcome.id) === true, 5000)
-    t.pass('a leave reaches the other node')
-    for (const node of [a, b]) node.proc.kill('SIGTERM')
-    await Promise.all([a.proc.exited, b.proc.exited])
+    const left = await annOnB.next('presence', (m) => m.left?.includes(bob.welcome.id) === true, 5000)
+    t.ok(left.left?.includes(bob.welcome.id), 'a leave reaches the other node')
+    await stopAll(a, b)
   })
 
   t.test(`${backend.name}: three nodes; one killed with SIGKILL: its users go disconnected, then leave; they can come back elsewhere`, async (t) => {
@@ -155,24 +170,25 @@ for (const backend of backends) {
     // Sessions are written at the tick, like the batch the others just got: kill B only once Bob's is written.
     const store = backend.client()
     t.teardown(() => store.disconnect())
-    t.ok(await until(async () => (await sessionKeys(store, prefix)) === 3), 'the three sessions are in Redis')
+    t.equal(await reading('the three sessions in Redis', async () => await sessionKeys(store, prefix), (keys) => keys === 3), 3, 'the three sessions are in Redis')
 
     b.proc.kill('SIGKILL')
-    await b.proc.exited
+    await within('node B to die of SIGKILL', b.proc.exited)
     for (const watcher of [ann, cleo]) {
-      await watcher.client.next('presence', (m) => m.updated?.some((u) => u.id === bob.welcome.id && u.connected === false) === true, 5000)
-      await watcher.client.next('presence', (m) => m.left?.includes(bob.welcome.id) === true, 5000)
+      const where = `on node ${watcher === ann ? 'A' : 'C'}`
+      const disconnected = await watcher.client.next('presence', (m) => m.updated?.some((u) => u.id === bob.welcome.id && u.connected === false) === true, 5000)
+      t.match(disconnected.updated?.find((u) => u.id === bob.welcome.id), { connected: false }, `${where}, Bob went connected: false`)
+      const left = await watcher.client.next('presence', (m) => m.left?.includes(bob.welcome.id) === true, 5000)
+      t.ok(left.left?.includes(bob.welcome.id), `${where}, then left`)
     }
-    t.pass('on both remaining nodes, Bob went connected: false, then left')
 
     const back = await TestClient.connect(c.wsUrl)
     t.teardown(() => back.close())
     const resumed = await back.reconnect(bob.welcome.secret)
     t.equal(resumed.resumed, true, 'his session is in Redis: he comes back on node C')
-    await ann.client.next('presence', joinedBy(bob.welcome.id), 5000)
-    t.pass('and Ann on node A sees him join again')
-    for (const node of [a, c]) node.proc.kill('SIGTERM')
-    await Promise.all([a.proc.exited, c.proc.exited])
+    const rejoined = await ann.client.next('presence', joinedBy(bob.welcome.id), 5000)
+    t.match(rejoined.joined?.find((u) => u.id === bob.welcome.id), { name: 'Bob', connected: true }, 'and Ann on node A sees him join again')
+    await stopAll(a, c)
   })
 
   // An outage is staged on one Redis of the test's own; a whole Redis Cluster going away is not staged here.
@@ -189,13 +205,14 @@ for (const backend of backends) {
 
       await own.stop()
       for (const node of [a, b]) {
-        t.ok(await until(async () => (await healthOf(node)).body.status === 'degraded'), `${node.url}: health says degraded`)
+        const health = await reading(`${node.url} to report the bus degraded`, async () => await healthOf(node), (h) => h.body.status === 'degraded')
+        t.equal(health.body.status, 'degraded', `${node.url}: health says degraded`)
         t.equal((await healthOf(node)).status, 200, 'with 200, so the balancer keeps the node')
-        t.match(await (await fetch(`${node.url}/metrics`)).text(), /^shoal_cluster_bus_up 0$/m, 'and /metrics shows the bus down')
+        t.match((await request(`${node.url}/metrics`)).body, /^shoal_cluster_bus_up 0$/m, 'and /metrics shows the bus down')
       }
       const carl = await client(t, a, { name: 'Carl', room: 'r' })
-      await ann.client.next('presence', joinedBy(carl.welcome.id), 5000)
-      t.pass('node A still serves: a new local user joins and Ann sees him')
+      const carlJoined = await ann.client.next('presence', joinedBy(carl.welcome.id), 5000)
+      t.match(carlJoined.joined?.find((u) => u.id === carl.welcome.id), { name: 'Carl', connected: true }, 'node A still serves: a new local user joins and Ann sees him')
       ann.client.send({ type: 'ping', t: 1 })
       t.equal((await ann.client.next('pong')).t, 1)
       const meanwhile = await TestClient.connect(a.wsUrl)
@@ -205,27 +222,28 @@ for (const backend of backends) {
 
       await own.start()
       for (const node of [a, b]) {
-        t.ok(await until(async () => (await healthOf(node)).body.status === 'ok'), `${node.url}: back to ok`)
+        const health = await reading(`${node.url} to report the bus ok again`, async () => await healthOf(node), (h) => h.body.status === 'ok')
+        t.equal(health.body.status, 'ok', `${node.url}: back to ok`)
       }
       const dan = await client(t, b, { name: 'Dan', room: 'r' })
-      await ann.client.next('presence', joinedBy(dan.welcome.id), 5000)
-      t.pass('after the outage, a user joining on B is seen on A again')
-      t.ok(await until(async () => {
+      const danJoined = await ann.client.next('presence', joinedBy(dan.welcome.id), 5000)
+      t.match(danJoined.joined?.find((u) => u.id === dan.welcome.id), { name: 'Dan', connected: true }, 'after the outage, a user joining on B is seen on A again')
+      const whole = (users: Array<{ name: string, connected: boolean }>): boolean => ['Bob', 'Carl', 'Dan'].every((name) => users.some((u) => u.name === name && u.connected))
+      const users = await reading('Ann\'s room to be whole again (a snapshot with Bob, Carl and Dan connected)', async () => {
         ann.client.send({ type: 'sync' })
-        const snapshot = await ann.client.next('snapshot')
-        return ['Bob', 'Carl', 'Dan'].every((name) => snapshot.users.some((u) => u.name === name && u.connected))
-      }), 'Ann\'s room is whole again: Bob (node B, from before), Carl and Dan')
+        return (await ann.client.next('snapshot')).users
+      }, whole)
+      t.ok(whole(users), 'Ann\'s room is whole again: Bob (node B, from before), Carl and Dan')
 
       // Redis restarted empty; the live nodes wrote their sessions again.
       const bobElsewhere = await TestClient.connect(a.wsUrl)
       t.teardown(() => bobElsewhere.close())
-      t.ok(await until(async () => {
+      const answer = await reading('Bob to reconnect on node A (a welcome, not an error)', async () => {
         bobElsewhere.send({ type: 'reconnect', secret: bob.welcome.secret })
-        const answer = await Promise.race([bobElsewhere.next('welcome', () => true, 1000), bobElsewhere.next('error', () => true, 1000)])
-        return answer.type === 'welcome'
-      }), 'Bob can reconnect on node A: his session was rebuilt in the restarted Redis')
-      for (const node of [a, b]) node.proc.kill('SIGTERM')
-      await Promise.all([a.proc.exited, b.proc.exited])
+        return await answerOf(bobElsewhere)
+      }, (m) => m?.type === 'welcome')
+      t.match(answer, { type: 'welcome', id: bob.welcome.id }, 'Bob can reconnect on node A: his session was rebuilt in the restarted Redis')
+      await stopAll(a, b)
     })
   }
 
@@ -242,17 +260,17 @@ for (const backend of backends) {
     t.equal((await healthOf(a)).body.status, 'ok', 'the node started')
     const ann = await client(t, a, { name: 'Ann', room: 'r' })
     const amy = await client(t, a, { name: 'Amy', room: 'q' })
-    t.ok(await until(async () => await metric(a, 'shoal_cluster_invalid_total') >= 3), 'each bad record counted in shoal_cluster_invalid_total')
+    const invalid = await reading('node A to count the three bad records', async () => await metric(a, 'shoal_cluster_invalid_total'), (count) => count >= 3)
+    t.ok(invalid >= 3, `each bad record counted in shoal_cluster_invalid_total (${invalid})`)
     for (const member of [ann, amy]) {
       member.client.send({ type: 'sync' })
       t.strictSame((await member.client.next('snapshot')).users.filter((u) => u.id !== member.welcome.id), [], `no bad record became a user (${member.welcome.you.name})`)
     }
     const b = await startNode(t, redisEnv, prefix, 'node-b')
     const bob = await client(t, b, { name: 'Bob', room: 'r' })
-    await ann.client.next('presence', joinedBy(bob.welcome.id), 5000)
-    t.pass('heartbeats and ticks go on: a second node joins and the first sees its user')
-    for (const node of [a, b]) node.proc.kill('SIGTERM')
-    await Promise.all([a.proc.exited, b.proc.exited])
+    const bobJoined = await ann.client.next('presence', joinedBy(bob.welcome.id), 5000)
+    t.match(bobJoined.joined?.find((u) => u.id === bob.welcome.id), { name: 'Bob', connected: true }, 'heartbeats and ticks go on: a second node joins and the first sees its user')
+    await stopAll(a, b)
   })
 
   t.test(`${backend.name}: routed by room: a node hears nothing of a room it does not serve, and holds none of its users, yet its listeners get data from there`, async (t) => {
@@ -262,14 +280,24 @@ for (const backend of backends) {
     const ann = await client(t, a, { name: 'Ann', room: 'stage' })
     const cid = await client(t, a, { name: 'Cid', room: 'stage' })
     const bob = await client(t, b, { name: 'Bob', room: 'foyer' })
-    t.ok(await until(async () => await metric(b, 'shoal_cluster_rooms') === 1 && await metric(a, 'shoal_cluster_rooms') === 1), 'each node serves one room')
+    const rooms = await reading('each node to serve one room', async () => [await metric(a, 'shoal_cluster_rooms'), await metric(b, 'shoal_cluster_rooms')], (served) => served.every((count) => count === 1))
+    t.strictSame(rooms, [1, 1], 'each node serves one room')
 
-    // What node B hears of its own room (Redis echoes a publisher's messages to it) has come back: its count stays put.
-    t.ok(await until(async () => {
-      const first = await metric(b, 'shoal_cluster_bus_received_bytes_total')
-      await new Promise((resolve) => setTimeout(resolve, 200))
-      return first === await metric(b, 'shoal_cluster_bus_received_bytes_total')
-    }), 'node B is quiet')
+    // What node B hears of its own room (Redis echoes a publisher's messages to it) has come back once a
+    // marker the test publishes on that room's channel has: Redis delivers a channel's messages in the
+    // order it took them. Node B counts the marker as invalid; it published nothing meanwhile.
+    const probe = backend.client()
+    t.teardown(() => probe.disconnect())
+    const foyer = `${prefix}{room:foyer}`
+    let markers = 0
+    const published = await reading('node B to publish nothing while a marker crosses its room\'s channel', async () => {
+      const atSend = await metric(b, 'shoal_cluster_bus_published_messages_total')
+      await (probe instanceof Cluster ? probe.spublish(foyer, 'marker') : probe.publish(foyer, 'marker'))
+      const sent = ++markers
+      await reading(`marker ${sent} to reach node B`, async () => await metric(b, 'shoal_cluster_invalid_total'), (count) => count >= sent)
+      return { atSend, atMarker: await metric(b, 'shoal_cluster_bus_published_messages_total') }
+    }, ({ atSend, atMarker }) => atSend === atMarker)
+    t.equal(published.atMarker, published.atSend, 'node B is quiet: it published nothing while the last marker crossed')
     const before = await metric(b, 'shoal_cluster_bus_received_bytes_total')
     for (let i = 1; i <= 10; i++) {
       ann.client.send({ type: 'update', position: { x: i, y: 0 } })
@@ -287,12 +315,11 @@ for (const backend of backends) {
 
     bob.client.send({ type: 'updatelisteningto', listeningTo: [ann.welcome.id] })
     // Node B subscribes to her topic as it applies the change; data sent before that is not for Bob.
-    let data: unknown
-    t.ok(await until(async () => {
+    const data = await reading('Bob in the foyer to get Ann\'s data from the stage (sent again every half second)', async () => {
       ann.client.send({ type: 'data', payload: { to: 'listeners' } })
-      data = await bob.client.next('data', () => true, 500)
-      return true
-    }), 'Bob in the foyer gets Ann\'s data from the stage')
+      return await bob.client.next('data', () => true, 500).catch(() => undefined)
+    }, (received) => received !== undefined)
+    t.ok(data !== undefined, 'Bob in the foyer gets Ann\'s data from the stage')
     t.strictSame(data, { type: 'data', from: ann.welcome.id, payload: { to: 'listeners' } })
     t.ok(await metric(b, 'shoal_cluster_bus_received_messages_total') >= 1, 'over the bus, on her topic')
 
@@ -300,13 +327,14 @@ for (const backend of backends) {
     const snapshot = await bob.client.next('snapshot', () => true, 5000)
     const hasBoth = (users: Array<{ name: string }>): boolean => ['Ann', 'Cid'].every((name) => users.some((u) => u.name === name))
     // The snapshot goes out at once; who is there arrives with the room's records a moment later.
-    const whole = hasBoth(snapshot.users) || await until(async () => {
-      bob.client.send({ type: 'sync' })
-      return hasBoth((await bob.client.next('snapshot')).users)
-    })
-    t.ok(whole, 'joining the stage, node B loads who is there')
-    t.ok(await until(async () => await metric(b, 'shoal_cluster_replicas') === 2), 'and holds them now')
-    for (const node of [a, b]) node.proc.kill('SIGTERM')
-    await Promise.all([a.proc.exited, b.proc.exited])
+    const users = hasBoth(snapshot.users)
+      ? snapshot.users
+      : await reading('node B to load who is in the stage (a snapshot with Ann and Cid)', async () => {
+        bob.client.send({ type: 'sync' })
+        return (await bob.client.next('snapshot')).users
+      }, hasBoth)
+    t.ok(hasBoth(users), 'joining the stage, node B loads who is there')
+    t.equal(await reading('node B to hold Ann and Cid', async () => await metric(b, 'shoal_cluster_replicas'), (replicas) => replicas === 2), 2, 'and holds them now')
+    await stopAll(a, b)
   })
 }

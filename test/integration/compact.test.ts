@@ -9,15 +9,12 @@ import { decodeCompactPositions } from '../../src/protocol/compact.js'
 import { ShoalClient } from '../../src/client/client.js'
 import { FAST, harness, type TestClient } from '../helpers.js'
 import { MemoryStorage, once, until } from '../client/support.js'
+import { valueOf } from '../wait.js'
 
 /** Waits for the next binary frame of `client` and decodes it. */
-async function nextCompact (client: TestClient, timeoutMs = 3000): Promise<NonNullable<ReturnType<typeof decodeCompactPositions>>> {
-  const deadline = Date.now() + timeoutMs
-  while (client.binary.length === 0) {
-    if (Date.now() > deadline) throw new Error(`no binary frame within ${timeoutMs} ms`)
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
-  const decoded = decodeCompactPositions(client.binary.shift() as Buffer)
+async function nextCompact (client: TestClient): Promise<NonNullable<ReturnType<typeof decodeCompactPositions>>> {
+  const frame = await valueOf('a binary frame (compact positions)', () => client.binary.shift())
+  const decoded = decodeCompactPositions(frame)
   if (decoded === null) throw new Error('a binary frame that is not compact positions')
   return decoded
 }

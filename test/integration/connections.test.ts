@@ -2,12 +2,12 @@
  * Limits on connections themselves, over real sockets: the register timeout, the
  * per-address cap on open connections, and the Origin check at the upgrade.
  */
-import Fastify from 'fastify'
 import t from 'tap'
 import shoal, { type ShoalOptions } from '../../index.js'
 import { ManualClock } from '../../src/core/clock.js'
 import { metricsAuthorizeFromEnv, trustProxyFromEnv } from '../../src/server/env.js'
-import { FAST, harness as setup, TestClient } from '../helpers.js'
+import { FAST, harness as setup, TestClient, testApp } from '../helpers.js'
+import { request, requestJson, statusOf } from '../http.js'
 
 /** The HTTP status an upgrade was refused with ('open' when it was not refused). */
 async function upgradeStatus (url: string, headers: Record<string, string> = {}): Promise<string> {
@@ -31,7 +31,7 @@ t.test('a socket that neither registers nor reconnects within registerTimeoutMs 
   await tick()
   t.equal(idle.socket.readyState, idle.socket.OPEN, 'not before the timeout')
   clock.advance(1)
-  t.strictSame(await idle.closed, { code: 1008, reason: 'no register or reconnect in time' })
+  t.strictSame(await idle.whenClosed(), { code: 1008, reason: 'no register or reconnect in time' })
   late.send({ type: 'register', name: 'just in time' })
   t.equal((await late.next('welcome')).you.name, 'just in time', 'a socket registers until its own timeout')
   clock.advance(10_000)
@@ -46,9 +46,9 @@ t.test('maxConnectionsPerAddress: one more upgrade from the address is refused w
   await connect()
   t.equal(await upgradeStatus(server.wsUrl), 'HTTP 429')
   first.close()
-  await first.closed
+  await first.whenClosed()
   t.equal(await upgradeStatus(server.wsUrl), 'open', 'room again once one closed')
-  const health = await (await fetch(`${server.url}/health`)).json() as { connections: number }
+  const health = (await requestJson<{ connections: number }>(`${server.url}/health`)).json
   t.ok(health.connections <= 2, 'the refused upgrades never became connections')
 })
 
@@ -79,7 +79,7 @@ t.test('a bad allowedOrigins or authorize fails registration with an error namin
     [{ allowedOrigins: [1, 2] }, /option allowedOrigins/],
     [{ authorize: true }, /option authorize: expected a function, got boolean/]
   ] as const) {
-    const app = Fastify()
+    const app = testApp()
     // @ts-expect-error deliberately wrong options
     await t.rejects(app.register(shoal, { demo: false, ...options }).ready(), expected)
     await app.close()
@@ -88,7 +88,7 @@ t.test('a bad allowedOrigins or authorize fails registration with an error namin
 
 /** A Shoal app behind a trusted proxy on 127.0.0.1, as TRUST_PROXY would configure it. */
 async function behindProxy (t: { teardown: (fn: () => unknown) => void }, trustProxy: string, options: ShoalOptions = {}): Promise<string> {
-  const app = Fastify({ logger: false, trustProxy: trustProxyFromEnv({ TRUST_PROXY: trustProxy }) })
+  const app = testApp({ trustProxy: trustProxyFromEnv({ TRUST_PROXY: trustProxy }) })
   await app.register(shoal, { ...FAST, demo: false, ...options })
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
@@ -123,14 +123,14 @@ t.test('TRUST_PROXY as a hop count trusts that many proxies', async (t) => {
 
 t.test('/metrics: off with metrics: false; metricsAuthorize (METRICS_TOKEN) guards it', async (t) => {
   const off = await setup(t, { metrics: false })
-  t.equal((await fetch(`${off.server.url}/metrics`)).status, 404)
+  t.equal(await statusOf(`${off.server.url}/metrics`), 404)
   const guarded = await setup(t, { metricsAuthorize: metricsAuthorizeFromEnv({ METRICS_TOKEN: 's3cret' }) })
   const url = `${guarded.server.url}/metrics`
-  t.equal((await fetch(url)).status, 401)
-  t.equal((await fetch(url, { headers: { Authorization: 'Bearer wrong' } })).status, 403)
-  const ok = await fetch(url, { headers: { Authorization: 'Bearer s3cret' } })
+  t.equal(await statusOf(url), 401)
+  t.equal(await statusOf(url, { headers: { Authorization: 'Bearer wrong' } }), 403)
+  const ok = await request(url, { headers: { Authorization: 'Bearer s3cret' } })
   t.equal(ok.status, 200)
-  t.match(await ok.text(), /shoal_connections/)
+  t.match(ok.body, /shoal_connections/)
 })
 
 t.test('maxRoomSize: a register or join into a full room gets room_full and changes nothing', async (t) => {

@@ -6,10 +6,13 @@
 import { mkdtempSync, renameSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
-import Fastify from 'fastify'
 import t from 'tap'
 import shoal from '../../index.js'
-import { FAST, harness } from '../helpers.js'
+import type { FeedStatusT } from '../../schemas/http.js'
+import { ManualClock } from '../../src/core/clock.js'
+import { FAST, harness, testApp } from '../helpers.js'
+import { requestJson } from '../http.js'
+import { until } from '../wait.js'
 
 function files (): { dir: string, landmarks: string, hall: string } {
   const dir = mkdtempSync(join(tmpdir(), 'shoal-csv-'))
@@ -68,11 +71,10 @@ t.test('an invalid file keeps the last good version; GET /csv reports it; GET /c
   /** GET /csv, polled until `feed` reports an error (the watcher reacts within milliseconds). */
   const statusWithError = async (feed: string): Promise<Status> => {
     let status: Status = []
-    for (let i = 0; i < 150; i++) {
-      status = await (await fetch(`${h.server.url}/csv`)).json() as Status
-      if (status.find((s) => s.name === feed)?.lastError !== null) break
-      await new Promise((resolve) => setTimeout(resolve, 20))
-    }
+    await until(`GET /csv to report an error for the feed ${feed}`, async () => {
+      status = (await requestJson<Status>(`${h.server.url}/csv`)).json
+      return (status.find((s) => s.name === feed)?.lastError ?? null) !== null
+    }, { describe: () => status })
     return status
   }
   writeFileSync(f.landmarks, 'name,x,y\nFountain,500\n')
@@ -91,7 +93,7 @@ t.test('an invalid file keeps the last good version; GET /csv reports it; GET /c
   t.type(landmarks?.modifiedAt, 'number')
   t.match(status.find((s) => s.name === 'seats'), { room: 'hall', version: 1, rows: 1, columns: 2, lastError: null })
 
-  const rows = await (await fetch(`${h.server.url}/csv/landmarks`)).json()
+  const rows = (await requestJson(`${h.server.url}/csv/landmarks`)).json
   t.match(rows, { name: 'landmarks', version: 1, columns: ['name', 'x', 'y'], rows: [['Fountain', '500', '320']] }, 'GET /csv/:name: the last good rows')
   await h.tick()
   t.strictSame(await client.client.drainType('csv'), [], 'clients got nothing from the invalid file')
@@ -100,9 +102,9 @@ t.test('an invalid file keeps the last good version; GET /csv reports it; GET /c
   const seats = (await statusWithError('seats')).find((s) => s.name === 'seats')
   t.match(seats, { version: 1, lastError: { message: 'more than 3 rows' } }, 'over csvMaxRows: refused')
 
-  const missing = await fetch(`${h.server.url}/csv/nope`)
+  const missing = await requestJson(`${h.server.url}/csv/nope`)
   t.equal(missing.status, 404)
-  t.match(await missing.json(), { error: 'no csv feed named "nope"' })
+  t.match(missing.json, { error: 'no csv feed named "nope"' })
 })
 
 t.test('a bad csvFeeds option fails registration with an error naming it', async (t) => {
@@ -111,7 +113,7 @@ t.test('a bad csvFeeds option fails registration with an error naming it', async
     [[{ name: 'has space', file: 'x.csv' }], /option csvFeeds\[0\]\.name: /],
     [[{ name: 'ok', file: 'x.csv', colour: 'red' }], /option csvFeeds\[0\]/]
   ] as const) {
-    const app = Fastify()
+    const app = testApp()
     // @ts-expect-error deliberately wrong options
     await t.rejects(app.register(shoal, { demo: false, csvFeeds }).ready(), expected)
     await app.close()
@@ -122,17 +124,29 @@ t.test('an invalid edit is logged once, as one error naming the file and the lin
   const f = files()
   const lines: Array<Record<string, unknown>> = []
   const stream = { write: (line: string) => { lines.push(JSON.parse(line) as Record<string, unknown>) } }
-  const app = Fastify({ logger: { level: 'warn', stream } })
-  await app.register(shoal, { ...FAST, demo: false, csvFeeds: [{ name: 'landmarks', file: f.landmarks }] })
+  // The feed stamps each failed read with the clock (lastError.at): a manual clock tells one read from the next.
+  const clock = new ManualClock()
+  const app = testApp({ logger: { level: 'warn', stream } })
+  await app.register(shoal, { ...FAST, demo: false, clock, csvFeeds: [{ name: 'landmarks', file: f.landmarks }] })
   await app.ready()
   t.teardown(() => app.close())
+  const errors = (): Array<Record<string, unknown>> => lines.filter((line) => line.level === 50)
+  const lastError = async (): Promise<FeedStatusT['lastError'] | undefined> =>
+    ((await app.inject({ method: 'GET', url: '/csv' })).json() as FeedStatusT[]).find((s) => s.name === 'landmarks')?.lastError
 
   writeFileSync(f.landmarks, 'name,x,y\nFountain,500,320\nGate,"60\n')
-  for (let i = 0; i < 150 && lines.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20))
+  await until('the broken edit to be logged as an error', () => errors().length > 0, { describe: () => lines })
   // More events for the same broken content (editors save in several steps) must not log again.
+  const reread = clock.advance(1000)
   writeFileSync(f.landmarks, 'name,x,y\nFountain,500,320\nGate,"60\n')
-  await new Promise((resolve) => setTimeout(resolve, 200))
-  const errors = lines.filter((line) => line.level === 50)
-  t.equal(errors.length, 1, 'one error line')
-  t.match(errors[0], { feed: 'landmarks', file: f.landmarks, line: 3, msg: `csv feed landmarks: ${f.landmarks} line 3: Quote Not Closed: the parsing is finished with an opening quote at line 3; still serving version 1` })
+  let seen: FeedStatusT['lastError'] | undefined
+  await until('the same broken content to be read again (lastError.at at the advanced clock)', async () => (seen = await lastError())?.at === reread, { describe: () => seen })
+  // A marker: a different problem, through the same watcher and logger. A second report of
+  // the repeated content would have been logged before it.
+  writeFileSync(f.landmarks, 'name,x,y\nFountain,500\n')
+  await until('the marker edit (line 2) to be logged', () => errors().some((line) => line.line === 2), { describe: () => lines })
+  const beforeMarker = errors().slice(0, -1)
+  t.match(errors().at(-1), { feed: 'landmarks', line: 2 }, 'the marker is the last error line')
+  t.equal(beforeMarker.length, 1, 'one error line')
+  t.match(beforeMarker[0], { feed: 'landmarks', file: f.landmarks, line: 3, msg: `csv feed landmarks: ${f.landmarks} line 3: Quote Not Closed: the parsing is finished with an opening quote at line 3; still serving version 1` })
 })

@@ -11,6 +11,7 @@ import WebSocket from 'ws'
 import { ShoalError } from '../../index.js'
 import { ShoalClient, ShoalClientError } from '../../src/client/index.js'
 import { harness, type LogStream } from '../helpers.js'
+import { within } from '../wait.js'
 
 const Chat = Type.Object({ text: Type.String({ minLength: 1, maxLength: 200 }), to: Type.Optional(Type.String()) })
 
@@ -102,10 +103,10 @@ t.test('a disconnect before the reply', async (t) => {
   }))
   const a = await join()
   const b = await join()
-  await new Promise<void>((resolve) => { started = resolve; a.client.send({ type: 'slow', id: 1 }) })
-  await new Promise<void>((resolve) => { started = resolve; b.client.send({ type: 'slow', id: 2 }) })
+  await within('the handler to start for a', new Promise<void>((resolve) => { started = resolve; a.client.send({ type: 'slow', id: 1 }) }))
+  await within('the handler to start for b', new Promise<void>((resolve) => { started = resolve; b.client.send({ type: 'slow', id: 2 }) }))
   a.client.close()
-  await a.client.closed
+  await a.client.whenClosed()
   answers[0]?.({ for: 'a' })
   answers[1]?.({ for: 'b' })
   t.same(await b.client.next('reply'), { type: 'reply', ref: 'slow', id: 2, result: { for: 'b' } }, 'the other client gets its reply')
@@ -148,7 +149,7 @@ t.test('the client library: request, push messages, auth', async (t) => {
     auth: () => { tokens++; return { token: 'good' } }
   })
   t.teardown(() => { client.close() })
-  await new Promise((resolve) => client.once('welcome', resolve))
+  await within('the client\'s welcome', new Promise((resolve) => client.once('welcome', resolve)))
   t.equal(client.me?.userId, 'u1', 'auth went with register')
   t.equal(client.me?.name, 'Una')
   t.equal(tokens, 1, 'the auth function was called for the attempt')
@@ -163,7 +164,7 @@ t.test('the client library: request, push messages, auth', async (t) => {
 
   const pushed = new Promise((resolve) => client.once('message', resolve))
   t.equal(api.sendToUser(client.id ?? '', { hello: 'there' }), true)
-  t.same(await pushed, { hello: 'there' }, 'a push from the server')
+  t.same(await within('the pushed message', pushed), { hello: 'there' }, 'a push from the server')
 
   const pending = client.request('never', {})
   api.disconnect(client.id ?? '')
@@ -181,7 +182,7 @@ t.test('the client registers with its auth again after invalid_secret', async (t
   t.teardown(() => { client.close() })
   const errors: string[] = []
   client.on('error', (error) => { errors.push(error.code) })
-  await new Promise((resolve) => client.once('welcome', resolve))
+  await within('the welcome of the register after invalid_secret', new Promise((resolve) => client.once('welcome', resolve)))
   t.same(errors, ['invalid_secret'], 'the stale secret was refused')
   t.equal(client.me?.userId, 'u2', 'and the register on that socket carried the auth')
   t.not(stored.get('shoal:secret'), 'a-secret-of-a-session-long-gone', 'the new secret is kept')
@@ -193,7 +194,7 @@ t.test('the client stops at a refusal of its credentials', async (t) => {
   const client = new ShoalClient({ url: server.wsUrl, WebSocket: WebSocket as never, pingIntervalMs: 0, auth: { token: 'bad' } })
   client.on('error', (error) => { errors.push(error.code) })
   t.teardown(() => { client.close() })
-  await new Promise<void>((resolve) => client.on('state', (state) => { if (state === 'closed') resolve() }))
+  await within('the client to stop (state closed)', new Promise<void>((resolve) => client.on('state', (state) => { if (state === 'closed') resolve() })))
   t.same(errors, ['unauthorized'], 'the refusal, told once')
   t.match(await client.ready.catch((err: unknown) => err), { code: 'unauthorized', message: 'credentials refused' }, 'ready rejects with the server\'s own words')
   t.equal(client.state, 'closed', 'no retry')
@@ -225,12 +226,12 @@ t.test('the client reports each failed attempt: a refused upgrade stops it, a cl
   })
   t.teardown(() => { retrying.close() })
   const failures: string[] = []
-  await new Promise<void>((resolve) => {
+  await within('three failed attempts reported', new Promise<void>((resolve) => {
     retrying.on('error', (error) => {
       failures.push(error.message)
       if (failures.length === 3) resolve()
     })
-  })
+  }))
   t.match(failures, [/^connection failed: .*ECONNREFUSED/, /ECONNREFUSED/, /ECONNREFUSED/], 'each attempt, with its reason')
   t.equal(retrying.state, 'reconnecting', 'still trying')
   t.ok(urls.length >= 3, 'the url function is asked before each attempt')

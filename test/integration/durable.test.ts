@@ -10,6 +10,7 @@ import t from 'tap'
 import type { WelcomeMessageT } from '../../schemas/protocol.js'
 import { TestClient } from '../helpers.js'
 import { freePort, QUIET_ENV, startProcess, tempDataDir, waitReady, type ServerProcess } from '../process.js'
+import { within } from '../wait.js'
 
 const TEST_ENV = { ...QUIET_ENV, TICK_HZ: '50', DRAIN_TIMEOUT_MS: '200' }
 
@@ -53,9 +54,9 @@ t.test('after a graceful restart a returning client is resumed with everything, 
   t.ok(existsSync(join(dataDir, 'sessions.db')), 'the database file is in DATA_DIR')
 
   first.proc.kill('SIGTERM')
-  t.equal((await first.proc.exited).code, 0, 'a clean exit')
-  t.equal((await ann.closed).code, 1012, 'clients were told the server restarts')
-  await bob.closed
+  t.equal((await within('the first server to exit after SIGTERM', first.proc.exited)).code, 0, 'a clean exit')
+  t.equal((await within('Ann\'s socket to close', ann.closed)).code, 1012, 'clients were told the server restarts')
+  await within('Bob\'s socket to close', bob.closed)
 
   const second = await start(t, dataDir, port)
   const annBack = await TestClient.connect(second.wsUrl)
@@ -81,7 +82,7 @@ t.test('after a graceful restart a returning client is resumed with everything, 
   t.equal((await stranger.next('error')).code, 'invalid_secret', 'an unknown secret is still refused')
   for (const client of [annBack, bobBack, stranger]) client.close()
   second.proc.kill('SIGTERM')
-  await second.proc.exited
+  await within('the second server to exit after SIGTERM', second.proc.exited)
 })
 
 t.test('after SIGKILL, at most the last tick is lost: a change the room has seen is kept', async (t) => {
@@ -91,9 +92,9 @@ t.test('after SIGKILL, at most the last tick is lost: a change the room has seen
   const { ann, bob, annWelcome } = await annWithHistory(first.wsUrl)
 
   first.proc.kill('SIGKILL')
-  t.equal((await first.proc.exited).signal, 'SIGKILL')
-  await ann.closed
-  await bob.closed
+  t.equal((await within('the first server to die of SIGKILL', first.proc.exited)).signal, 'SIGKILL')
+  await within('Ann\'s socket to close', ann.closed)
+  await within('Bob\'s socket to close', bob.closed)
 
   const second = await start(t, dataDir, port)
   const annBack = await TestClient.connect(second.wsUrl)
@@ -104,7 +105,7 @@ t.test('after SIGKILL, at most the last tick is lost: a change the room has seen
   t.equal(resumed.you.name, 'Ann B.')
   annBack.close()
   second.proc.kill('SIGTERM')
-  await second.proc.exited
+  await within('the second server to exit after SIGTERM', second.proc.exited)
 })
 
 t.test('a database file the server cannot use stops it at start with an error naming the file', async (t) => {
@@ -112,7 +113,9 @@ t.test('a database file the server cannot use stops it at start with an error na
   const file = join(corruptDir, 'sessions.db')
   writeFileSync(file, 'definitely not SQLite\n'.repeat(100))
   const corrupt = startProcess({ ...TEST_ENV, PORT: '0', DATA_DIR: corruptDir })
-  const exit = await corrupt.exited
+  t.teardown(() => corrupt.kill('SIGKILL'))
+  // As long as a start may take (waitReady's 20 s).
+  const exit = await within('the server with a corrupt database file to exit', corrupt.exited, { timeoutMs: 20_000 })
   t.equal(exit.code, 1, 'exits with 1')
   t.match(corrupt.output().stderr, `shoal: session database ${file}: file is not a database`, 'says which file and why')
 
@@ -120,7 +123,8 @@ t.test('a database file the server cannot use stops it at start with an error na
   const notADirectory = join(blocked, 'data')
   writeFileSync(notADirectory, 'a file where DATA_DIR should be')
   const unwritable = startProcess({ ...TEST_ENV, PORT: '0', DATA_DIR: notADirectory })
-  t.equal((await unwritable.exited).code, 1, 'a DATA_DIR that cannot hold the file: exits with 1')
+  t.teardown(() => unwritable.kill('SIGKILL'))
+  t.equal((await within('the server with a DATA_DIR that is a file to exit', unwritable.exited, { timeoutMs: 20_000 })).code, 1, 'a DATA_DIR that cannot hold the file: exits with 1')
   t.match(unwritable.output().stderr, `shoal: session database ${join(notADirectory, 'sessions.db')}: `, 'naming the file')
 
   const fresh = join(tempDataDir(), 'nested', 'dir')
@@ -129,5 +133,5 @@ t.test('a database file the server cannot use stops it at start with an error na
   const started = await start(t, fresh, port)
   t.ok(existsSync(join(fresh, 'sessions.db')), 'a DATA_DIR that does not exist yet is created')
   started.proc.kill('SIGTERM')
-  t.equal((await started.proc.exited).code, 0)
+  t.equal((await within('the server in a new DATA_DIR to exit after SIGTERM', started.proc.exited)).code, 0)
 })

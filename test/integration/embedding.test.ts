@@ -4,17 +4,18 @@
  */
 import { Writable } from 'node:stream'
 import t from 'tap'
-import Fastify from 'fastify'
 import WebSocket from 'ws'
 import shoal, { SettingsError, type ShoalApi, type ShoalOptions, type UserT } from '../../index.js'
-import { FAST, joinedClient, listen, startServer, TestClient, view, type TestServer } from '../helpers.js'
+import { FAST, joinedClient, listen, startServer, TestClient, testApp, view, type TestServer } from '../helpers.js'
+import { request, statusOf } from '../http.js'
+import { until } from '../wait.js'
 
 interface Health { status: string, connections?: number, users?: number, rooms?: number }
 
 async function health (url: string): Promise<Health> {
-  const res = await fetch(`${url}/health`)
+  const res = await request(`${url}/health`)
   if (res.status !== 200) throw new Error(`${url}/health answered ${res.status}`)
-  return await res.json() as Health
+  return JSON.parse(res.body) as Health
 }
 
 /** The subtest type (the last overload of t.test takes only the callback). */
@@ -85,19 +86,19 @@ t.test('registered under a prefix', async (t) => {
   t.teardown(() => client.close())
   t.equal(welcome.protocol, 1)
   t.match(await health(server.url), { status: 'ok', connections: 1, users: 1, rooms: 1 })
-  t.equal((await fetch(`${server.url}/metrics`)).status, 200)
-  const page = await fetch(`${server.url}/`)
+  t.equal(await statusOf(`${server.url}/metrics`), 200)
+  const page = await request(`${server.url}/`)
   t.equal(page.status, 200, 'the demo is at the prefix root')
   t.match(page.headers.get('content-type'), /^text\/html/)
-  const src = /<script\b[^>]*\bsrc=["']([^"']+)["']/i.exec(await page.text())?.[1] ?? 'app.js'
-  t.equal((await fetch(new URL(src, `${server.url}/`))).status, 200, `the page's script ${src} is under the prefix`)
+  const src = /<script\b[^>]*\bsrc=["']([^"']+)["']/i.exec(page.body)?.[1] ?? 'app.js'
+  t.equal(await statusOf(new URL(src, `${server.url}/`)), 200, `the page's script ${src} is under the prefix`)
 
   const root = origin(server)
   t.equal((await upgrade(`${root.replace(/^http/, 'ws')}/ws`)).status, 404, '/ws is not served outside the prefix')
   await t.rejects(TestClient.connect(`${root.replace(/^http/, 'ws')}/ws`), { message: 'HTTP 404' })
-  t.equal((await fetch(`${root}/health`)).status, 404)
-  t.equal((await fetch(`${root}/metrics`)).status, 404)
-  t.equal((await fetch(`${root}/`)).status, 404)
+  t.equal(await statusOf(`${root}/health`), 404)
+  t.equal(await statusOf(`${root}/metrics`), 404)
+  t.equal(await statusOf(`${root}/`), 404)
 })
 
 t.test('a custom path option', async (t) => {
@@ -109,7 +110,7 @@ t.test('a custom path option', async (t) => {
     t.equal(welcome.protocol, 1)
     client.close()
     await t.resolveMatch(probe(`${origin(server).replace(/^http/, 'ws')}/ws`), { shoal: false }, '/ws is not the endpoint')
-    t.equal((await fetch(`${server.url}/health`)).status, 200, 'health stays at /health')
+    t.equal(await statusOf(`${server.url}/health`), 200, 'health stays at /health')
   })
 
   t.test('without the demo, other paths are plain 404s', async (t) => {
@@ -168,7 +169,7 @@ async function checkIsolated (t: Test, one: TestServer, two: TestServer, apiOne:
   t.notOk(about(a.welcome.id), 'no presence about Ann on the other instance')
 
   // Metrics are per instance.
-  const metricsTwo = await (await fetch(`${two.url}/metrics`)).text()
+  const metricsTwo = (await request(`${two.url}/metrics`)).body
   t.match(metricsTwo, /^shoal_messages_in_total\{type="register"\} 1$/m)
   t.notMatch(metricsTwo, /type="data"/)
 }
@@ -183,7 +184,7 @@ t.test('two instances in one process keep separate state', async (t) => {
   })
 
   t.test('one app, two encapsulated scopes under different prefixes', async (t) => {
-    const app = Fastify({ logger: false, return503OnClosing: false })
+    const app = testApp()
     const apis: Record<string, ShoalApi> = {}
     for (const prefix of ['/one', '/two']) {
       await app.register(async (scope) => {
@@ -204,7 +205,7 @@ t.test('two instances in one process keep separate state', async (t) => {
   t.test('scoped instances upgrade sockets without errors (one upgrade listener per server)', async (t) => {
     const lines: string[] = []
     const stream = new Writable({ write (chunk, _encoding, done) { lines.push(String(chunk)); done() } })
-    const app = Fastify({ logger: { level: 'warn', stream }, return503OnClosing: false })
+    const app = testApp({ logger: { level: 'warn', stream } })
     for (const prefix of ['/one', '/two']) {
       await app.register(async (scope) => { await scope.register(shoal, { ...FAST }) }, { prefix })
     }
@@ -234,17 +235,17 @@ t.test('app.shoal.on: the host hears of each user\'s join, update, data, disconn
   // @ts-expect-error -- there is no such event
   const misuse = (): void => { api.on('move', () => {}) }
   t.type(misuse, 'function')
-  const until = async (count: number): Promise<void> => { while (heard.length < count) await new Promise((resolve) => setTimeout(resolve, 5)) }
+  const heardAll = async (count: number): Promise<void> => await until(`the host to hear ${count} events`, () => heard.length >= count, { describe: () => heard })
 
   const ann = await joinedClient(server, { name: 'Ann', room: 'hall' })
   const bob = await joinedClient(server, { name: 'Bob', room: 'hall' })
   ann.client.send({ type: 'update', state: { mood: 'ok' } })
   ann.client.send({ type: 'data', payload: { hi: 1 } })
-  await until(6)
+  await heardAll(6)
   bob.client.close()
-  await until(7)
+  await heardAll(7)
   ann.client.send({ type: 'leave' })
-  await until(9)
+  await heardAll(9)
   t.strictSame(heard, [
     'join Ann hall', 'connect Ann', 'join Bob hall', 'connect Bob',
     'update Ann {"mood":"ok"}', 'data Ann {"hi":1}', 'disconnect Bob', 'disconnect Ann', 'leave Ann hall'
@@ -327,7 +328,7 @@ t.test('the app.shoal API', async (t) => {
   t.test('a user in grace: listed as disconnected, not sent to', async (t) => {
     const dee = await joinedClient(server, { name: 'Dee', room: 'alpha' })
     dee.client.close()
-    await dee.client.closed
+    await dee.client.whenClosed()
     // Ann sees Dee disconnected: as an update, or (joined and dropped within one tick) as a join with connected false.
     await ann.client.next('presence', (m) =>
       (m.updated ?? []).some((u) => u.id === dee.welcome.id && u.connected === false) ||
@@ -349,7 +350,7 @@ t.test('the app.shoal API', async (t) => {
 
   t.test('disconnect', async (t) => {
     t.equal(api.disconnect(bob.welcome.id), true)
-    const closed = await bob.client.closed
+    const closed = await bob.client.whenClosed()
     t.equal(closed.code, 1000)
     await ann.client.next('presence', (m) => (m.left ?? []).includes(bob.welcome.id))
     t.equal(api.user(bob.welcome.id), undefined)
@@ -361,7 +362,7 @@ t.test('the app.shoal API', async (t) => {
 
     // Cid's room empties.
     t.equal(api.disconnect(cid.welcome.id), true)
-    t.equal((await cid.client.closed).code, 1000)
+    t.equal((await cid.client.whenClosed()).code, 1000)
     t.same(api.rooms(), ['alpha'])
     t.same(api.users('beta'), [])
   })
@@ -377,7 +378,7 @@ t.test('authorize', async (t) => {
     t.match(JSON.parse(refused.body), { error: 'forbidden' })
     await t.rejects(TestClient.connect(server.wsUrl), { message: 'HTTP 403' })
     t.equal(calls, 2)
-    t.equal((await fetch(`${server.url}/health`)).status, 200, 'authorize guards only the socket')
+    t.equal(await statusOf(`${server.url}/health`), 200, 'authorize guards only the socket')
     t.equal(server.app.shoal.stats.connections, 0)
   })
 
@@ -438,7 +439,7 @@ t.test('authorize', async (t) => {
     const refused = await upgrade(server.wsUrl)
     t.ok(refused.status >= 400, `refused with ${refused.status}`)
     t.equal(server.app.shoal.stats.connections, 0)
-    t.equal((await fetch(`${server.url}/health`)).status, 200)
+    t.equal(await statusOf(`${server.url}/health`), 200)
   })
 })
 
@@ -462,7 +463,7 @@ t.test('invalid options are rejected at register time, naming the option', async
     ['a clock without now', { clock: {} }, /option clock: expected a clock/]
   ]
   for (const [label, options, expected] of cases) {
-    const app = Fastify({ logger: false })
+    const app = testApp()
     // Deliberately ill-typed options, as plain JavaScript callers could pass them.
     const error = await app.register(shoal, options as ShoalOptions).ready().then(() => null, (err: unknown) => err)
     t.ok(error instanceof SettingsError, `${label}: a SettingsError`)
@@ -471,14 +472,14 @@ t.test('invalid options are rejected at register time, naming the option', async
   }
 
   // The options type rejects them at compile time too.
-  const app = Fastify({ logger: false })
+  const app = testApp()
   // @ts-expect-error -- graceMs is a number
   const typed: ShoalOptions = { graceMs: 'x' }
   await t.rejects(async () => { await app.register(shoal, typed).ready() }, /option graceMs/)
   await app.close().catch(() => {})
 
   // One at the root and one in a child scope: allowed (the child's is its own).
-  const nested = Fastify({ logger: false })
+  const nested = testApp()
   await nested.register(shoal, { demo: false })
   await nested.register(async (scope) => { await scope.register(shoal, { demo: false, prefix: '/second' }) })
   await nested.ready()
@@ -486,13 +487,13 @@ t.test('invalid options are rejected at register time, naming the option', async
   await nested.close()
 
   // Twice in one scope: an error that says what to do instead.
-  const twice = Fastify({ logger: false })
+  const twice = testApp()
   await twice.register(shoal, { demo: false })
   await t.rejects(async () => { await twice.register(shoal, { demo: false, prefix: '/second' }).ready() }, /registered in this scope already: register each further instance in a scope of its own/)
   await twice.close().catch(() => {})
 
   // Valid values are fine.
-  const ok = Fastify({ logger: false })
+  const ok = testApp()
   await ok.register(shoal, { tickHz: 200, graceMs: 0, drainTimeoutMs: 0, demo: false, path: '/x' }).ready()
   t.equal(ok.shoal.stats.draining, false)
   await ok.close()

@@ -5,12 +5,13 @@
  */
 import { Writable } from 'node:stream'
 import t from 'tap'
-import Fastify, { type FastifyInstance } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import websocket from '@fastify/websocket'
 import WebSocket from 'ws'
 import shoal, { type ShoalOptions } from '../../index.js'
 import { SharedFrameSocket } from '../../src/adapters/shared-frame-socket.js'
-import { FAST, joinedClient, listen, TestClient, view } from '../helpers.js'
+import { FAST, joinedClient, listen, TestClient, testApp, view } from '../helpers.js'
+import { requestJson } from '../http.js'
 
 /** Host sockets allow 64 KiB, Shoal's 4 KiB: each limit must hold on its own side only. */
 const HOST_MAX_PAYLOAD = 65_536
@@ -33,7 +34,7 @@ async function registerHostSockets (scope: FastifyInstance): Promise<void> {
 
 async function hostApp (layout: Layout, shoalOptions: ShoalOptions = {}, logLines?: string[]): Promise<{ app: FastifyInstance, base: string }> {
   const stream = new Writable({ write (chunk, _encoding, done) { logLines?.push(String(chunk)); done() } })
-  const app = Fastify({ logger: { level: 'warn', stream }, return503OnClosing: false })
+  const app = testApp({ logger: { level: 'warn', stream } })
   const options = { ...FAST, maxPayload: SHOAL_MAX_PAYLOAD, prefix: '/rt', ...shoalOptions }
   if (layout === 'host first') await registerHostSockets(app)
   await app.register(shoal, options)
@@ -98,7 +99,7 @@ for (const layout of ['host first', 'Shoal first', 'host in a scope of its own']
     bob.client.send({ type: 'data', payload: 'y'.repeat(2_000) })
     t.match(await ann.client.next('data'), { from: bob.welcome.you.id }, 'a message within Shoal\'s limit is served')
     bob.client.send({ type: 'data', payload: 'y'.repeat(SHOAL_MAX_PAYLOAD) })
-    t.equal((await bob.client.closed).code, 1009, 'the host\'s 64 KiB limit does not reach Shoal\'s endpoint')
+    t.equal((await bob.client.whenClosed()).code, 1009, 'the host\'s 64 KiB limit does not reach Shoal\'s endpoint')
 
     ann.client.close()
     t.same(logLines, [], 'nothing logged at warn or above')
@@ -113,12 +114,12 @@ t.test('app.close() with host sockets and Shoal clients open: Shoal\'s get 1012,
   const hostClosed = new Promise<number>((resolve) => host.socket.once('close', resolve))
   const { client } = await joinedClient(view(app, base, '/rt'))
   await app.close()
-  t.equal((await client.closed).code, 1012, 'Shoal\'s client is told the server restarts')
+  t.equal((await client.whenClosed()).code, 1012, 'Shoal\'s client is told the server restarts')
   t.equal(await hostClosed, 1005, 'the host\'s socket was closed by @fastify/websocket\'s own preClose')
 })
 
 t.test('without a WebSocket plugin of the host\'s, an upgrade to another path is answered as the HTTP request it is', async (t) => {
-  const app = Fastify({ logger: false, return503OnClosing: false })
+  const app = testApp()
   app.get('/plain', async () => ({ plain: true }))
   await app.register(shoal, { ...FAST })
   const base = await listen(app)
@@ -133,15 +134,15 @@ t.test('without a WebSocket plugin of the host\'s, an upgrade to another path is
 t.test('GET of the endpoint without an upgrade: 426 Upgrade Required', async (t) => {
   const { app, base } = await hostApp('host first')
   t.teardown(() => app.close())
-  const res = await fetch(`${base}/rt/ws`)
+  const res = await requestJson(`${base}/rt/ws`)
   t.equal(res.status, 426)
   t.equal(res.headers.get('upgrade'), 'websocket')
-  t.match(await res.json(), { error: /WebSocket/ })
+  t.match(res.json, { error: /WebSocket/ })
 })
 
 t.test('the endpoint path is a plain path: route parameters or wildcards are refused at register', async (t) => {
   for (const path of ['/ws/:room', '/ws/*', '/ws?x=1']) {
-    const app = Fastify({ logger: false })
+    const app = testApp()
     await t.rejects(async () => { await app.register(shoal, { path }); await app.ready() }, { message: /path/ }, path)
     await app.close()
   }

@@ -1,28 +1,27 @@
 /** The HTTP side of an instance: /health, /metrics and the demo client. */
 import t from 'tap'
 import { joinedClient, startServer, TestClient } from '../helpers.js'
+import { request, requestJson, statusOf } from '../http.js'
+import { until } from '../wait.js'
 
 interface Health { status: string, uptime?: number, connections?: number, users?: number, rooms?: number }
 
 async function getHealth (url: string): Promise<{ status: number, body: Health }> {
-  const res = await fetch(`${url}/health`)
-  return { status: res.status, body: await res.json() as Health }
+  const res = await requestJson<Health>(`${url}/health`)
+  return { status: res.status, body: res.json }
 }
 
 async function getMetrics (url: string): Promise<string> {
-  const res = await fetch(`${url}/metrics`)
+  const res = await request(`${url}/metrics`)
   if (res.status !== 200) throw new Error(`/metrics answered ${res.status}`)
-  return await res.text()
+  return res.body
 }
 
-/** Retries `check` until it returns true or `timeoutMs` passes; returns its last verdict. */
-async function eventually (check: () => Promise<boolean>, timeoutMs = 3000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    if (await check()) return true
-    if (Date.now() > deadline) return false
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
+/** Waits until /health's body satisfies `check`; returns that body. */
+async function healthWhen (url: string, what: string, check: (body: Health) => boolean): Promise<Health> {
+  let last: Health | undefined
+  await until(what, async () => check(last = (await getHealth(url)).body), { describe: () => last })
+  return last as Health // until() returned, so the last body passed `check`
 }
 
 /** The `src` of every script element of a page. */
@@ -43,10 +42,10 @@ t.test('GET /health', async (t) => {
   t.teardown(server.close)
 
   t.test('answers ok with uptime and zero counts when idle', async (t) => {
-    const res = await fetch(`${server.url}/health`)
+    const res = await requestJson<Health>(`${server.url}/health`)
     t.equal(res.status, 200)
     t.match(res.headers.get('content-type'), /^application\/json/)
-    const body = await res.json() as Health
+    const body = res.json
     t.equal(body.status, 'ok')
     t.type(body.uptime, 'number')
     t.ok((body.uptime ?? -1) >= 0, 'uptime is not negative')
@@ -62,7 +61,7 @@ t.test('GET /health', async (t) => {
 
     // A guest connection counts as a connection, not as a user.
     const guest = await TestClient.connect(server.wsUrl)
-    t.ok(await eventually(async () => (await getHealth(server.url)).body.connections === 3), 'guest counted as a connection')
+    await healthWhen(server.url, 'the guest counted as a connection', (body) => body.connections === 3)
     health = await getHealth(server.url)
     t.match(health.body, { connections: 3, users: 2, rooms: 2 })
 
@@ -74,21 +73,19 @@ t.test('GET /health', async (t) => {
 
     // Ann leaves for good; the guest closes.
     a.client.send({ type: 'leave' })
-    t.equal((await a.client.closed).code, 1000)
+    t.equal((await a.client.whenClosed()).code, 1000)
     guest.close()
-    await guest.closed
-    t.ok(await eventually(async () => {
-      const { body } = await getHealth(server.url)
-      return body.connections === 1 && body.users === 1 && body.rooms === 1
-    }), 'counts drop after leave and close')
+    await guest.whenClosed()
+    t.match(await healthWhen(server.url, 'counts to drop after leave and close',
+      (body) => body.connections === 1 && body.users === 1 && body.rooms === 1),
+    { connections: 1, users: 1, rooms: 1 }, 'counts drop after leave and close')
 
     // Bob's socket drops without leave; with graceMs 0 he is removed at the next tick.
     b.client.close()
-    await b.client.closed
-    t.ok(await eventually(async () => {
-      const { body } = await getHealth(server.url)
-      return body.connections === 0 && body.users === 0 && body.rooms === 0
-    }), 'counts return to zero')
+    await b.client.whenClosed()
+    t.match(await healthWhen(server.url, 'counts to return to zero',
+      (body) => body.connections === 0 && body.users === 0 && body.rooms === 0),
+    { connections: 0, users: 0, rooms: 0 }, 'counts return to zero')
   })
 })
 
@@ -105,17 +102,18 @@ t.test('GET /metrics', async (t) => {
   a.client.send('{"also": not json')
   await a.client.next('error', (m) => m.code === 'bad_json')
 
-  const res = await fetch(`${server.url}/metrics`)
+  const res = await request(`${server.url}/metrics`)
   t.equal(res.status, 200)
   t.match(res.headers.get('content-type'), /^text\/plain/)
   t.match(res.headers.get('content-type'), /version=0\.0\.4/)
 
   // Wait until at least one tick has been observed, so the histogram has a count.
   let text = ''
-  t.ok(await eventually(async () => {
+  await until('a tick to be observed in shoal_tick_duration_seconds', async () => {
     text = await getMetrics(server.url)
     return (sample(text, 'shoal_tick_duration_seconds_count') ?? 0) > 0
-  }), 'ticks are observed')
+  }, { describe: () => sample(text, 'shoal_tick_duration_seconds_count') })
+  t.ok((sample(text, 'shoal_tick_duration_seconds_count') ?? 0) > 0, 'ticks are observed')
 
   for (const family of ['shoal_connections', 'shoal_users', 'shoal_rooms', 'shoal_messages_in_total', 'shoal_messages_out_total',
     'shoal_errors_total', 'shoal_frames_skipped_total', 'shoal_tick_duration_seconds']) {
@@ -158,25 +156,24 @@ t.test('the demo client is served at /', async (t) => {
   const server = await startServer()
   t.teardown(server.close)
 
-  const page = await fetch(`${server.url}/`)
+  const page = await request(`${server.url}/`)
   t.equal(page.status, 200)
   t.match(page.headers.get('content-type'), /^text\/html/)
-  const html = await page.text()
+  const html = page.body
   t.match(html, /<html/i)
-  t.equal((await fetch(`${server.url}/index.html`)).status, 200)
+  t.equal(await statusOf(`${server.url}/index.html`), 200)
 
   // The client script(s) the page loads (the demo's app.js, wherever the page points) are served too.
   const scripts = scriptSources(html)
   t.ok(scripts.length > 0, 'the page loads a script')
   for (const src of scripts) {
-    const script = await fetch(new URL(src, `${server.url}/`))
+    const script = await request(new URL(src, `${server.url}/`))
     t.equal(script.status, 200, `${src} is served`)
     t.match(script.headers.get('content-type'), /javascript/, `${src} is JavaScript`)
-    t.ok((await script.text()).length > 0, `${src} is not empty`)
+    t.ok(script.body.length > 0, `${src} is not empty`)
   }
 
-  const missing = await fetch(`${server.url}/no-such-file.js`)
-  t.equal(missing.status, 404)
+  t.equal(await statusOf(`${server.url}/no-such-file.js`), 404)
 })
 
 t.test('demo: false serves no demo, but health and the socket still work', async (t) => {
@@ -186,13 +183,13 @@ t.test('demo: false serves no demo, but health and the socket still work', async
   const withDemo = await startServer()
   t.teardown(withDemo.close)
   const demoUrl = withDemo.url
-  t.equal((await fetch(`${server.url}/`)).status, 404)
-  t.equal((await fetch(`${server.url}/index.html`)).status, 404)
-  for (const src of scriptSources(await (await fetch(`${demoUrl}/`)).text())) {
-    t.equal((await fetch(new URL(src, `${server.url}/`))).status, 404, `${src} is not served`)
+  t.equal(await statusOf(`${server.url}/`), 404)
+  t.equal(await statusOf(`${server.url}/index.html`), 404)
+  for (const src of scriptSources((await request(`${demoUrl}/`)).body)) {
+    t.equal(await statusOf(new URL(src, `${server.url}/`)), 404, `${src} is not served`)
   }
   t.equal((await getHealth(server.url)).status, 200)
-  t.equal((await fetch(`${server.url}/metrics`)).status, 200)
+  t.equal(await statusOf(`${server.url}/metrics`), 200)
   const { client, welcome } = await joinedClient(server)
   t.equal(welcome.protocol, 1)
   client.close()
@@ -202,7 +199,7 @@ t.test('the static handler serves the page and its bundles only: no sources, tsc
   for (const prefix of ['', '/realtime']) {
     const server = await startServer({ prefix })
     t.teardown(() => server.close())
-    const status = async (path: string): Promise<number> => (await fetch(`${server.url}${path}`)).status
+    const status = async (path: string): Promise<number> => await statusOf(`${server.url}${path}`)
     for (const path of ['/', '/index.html', '/build/demo.js', '/build/shoal-client.js']) t.equal(await status(path), 200, `${prefix}${path}`)
     for (const path of ['/build/demo.js.map', '/src/demo.ts', '/src/demo-api.ts', '/tsconfig.json', '/build/', '/src/']) {
       t.equal(await status(path), 404, `${prefix}${path} is not served`)
@@ -221,7 +218,7 @@ t.test('the client bundle and the demo each on their own option', async (t) => {
     const server = await startServer(options)
     t.teardown(() => server.close())
     for (const [path, status] of Object.entries(expected)) {
-      t.equal((await fetch(`${server.url}${path}`)).status, status, `${JSON.stringify(options)}: ${path} answers ${status}`)
+      t.equal(await statusOf(`${server.url}${path}`), status, `${JSON.stringify(options)}: ${path} answers ${status}`)
     }
   }
 })

@@ -161,7 +161,7 @@ t.test('presence (joined, updated, left) is still room-wide', async (t) => {
   t.same(seenByFar.updated, [{ id: a.welcome.id, name: 'A' }], 'far sees a\'s update')
 
   far.client.send({ type: 'leave' })
-  await far.client.closed
+  await far.client.whenClosed()
   for (const m of [a, b]) {
     const frame = await m.client.next('presence', (p) => (p.left ?? []).includes(far.welcome.id))
     t.same(frame.left, [far.welcome.id], 'far\'s leave reaches everyone')

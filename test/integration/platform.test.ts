@@ -9,6 +9,7 @@ import { ShoalError, type ShoalIdentity, type ShoalOptions } from '../../index.j
 import WebSocket from 'ws'
 import { ShoalClient } from '../../src/client/index.js'
 import { harness, TestClient } from '../helpers.js'
+import { within } from '../wait.js'
 
 /** Accounts of the tests' host: a token names one. */
 const ACCOUNTS: Record<string, ShoalIdentity> = {
@@ -74,7 +75,7 @@ t.test('a secret resumes only under its own account', async (t) => {
   const alice = await TestClient.connect(`${server.wsUrl}?token=tok-alice`)
   const welcome = await alice.register({ room: 'hall' })
   alice.close()
-  await alice.closed
+  await alice.whenClosed()
 
   const thief = await TestClient.connect(`${server.wsUrl}?token=tok-bob`)
   t.teardown(() => { thief.close() })
@@ -106,7 +107,7 @@ t.test('authenticate decides from the auth field', async (t) => {
   t.equal(welcome.you.userId, 'carol')
   t.equal(welcome.you.name.startsWith('guest-'), true, 'no name from the host: a guest name')
   carol.close()
-  await carol.closed
+  await carol.whenClosed()
 
   const back = await connect()
   back.send({ type: 'reconnect', secret: welcome.secret, auth: { token: 'tok-bob' } })
@@ -126,7 +127,7 @@ t.test('authenticate decides from the auth field', async (t) => {
     const client = await connect()
     client.send({ type: 'register', room: 'hall', ...(auth !== undefined && { auth }) })
     t.match(await client.next('error'), { code, ref: 'register' }, `auth ${JSON.stringify(auth)}: ${code}`)
-    t.equal((await client.closed).code, close, `then close ${close}`)
+    t.equal((await client.whenClosed()).code, close, `then close ${close}`)
   }
   const banned = await connect()
   banned.send({ type: 'register', auth: { token: 'banned' } })
@@ -260,7 +261,7 @@ t.test('the client library sees what the server sets on its own user', async (t)
   const { server } = await harness(t)
   const client = new ShoalClient({ url: server.wsUrl, WebSocket: WebSocket as never, pingIntervalMs: 0, register: { room: 'one' } })
   t.teardown(() => { client.close() })
-  await new Promise((resolve) => client.once('welcome', resolve))
+  await within('the client\'s welcome', new Promise((resolve) => client.once('welcome', resolve)))
   const updates: unknown[] = []
   const told = new Promise<void>((resolve) => {
     client.on('update', (user) => {
@@ -271,11 +272,11 @@ t.test('the client library sees what the server sets on its own user', async (t)
   // At once after the welcome: the room still announces the user whole, to everyone but the user itself.
   server.app.shoal.setInfo(client.id ?? '', { badge: 'gold' })
   server.app.shoal.setState(client.id ?? '', { score: 7 })
-  await told
+  await within('updates of our own user with badge gold and score 7', told)
   t.ok(updates.every((user) => user === client.me), 'told as updates of our own user')
   const snapshot = new Promise((resolve) => client.once('snapshot', resolve))
   await server.app.shoal.moveToRoom(client.id ?? '', 'two')
-  await snapshot
+  await within('the snapshot of the room the server moved us to', snapshot)
   t.equal(client.room, 'two')
   t.equal(client.me?.room, 'two', 'and where the server moved it')
 })

@@ -13,6 +13,8 @@ import WebSocket from 'ws'
 import { Value } from '@sinclair/typebox/value'
 import { ServerMessageSchema, type ServerMessageT, type UserT } from '../../index.js'
 import { joinedClient, startServer, TestClient } from '../helpers.js'
+import { requestJson, statusOf } from '../http.js'
+import { within } from '../wait.js'
 
 const ROOM = 'arena'
 const NUM_RUNS = Number(process.env.SHOAL_FUZZ_RUNS ?? 100)
@@ -40,7 +42,7 @@ const view = (user: UserT | undefined): unknown => user === undefined
 /** A ping round trip, or the close of the socket, whichever comes first. */
 async function settle (client: TestClient): Promise<'pong' | 'closed'> {
   if (client.socket.readyState !== WebSocket.OPEN) {
-    await client.closed
+    await within('a closing connection to close', client.closed)
     return 'closed'
   }
   const mark = Math.random()
@@ -347,9 +349,9 @@ t.test('random frames from other connections never disturb A and B, and the serv
       const fresh = await TestClient.connect(server.wsUrl)
       assert.equal(await settle(fresh), 'pong', 'a fresh connection gets a pong')
       fresh.close()
-      const health = await fetch(`${server.url}/health`)
+      const health = await requestJson<{ status: string }>(`${server.url}/health`)
       assert.equal(health.status, 200)
-      assert.equal((await health.json() as { status: string }).status, 'ok')
+      assert.equal(health.json.status, 'ok')
 
       // A and B saw nothing but fuzz users come, go and change.
       const [seenByA = [], seenByB = []] = await tickBarrier()
@@ -398,7 +400,7 @@ t.test('random frames from other connections never disturb A and B, and the serv
   const fresh = await joinedClient(server, { name: 'Late', room: ROOM })
   t.same(view(fresh.welcome.users.find((u) => u.id === ids.a)), recordedA, 'a newcomer sees A as it was')
   fresh.client.close()
-  t.equal((await fetch(`${server.url}/health`)).status, 200)
+  t.equal(await statusOf(`${server.url}/health`), 200)
   t.equal(({} as any).polluted, undefined) // any: a plain object has no `polluted`; the cast lets us probe for one
   t.equal((Object.prototype as any).polluted, undefined) // any: probing Object.prototype itself for a key no one should add
   t.same(Object.getOwnPropertyNames(Object.prototype).sort(), prototypeKeys, 'Object.prototype gained no keys')
@@ -420,7 +422,7 @@ t.test('messages that arrive after the server started closing a connection are i
     const leaver = await joinedClient(server, { name: 'Leaver', room: 'r' })
     leaver.client.send({ type: 'leave' })
     leaver.client.send({ type: 'register', name: 'Ghost', room: 'r' })
-    t.equal((await leaver.client.closed).code, 1000)
+    t.equal((await within('the leaver\'s socket to close', leaver.client.closed)).code, 1000)
     t.notOk(leaver.client.received.some((m) => m.type === 'welcome'), 'no welcome after leave')
     t.same(server.app.shoal.users('r').map((u) => u.name), ['Obs'], 'no user was created on the closing connection')
     t.equal(server.app.shoal.stats.users, 1)
@@ -430,7 +432,7 @@ t.test('messages that arrive after the server started closing a connection are i
     const victim = await joinedClient(server, { name: 'Victim', room: 'r' })
     t.ok(server.app.shoal.disconnect(victim.welcome.id))
     victim.client.send({ type: 'register', name: 'Ghost3', room: 'r' })
-    t.equal((await victim.client.closed).code, 1000)
+    t.equal((await within('the disconnected socket to close', victim.client.closed)).code, 1000)
     t.notOk(server.app.shoal.users('r').some((u) => u.name === 'Ghost3'), 'the disconnected socket created no user')
   })
 })

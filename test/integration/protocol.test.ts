@@ -367,7 +367,7 @@ t.test('leave: the room sees left, the server closes with 1000, the secret stops
   const b = await join({ room: 'r' })
   await a.client.next('presence', hasJoined(b.welcome.id))
   b.client.send({ type: 'leave' })
-  const closed = await b.client.closed
+  const closed = await b.client.whenClosed()
   t.equal(closed.code, 1000)
   const left = await a.client.next('presence', hasLeft(b.welcome.id))
   t.same(left.left, [b.welcome.id])

@@ -9,6 +9,7 @@ import type { ShoalOptions } from '../../index.js'
 import type { PresenceMessageT, UserT } from '../../schemas/protocol.js'
 import { ManualClock } from '../../src/core/clock.js'
 import { harness, type Joined } from '../helpers.js'
+import { within } from '../wait.js'
 
 const GRACE_MS = 1_000
 const TTL_MS = 100_000
@@ -60,7 +61,7 @@ t.test('reconnect within grace restores the user; the room sees connected:false,
   await settle(observer, a)
 
   a.client.close()
-  t.equal((await a.client.closed).code, 1005, 'closed by the client, without a code')
+  t.equal((await a.client.whenClosed()).code, 1005, 'closed by the client, without a code')
   const down = await observer.client.next('presence', isUpdate(a.welcome.id, false))
   t.equal(down.room, 'r')
   t.same(down.updated, [{ id: a.welcome.id, connected: false }], 'only connected changed')
@@ -99,7 +100,7 @@ t.test('takeover: reconnect while the old socket is open closes it with 4001 and
   await settle(observer, first)
 
   const second = await resume(first.welcome.secret)
-  t.equal((await first.client.closed).code, 4001, 'the old socket is closed as replaced')
+  t.equal((await first.client.whenClosed()).code, 4001, 'the old socket is closed as replaced')
   t.equal(second.welcome.resumed, true)
   t.equal(second.welcome.secret, first.welcome.secret)
   t.same(second.welcome.you, expected)
@@ -108,7 +109,7 @@ t.test('takeover: reconnect while the old socket is open closes it with 4001 and
 
   // A third socket takes over from the second.
   const third = await resume(first.welcome.secret)
-  t.equal((await second.client.closed).code, 4001)
+  t.equal((await second.client.whenClosed()).code, 4001)
   t.equal(third.welcome.id, first.welcome.id)
   await tick()
   t.same(await observer.client.drainType('presence'), [], 'still nothing')
@@ -258,7 +259,7 @@ t.test('leave ends the session for good: left (without a connected change), clos
   // A change not yet written to the session store, then leave in the same breath.
   a.client.send({ type: 'update', state: { unsaved: true } })
   a.client.send({ type: 'leave' })
-  t.equal((await a.client.closed).code, 1000)
+  t.equal((await a.client.whenClosed()).code, 1000)
   await observer.client.next('presence', hasLeft(a.welcome.id))
   await tick()
   const frames = await observer.client.drainType('presence')
@@ -282,10 +283,10 @@ t.test('leave after a takeover ends the session: the room sees one left and noth
   const a = await join({ room: 'r' })
   await settle(observer, a)
   const b = await resume(a.welcome.secret)
-  await a.client.closed
+  await a.client.whenClosed()
   t.equal(b.welcome.id, a.welcome.id)
   b.client.send({ type: 'leave' })
-  t.equal((await b.client.closed).code, 1000)
+  t.equal((await b.client.whenClosed()).code, 1000)
   await observer.client.next('presence', hasLeft(a.welcome.id))
   await tick()
   t.same(about(await observer.client.drainType('presence'), a.welcome.id), [])
@@ -331,7 +332,7 @@ t.test('two sockets resuming a stored session at once: one user, the loser close
   const [w1, w2] = await Promise.all([one.next('welcome'), two.next('welcome')])
   t.equal(w1.id, a.welcome.id)
   t.equal(w2.id, a.welcome.id)
-  const closed = await Promise.race([one.closed.then((c) => ({ c, loser: one, winner: two })), two.closed.then((c) => ({ c, loser: two, winner: one }))])
+  const closed = await within('one of the two racing sockets to close', Promise.race([one.closed.then((c) => ({ c, loser: one, winner: two })), two.closed.then((c) => ({ c, loser: two, winner: one }))]))
   t.equal(closed.c.code, 4001, 'the one resumed first is replaced')
   await observer.client.next('presence', hasJoined(a.welcome.id))
   await tick()

@@ -6,24 +6,15 @@ import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import net from 'node:net'
 import t from 'tap'
-import Fastify from 'fastify'
 import shoal, { MemorySessionStore } from '../../index.js'
-import { FAST, joinedClient, startServer, TestClient } from '../helpers.js'
+import { FAST, joinedClient, listen, startServer, testApp, TestClient } from '../helpers.js'
+import { requestJson } from '../http.js'
 import { freePort, startProcess, waitReady } from '../process.js'
+import { until, within } from '../wait.js'
 
 async function health (url: string): Promise<{ status: number, body: unknown }> {
-  const res = await fetch(`${url}/health`)
-  return { status: res.status, body: await res.json() }
-}
-
-/** Retries `check` until it returns true or `timeoutMs` passes; returns its last verdict. */
-async function eventually (check: () => Promise<boolean>, timeoutMs = 3000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    if (await check().catch(() => false)) return true
-    if (Date.now() > deadline) return false
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
+  const { status, json } = await requestJson<unknown>(`${url}/health`)
+  return { status, body: json }
 }
 
 /** The HTTP status of a WebSocket upgrade attempt (101 when it succeeds). */
@@ -110,20 +101,20 @@ t.test('in-process drain', async (t) => {
     t.equal(during.status, 503)
     t.same(during.body, { status: 'draining' })
 
-    for (const client of [a.client, b.client, guest]) {
-      t.equal((await client.closed).code, 1012, 'closed with 1012 (service restart)')
+    for (const [who, client] of [['Ann', a.client], ['Bob', b.client], ['the guest', guest]] as const) {
+      t.equal((await within(`${who}'s socket to close in the drain`, client.closed)).code, 1012, 'closed with 1012 (service restart)')
     }
     t.equal(await upgradeStatus(server.wsUrl), 503, 'a new upgrade is refused with 503')
-    await draining
+    await within('the drain to finish', draining)
     t.equal(server.app.shoal.stats.connections, 0)
 
     // Still draining after the drain finished, until the server is gone.
     t.same((await health(server.url)).body, { status: 'draining' })
     t.equal(await upgradeStatus(server.wsUrl), 503)
 
-    await server.close()
+    await within('app.close() to resolve', server.close())
     closed = true
-    t.pass('app.close() resolved')
+    t.equal(server.app.server.listening, false, 'app.close() resolved: the server listens no more')
   })
 
   t.test('app.close() alone drains: clients get 1012 and close resolves', async (t) => {
@@ -132,13 +123,13 @@ t.test('in-process drain', async (t) => {
     const b = await joinedClient(server, { name: 'Bob' })
     const closing = server.close().then(() => 'closed')
     // Bounded wait: if close() hangs on the open sockets, let the clients go so the test ends.
-    const outcome = await Promise.race([closing, new Promise<string>((resolve) => setTimeout(() => resolve('pending'), 3000))])
+    const outcome = await within('app.close() to resolve with the clients connected', closing, { timeoutMs: 3000 }).catch((err: Error) => err.message)
     const draining = server.app.shoal.stats.draining
-    if (outcome === 'pending') { a.client.close(); b.client.close(); await closing }
+    if (outcome !== 'closed') { a.client.close(); b.client.close(); await closing }
     t.equal(outcome, 'closed', 'app.close() resolves while clients are connected')
     t.equal(draining, true, 'app.close() started the drain')
-    t.equal((await a.client.closed).code, 1012, 'clients are closed with 1012')
-    t.equal((await b.client.closed).code, 1012, 'clients are closed with 1012')
+    t.equal((await within('Ann\'s socket to close', a.client.closed)).code, 1012, 'clients are closed with 1012')
+    t.equal((await within('Bob\'s socket to close', b.client.closed)).code, 1012, 'clients are closed with 1012')
   })
 
   t.test('a client that never answers the close is dropped after drainTimeoutMs', async (t) => {
@@ -149,17 +140,19 @@ t.test('in-process drain', async (t) => {
     const silent = await silentSocket(hostname, Number(port), pathname)
     t.teardown(silent.destroy)
     const polite = await joinedClient(server, { name: 'Ann' })
-    t.ok(await eventually(async () => server.app.shoal.stats.connections === 2), 'both connected')
+    await until('the silent socket and Ann to count as connections', () => server.app.shoal.stats.connections === 2, { describe: () => server.app.shoal.stats })
+    t.equal(server.app.shoal.stats.connections, 2, 'both connected')
 
     const started = Date.now()
-    await server.app.shoal.drain()
+    await within('the drain to give up on the silent client', server.app.shoal.drain())
     const took = Date.now() - started
-    t.equal((await polite.client.closed).code, 1012)
+    t.equal((await within('Ann\'s socket to close', polite.client.closed)).code, 1012)
     t.ok(took >= drainTimeoutMs - 30, `the drain waited for the silent client (${took} ms)`)
     t.ok(took < drainTimeoutMs + 1500, `and gave up on it in time (${took} ms)`)
-    await silent.closed
+    await within('the silent socket to be dropped', silent.closed)
     t.equal(closeCode(silent.received()), 1012, 'the silent client was sent a 1012 close frame first')
-    t.ok(await eventually(async () => server.app.shoal.stats.connections === 0), 'no connection is left')
+    await until('no connection to be left', () => server.app.shoal.stats.connections === 0, { describe: () => server.app.shoal.stats })
+    t.equal(server.app.shoal.stats.connections, 0, 'no connection is left')
   })
 
   t.test('sessions are flushed to the store: a new instance resumes them', async (t) => {
@@ -186,7 +179,7 @@ t.test('in-process drain', async (t) => {
   })
 
   t.test('two instances in one app drain independently', async (t) => {
-    const app = Fastify({ logger: false, return503OnClosing: false })
+    const app = testApp()
     const apis: Record<string, typeof app.shoal> = {}
     for (const prefix of ['/one', '/two']) {
       await app.register(async (scope) => {
@@ -194,18 +187,17 @@ t.test('in-process drain', async (t) => {
         apis[prefix] = scope.shoal
       }, { prefix })
     }
-    await app.listen({ port: 0, host: '127.0.0.1' })
+    const base = (await listen(app)).replace(/^http:\/\//, '')
     t.teardown(() => app.close())
-    const address = app.server.address()
-    if (address === null || typeof address === 'string') throw new Error('no port')
-    const base = `127.0.0.1:${address.port}`
     const one = await TestClient.connect(`ws://${base}/one/ws`)
     const two = await TestClient.connect(`ws://${base}/two/ws`)
     await one.register()
     await two.register()
 
-    await apis['/one']?.drain()
-    t.equal((await one.closed).code, 1012)
+    const first = apis['/one']
+    if (first === undefined) throw new Error('fixture: no instance at /one')
+    await within('the instance at /one to drain', first.drain())
+    t.equal((await within('the socket of /one to close', one.closed)).code, 1012)
     t.equal((await health(`http://${base}/one`)).status, 503)
     t.match(await health(`http://${base}/two`), { status: 200, body: { status: 'ok', connections: 1 } })
     two.send({ type: 'ping', t: 7 })
@@ -231,7 +223,7 @@ t.test('the standalone server process', async (t) => {
     const b = await TestClient.connect(wsUrl)
     const resumed = await b.reconnect(secret)
     t.equal(resumed.id, welcome.id)
-    t.equal((await a.closed).code, 4001, 'the old socket was replaced')
+    t.equal((await within('Ann\'s first socket to close', a.closed)).code, 4001, 'the old socket was replaced')
     const c = await TestClient.connect(wsUrl)
     c.send({ type: 'reconnect', secret, extra: secret })
     t.equal((await c.next('error')).code, 'invalid_message')
@@ -245,16 +237,21 @@ t.test('the standalone server process', async (t) => {
 
     const signalled = Date.now()
     proc.kill('SIGTERM')
-    t.ok(await eventually(async () => (await health(url)).status === 503, 2500), '/health answers 503 during the drain')
+    let during: number | string = 'no answer yet'
+    await until('/health to answer 503 during the drain', async () => {
+      during = await health(url).then(({ status }) => status, (err: Error) => err.message)
+      return during === 503
+    }, { timeoutMs: 2500, describe: () => during })
+    t.equal(during, 503, '/health answers 503 during the drain')
     t.same((await health(url).catch(() => ({ body: 'gone' }))).body, { status: 'draining' })
     const refused = await upgradeStatus(wsUrl).catch((err: Error) => err.message)
     t.equal(refused, 503, 'new upgrades are refused with 503 during the drain')
-    t.equal((await b.closed).code, 1012, 'the client is closed with 1012')
+    t.equal((await within('the client to be closed in the drain', b.closed)).code, 1012, 'the client is closed with 1012')
 
-    const exit = await proc.exited
+    const exit = await within('the server to exit after SIGTERM', proc.exited, { timeoutMs: 20_000 })
     t.equal(exit.code, 0, 'exit code 0')
     t.ok(exit.at - signalled < 10_000, `exited within 10 s (${exit.at - signalled} ms)`)
-    await silent.closed
+    await within('the silent socket to be closed', silent.closed)
     t.equal(closeCode(silent.received()), 1012)
 
     const { stdout, stderr } = proc.output()
@@ -275,15 +272,15 @@ t.test('the standalone server process', async (t) => {
     const client = await TestClient.connect(`ws://127.0.0.1:${port}/ws`)
     const { secret } = await client.register({ name: 'Ann' })
     client.close()
-    await client.closed
+    await within('the first socket to close', client.closed)
     const again = await TestClient.connect(`ws://127.0.0.1:${port}/ws`)
     t.equal((await again.reconnect(secret)).resumed, true)
     again.send({ type: 'leave' })
-    t.equal((await again.closed).code, 1000)
+    t.equal((await within('the socket to close after leave', again.closed)).code, 1000)
 
     const signalled = Date.now()
     proc.kill('SIGINT')
-    const exit = await proc.exited
+    const exit = await within('the server to exit after SIGINT', proc.exited, { timeoutMs: 20_000 })
     t.equal(exit.code, 0)
     t.ok(exit.at - signalled < 10_000, `exited within 10 s (${exit.at - signalled} ms)`)
     const { stdout, stderr } = proc.output()
@@ -304,13 +301,10 @@ t.test('the standalone server process', async (t) => {
     await Promise.all(cases.map(async ([env, expected]) => {
       const proc = startProcess({ PORT: '0', HOST: '127.0.0.1', ...env })
       t.teardown(() => proc.kill('SIGKILL'))
-      const exit = await Promise.race([
-        proc.exited,
-        new Promise<null>((resolve) => setTimeout(() => resolve(null), 20_000))
-      ])
       const label = JSON.stringify(env)
-      t.ok(exit !== null, `${label}: the process exits`)
-      t.not(exit?.code, 0, `${label}: exit code is not 0`)
+      const exit = await within(`${label}: the process to exit`, proc.exited, { timeoutMs: 20_000 })
+      t.equal(exit.signal, null, `${label}: the process exits (of itself)`)
+      t.not(exit.code, 0, `${label}: exit code is not 0`)
       t.match(proc.output().stderr, expected, `${label}: stderr names the variable`)
     }))
   })

@@ -13,7 +13,7 @@ t.test('two users see each other join, move and leave', async (t) => {
   const positions = await a.client.next('positions', (m) => m.p.some(([id]) => id === b.welcome.id))
   t.same(positions.p.find(([id]) => id === b.welcome.id), [b.welcome.id, 3, 4, 0])
   b.client.send({ type: 'leave' })
-  t.equal((await b.client.closed).code, 1000)
+  t.equal((await b.client.whenClosed()).code, 1000)
   await a.client.next('presence', (m) => (m.left ?? []).includes(b.welcome.id))
   a.client.close()
 })
