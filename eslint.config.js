@@ -1,6 +1,9 @@
 import neostandard from 'neostandard'
 import globals from 'globals'
 
+/** Why a test file does not call fetch itself. */
+const FETCH_MESSAGE = 'use request(), statusOf() or openStream() from test/http.ts: each reads or cancels the body.'
+
 /** Drivers and frameworks the engine and what it shares with the browser never import. */
 const edgePackages = ['fastify', 'fastify-plugin', '@fastify/*', 'pino', 'ioredis', 'better-sqlite3', 'prom-client', 'ws']
 
@@ -43,8 +46,9 @@ export default [
     files: ['test/**/*.ts'],
     ignores: ['test/http.ts', 'test/helpers.ts'],
     rules: {
-      'no-restricted-globals': ['error', { name: 'fetch', message: 'use request(), statusOf() or openStream() from test/http.ts: each reads or cancels the body.' }],
-      'no-restricted-imports': ['error', { paths: [{ name: 'fastify', importNames: ['default'], message: 'use testApp() from test/helpers.ts: its close() ends every connection (forceCloseConnections).' }] }]
+      'no-restricted-globals': ['error', { name: 'fetch', message: FETCH_MESSAGE }],
+      'no-restricted-properties': ['error', { object: 'globalThis', property: 'fetch', message: FETCH_MESSAGE }],
+      'no-restricted-imports': ['error', { paths: [{ name: 'fastify', importNames: ['default', 'fastify'], message: 'use testApp() from test/helpers.ts: its close() ends every connection (forceCloseConnections).' }] }]
     }
   }
 ]

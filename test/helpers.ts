@@ -5,7 +5,7 @@ import WebSocket from 'ws'
 import shoal, { type ShoalOptions } from '../index.js'
 import type { ServerMessageT, WelcomeMessageT } from '../schemas/protocol.js'
 import { request } from './http.js'
-import { within, type WaitOptions } from './wait.js'
+import { WAIT_MS, within, type WaitOptions } from './wait.js'
 
 export interface TestServer {
   app: FastifyInstance
@@ -93,7 +93,7 @@ export class TestClient {
       socket.once('open', () => resolve())
       socket.once('unexpected-response', (_req, res) => { res.resume(); reject(new Error(`HTTP ${res.statusCode ?? 0}`)) })
       socket.once('error', reject)
-    }))
+    })).catch((err: unknown) => { socket.terminate(); throw err })
     return client
   }
 
@@ -110,7 +110,7 @@ export class TestClient {
    * Removes and returns the first received message matching `match` (waiting for
    * it); messages that do not match stay queued.
    */
-  async next<T extends ServerMessageT['type']> (type: T, match?: (message: Extract<ServerMessageT, { type: T }>) => boolean, timeoutMs = 10_000): Promise<Extract<ServerMessageT, { type: T }>> {
+  async next<T extends ServerMessageT['type']> (type: T, match?: (message: Extract<ServerMessageT, { type: T }>) => boolean, timeoutMs = WAIT_MS): Promise<Extract<ServerMessageT, { type: T }>> {
     const deadline = Date.now() + timeoutMs
     for (;;) {
       const index = this.received.findIndex((m) => m.type === type && (match === undefined || match(m as Extract<ServerMessageT, { type: T }>)))

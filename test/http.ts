@@ -11,10 +11,20 @@ export interface Reply {
   body: string
 }
 
+/** How long one request may take, its body included, before it fails naming the request. */
+const REQUEST_TIMEOUT_MS = 10_000
+
 /** One request, its body read in full. */
 export async function request (url: string | URL, init: RequestInit = {}): Promise<Reply> {
-  const response = await fetch(url, init)
-  return { status: response.status, headers: response.headers, body: await response.text() }
+  const timeout = AbortSignal.timeout(REQUEST_TIMEOUT_MS)
+  const signal = init.signal == null ? timeout : AbortSignal.any([init.signal, timeout])
+  try {
+    const response = await fetch(url, { ...init, signal })
+    return { status: response.status, headers: response.headers, body: await response.text() }
+  } catch (err) {
+    if (!timeout.aborted) throw err
+    throw new Error(`waited ${REQUEST_TIMEOUT_MS} ms for ${init.method ?? 'GET'} ${String(url)} and its body`, { cause: err })
+  }
 }
 
 /** The status of one request (its body read and dropped). */

@@ -2,22 +2,21 @@
  * Waiting in tests: every wait is on a condition or an event, and its timeout names
  * what it waited for, so a failure says what did not happen rather than "timed out".
  */
-import type { EventEmitter } from 'node:events'
-
 /** How often a condition is looked at again. */
 const POLL_MS = 10
 
 /** Options of a wait: how long before it fails (generous: a loaded CI machine is slow, a wait that succeeds ends at once). */
 export interface WaitOptions { timeoutMs?: number }
 
-const DEFAULT_TIMEOUT_MS = 10_000
+/** How long a wait may take before it fails: generous, as a wait that succeeds ends at once. */
+export const WAIT_MS = 10_000
 
 /**
  * Resolves once `condition` holds (looked at every 10 ms); rejects after the timeout
  * with `what` and, where `describe` is given, what was there instead.
  */
 export async function until (what: string, condition: () => boolean | Promise<boolean>, options: WaitOptions & { describe?: () => unknown } = {}): Promise<void> {
-  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
+  const timeoutMs = options.timeoutMs ?? WAIT_MS
   const deadline = Date.now() + timeoutMs
   for (;;) {
     if (await condition()) return
@@ -36,19 +35,9 @@ export async function valueOf<T> (what: string, read: () => T | undefined | Prom
   return value as T // until() returned, so read() gave a value
 }
 
-/** The arguments of the next `event` of `emitter`, rejecting after the timeout with `what`. */
-export async function nextEvent (emitter: EventEmitter, event: string, what: string, options: WaitOptions = {}): Promise<unknown[]> {
-  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
-  return await new Promise((resolve, reject) => {
-    const listener = (...args: unknown[]): void => { clearTimeout(timer); resolve(args) }
-    const timer = setTimeout(() => { emitter.off(event, listener); reject(new Error(`waited ${timeoutMs} ms for ${what}`)) }, timeoutMs)
-    emitter.once(event, listener)
-  })
-}
-
 /** `promise`, or a rejection naming `what` once `timeoutMs` passes. */
 export async function within<T> (what: string, promise: Promise<T>, options: WaitOptions = {}): Promise<T> {
-  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
+  const timeoutMs = options.timeoutMs ?? WAIT_MS
   let timer: ReturnType<typeof setTimeout> | undefined
   const timeout = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`waited ${timeoutMs} ms for ${what}`)), timeoutMs) })
   try {

@@ -8,6 +8,7 @@ import WebSocket from 'ws'
 import shoal, { type ShoalOptions } from '../../index.js'
 import { FAST, testApp, type TestServer } from '../helpers.js'
 import { request } from '../http.js'
+import { WAIT_MS } from '../wait.js'
 import type { ShoalClient } from '../../src/client/client.js'
 import type {
   SecretStorage, ShoalClientEvents, ShoalClientOptions, Timers, WebSocketConstructor, WebSocketLike
@@ -16,9 +17,6 @@ import type { ServerMessageT, UserT, WelcomeMessageT } from '../../schemas/proto
 
 export type EventName = keyof ShoalClientEvents
 export type EventArgs<K extends EventName> = ShoalClientEvents[K]
-
-/** How long a wait may take before it fails: generous, as a wait that succeeds ends at once. */
-const WAIT_MS = 10_000
 
 /**
  * Resolves with the arguments of the next `event` of `client` for which

@@ -13,7 +13,7 @@ import { ManualClock, systemClock } from '../../src/core/clock.js'
 import { adminFromEnv } from '../../src/server/env.js'
 import { harness, startServer, TestClient } from '../helpers.js'
 import { request, requestJson, statusOf, type Reply } from '../http.js'
-import { until } from '../wait.js'
+import { until, WAIT_MS, within } from '../wait.js'
 
 type Tap = Parameters<Parameters<typeof t.test>[0]>[0]
 
@@ -43,7 +43,7 @@ class FeedReader {
   }
 
   static async open (t: Tap, url: string, headers: Record<string, string> = BEARER): Promise<FeedReader> {
-    return await new Promise((resolve, reject) => {
+    return await within(`the admin feed at ${url} to answer`, new Promise((resolve, reject) => {
       const request = httpRequest(url, { headers }, (response) => {
         const reader = new FeedReader(response, () => request.destroy())
         t.teardown(() => request.destroy())
@@ -51,20 +51,20 @@ class FeedReader {
       })
       request.on('error', reject)
       request.end()
-    })
+    }))
   }
 
   get status (): number { return this.response.statusCode ?? 0 }
 
   /** The next event of a kind that passes `match`, within a few seconds. */
   async next<T> (kind: 'overview' | 'room', match: (data: T) => boolean = () => true): Promise<T> {
-    const deadline = Date.now() + 5000
+    const deadline = Date.now() + WAIT_MS
     for (;;) {
       const index = this.events.findIndex((e) => e.event === kind && match(e.data as T))
       if (index !== -1) return this.events.splice(0, index + 1).at(-1)?.data as T
       this.events.length = 0
       const left = deadline - Date.now()
-      if (left <= 0) throw new Error(`no matching ${kind} event within 5 s`)
+      if (left <= 0) throw new Error(`waited ${WAIT_MS} ms for a ${kind} event where ${match.toString()}`)
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left)
         this.wake = () => { clearTimeout(timer); resolve() }
@@ -248,11 +248,11 @@ t.test('the admin feed is not reachable on the public path', async (t) => {
   const seen = [...ann.client.received.map((m) => m.type)]
   t.notOk(seen.some((type) => (type as string) === 'overview' || (type as string) === 'room'), 'the public socket never carries the feed')
   const upgrade = new WebSocket(`${server.wsUrl.replace(/\/ws$/, '/admin/feed')}`, { headers: BEARER })
-  const refusal = await new Promise<string>((resolve) => {
+  const refusal = await within('the answer to a WebSocket upgrade at /admin/feed', new Promise<string>((resolve) => {
     upgrade.once('open', () => resolve('open'))
     upgrade.once('unexpected-response', (_request, response) => { resolve(`HTTP ${response.statusCode ?? 0}`); response.destroy() })
     upgrade.once('error', (err) => resolve(err.message))
-  })
+  }))
   upgrade.terminate()
   t.not(refusal, 'open', 'no WebSocket at /admin/feed')
   const ws = await TestClient.connect(server.wsUrl, { headers: BEARER })

@@ -60,11 +60,18 @@ async function healthOf (node: Node): Promise<{ status: number, body: { status: 
   return { status, body: json }
 }
 
-/** Waits until `read` gives a value that `ok` accepts, and returns it; a failure names `what` and the last value read. */
+/**
+ * Waits until `read` gives a value that `ok` accepts, and returns it; a failure names `what`
+ * and the last value or error read (a read may fail for a while: a node in a Redis outage).
+ */
 async function reading<T> (what: string, read: () => Promise<T>, ok: (value: T) => boolean): Promise<T> {
-  let last: T | undefined
-  await until(what, async () => ok(last = await read()), { describe: () => last })
-  return last as T // until() returned: ok() accepted the last value read
+  let last: { value: T } | { error: string } | undefined
+  await until(what, async () => {
+    last = await read().then((value) => ({ value }), (err: Error) => ({ error: err.message }))
+    return 'value' in last && ok(last.value)
+  }, { describe: () => last })
+  if (last === undefined || !('value' in last)) throw new Error(`no value for ${what}`) // until() returned: ok() accepted a value
+  return last.value
 }
 
 /** Stops the nodes' processes with SIGTERM and waits until they are gone. */

@@ -12,6 +12,7 @@ import shoal, { type ShoalOptions } from '../../index.js'
 import { SharedFrameSocket } from '../../src/adapters/shared-frame-socket.js'
 import { FAST, joinedClient, listen, TestClient, testApp, view } from '../helpers.js'
 import { requestJson } from '../http.js'
+import { within } from '../wait.js'
 
 /** Host sockets allow 64 KiB, Shoal's 4 KiB: each limit must hold on its own side only. */
 const HOST_MAX_PAYLOAD = 65_536
@@ -53,8 +54,8 @@ async function hostSocket (base: string): Promise<{ report: HostSocketReport, le
     if (next === undefined) messages.push(String(data))
     else next(String(data))
   })
-  const nextMessage = async (): Promise<string> => messages.shift() ?? await new Promise((resolve) => waiting.push(resolve))
-  await new Promise((resolve, reject) => { socket.once('open', resolve); socket.once('error', reject) })
+  const nextMessage = async (): Promise<string> => messages.shift() ?? await within('a message on the host\'s socket', new Promise((resolve) => waiting.push(resolve)))
+  await within('the host\'s socket to open', new Promise((resolve, reject) => { socket.once('open', resolve); socket.once('error', reject) }))
   const report = JSON.parse(await nextMessage()) as HostSocketReport
   return {
     report,
@@ -115,7 +116,7 @@ t.test('app.close() with host sockets and Shoal clients open: Shoal\'s get 1012,
   const { client } = await joinedClient(view(app, base, '/rt'))
   await app.close()
   t.equal((await client.whenClosed()).code, 1012, 'Shoal\'s client is told the server restarts')
-  t.equal(await hostClosed, 1005, 'the host\'s socket was closed by @fastify/websocket\'s own preClose')
+  t.equal(await within('the host\'s socket to close', hostClosed), 1005, 'the host\'s socket was closed by @fastify/websocket\'s own preClose')
 })
 
 t.test('without a WebSocket plugin of the host\'s, an upgrade to another path is answered as the HTTP request it is', async (t) => {

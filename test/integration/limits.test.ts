@@ -58,7 +58,7 @@ t.test('maxPayload option: 1024 bytes', async (t) => {
   a.client.send(pingOfSize(1025))
   t.equal((await a.client.whenClosed()).code, 1009)
   const down = await observer.client.next('presence', isUpdate(a.welcome.id, false))
-  t.ok(down, 'the user goes into grace like any dropped socket')
+  t.match(down.updated?.find((u) => u.id === a.welcome.id), { connected: false }, 'the user goes into grace like any dropped socket')
   const guest = await connect()
   guest.send({ type: 'data', payload: 'x'.repeat(2000) })
   t.equal((await guest.whenClosed()).code, 1009, 'checked before anything else (even before register)')

@@ -11,8 +11,12 @@ const root = fileURLToPath(new URL('../../', import.meta.url))
 
 const FETCH = 'export const status = async (url: string): Promise<number> => (await fetch(url)).status\n'
 const FASTIFY = "import fastify from 'fastify'\n\nexport const app = fastify()\n"
+const GLOBAL_FETCH = 'export const status = async (url: string): Promise<number> => (await globalThis.fetch(url)).status\n'
+const NAMED_FASTIFY = "import { fastify } from 'fastify'\n\nexport const app = fastify()\n"
 const CASES: Array<[path: string, code: string]> = [
   ['test/integration/new.test.ts', FETCH],
+  ['test/integration/new.test.ts', GLOBAL_FETCH],
+  ['test/integration/new.test.ts', NAMED_FASTIFY],
   ['test/http.ts', FETCH],
   ['test/integration/new.test.ts', FASTIFY],
   ['test/helpers.ts', FASTIFY],
@@ -39,8 +43,10 @@ function rulesFired (): Array<Array<string | null>> {
 }
 
 t.test('test files may not call the global fetch nor make their own Fastify; the helpers may', async (t) => {
-  const [fetchInTest, fetchInHelper, fastifyInTest, fastifyInHelper, fastifyInSource] = rulesFired()
+  const [fetchInTest, globalFetchInTest, namedFastifyInTest, fetchInHelper, fastifyInTest, fastifyInHelper, fastifyInSource] = rulesFired()
   t.same(fetchInTest, ['no-restricted-globals'], 'fetch in a test file')
+  t.same(globalFetchInTest, ['no-restricted-properties'], 'globalThis.fetch in a test file')
+  t.same(namedFastifyInTest, ['no-restricted-imports'], 'fastify by its named export in a test file')
   t.same(fetchInHelper, [], 'test/http.ts, which reads every body, may fetch')
   t.same(fastifyInTest, ['no-restricted-imports'], 'Fastify in a test file')
   t.same(fastifyInHelper, [], 'testApp() in test/helpers.ts may make one')
