@@ -54,15 +54,15 @@ async function hostSocket (base: string): Promise<{ report: HostSocketReport, le
     if (next === undefined) messages.push(String(data))
     else next(String(data))
   })
-  const nextMessage = async (): Promise<string> => messages.shift() ?? await within('a message on the host\'s socket', new Promise((resolve) => waiting.push(resolve)))
+  const nextMessage = async (): Promise<string> => messages.shift() ?? await new Promise((resolve) => waiting.push(resolve))
   await within('the host\'s socket to open', new Promise((resolve, reject) => { socket.once('open', resolve); socket.once('error', reject) }))
-  const report = JSON.parse(await nextMessage()) as HostSocketReport
+  const report = JSON.parse(await within('the report on the host\'s socket', nextMessage())) as HostSocketReport
   return {
     report,
     socket,
     lengthOf: async (size) => {
       socket.send('x'.repeat(size))
-      return await Promise.race([nextMessage(), new Promise<string>((resolve) => socket.once('close', (code) => resolve(`closed ${code}`)))])
+      return await within('an answer or a close on the host\'s socket', Promise.race([nextMessage(), new Promise<string>((resolve) => socket.once('close', (code) => resolve(`closed ${code}`)))]))
     }
   }
 }
