@@ -35,6 +35,20 @@ export async function valueOf<T> (what: string, read: () => T | undefined | Prom
   return value as T // until() returned, so read() gave a value
 }
 
+/**
+ * Reads until `read` gives a value that `ok` accepts, and returns it. A read that fails
+ * is retried (a node in an outage); a failure names `what` and the last value or error read.
+ */
+export async function valueWhere<T> (what: string, read: () => Promise<T>, ok: (value: T) => boolean, options: WaitOptions = {}): Promise<T> {
+  let last: { value: T } | { error: string } | undefined
+  await until(what, async () => {
+    last = await read().then((value) => ({ value }), (err: Error) => ({ error: err.message }))
+    return 'value' in last && ok(last.value)
+  }, { ...options, describe: () => last })
+  if (last === undefined || !('value' in last)) throw new Error(`no value for ${what}`) // until() returned: ok() accepted a value
+  return last.value
+}
+
 /** `promise`, or a rejection naming `what` once `timeoutMs` passes. */
 export async function within<T> (what: string, promise: Promise<T>, options: WaitOptions = {}): Promise<T> {
   const timeoutMs = options.timeoutMs ?? WAIT_MS

@@ -15,7 +15,7 @@ import { request, requestJson } from '../http.js'
 import { freePort, QUIET_ENV, startProcess, waitReady, type ServerProcess } from '../process.js'
 import { OwnRedis, redisForTests, uniquePrefix } from '../redis.js'
 import { redisClusterForTests } from '../redis-cluster.js'
-import { until, valueOf, within } from '../wait.js'
+import { valueOf, valueWhere, within } from '../wait.js'
 
 type Tap = Parameters<Parameters<typeof t.test>[0]>[0]
 
@@ -58,20 +58,6 @@ async function client (t: Tap, node: Node, fields: Record<string, unknown>): Pro
 async function healthOf (node: Node): Promise<{ status: number, body: { status: string } }> {
   const { status, json } = await requestJson<{ status: string }>(`${node.url}/health`)
   return { status, body: json }
-}
-
-/**
- * Waits until `read` gives a value that `ok` accepts, and returns it; a failure names `what`
- * and the last value or error read (a read may fail for a while: a node in a Redis outage).
- */
-async function reading<T> (what: string, read: () => Promise<T>, ok: (value: T) => boolean): Promise<T> {
-  let last: { value: T } | { error: string } | undefined
-  await until(what, async () => {
-    last = await read().then((value) => ({ value }), (err: Error) => ({ error: err.message }))
-    return 'value' in last && ok(last.value)
-  }, { describe: () => last })
-  if (last === undefined || !('value' in last)) throw new Error(`no value for ${what}`) // until() returned: ok() accepted a value
-  return last.value
 }
 
 /** Stops the nodes' processes with SIGTERM and waits until they are gone. */
@@ -177,7 +163,7 @@ for (const backend of backends) {
     // Sessions are written at the tick, like the batch the others just got: kill B only once Bob's is written.
     const store = backend.client()
     t.teardown(() => store.disconnect())
-    t.equal(await reading('the three sessions in Redis', async () => await sessionKeys(store, prefix), (keys) => keys === 3), 3, 'the three sessions are in Redis')
+    t.equal(await valueWhere('the three sessions in Redis', async () => await sessionKeys(store, prefix), (keys) => keys === 3), 3, 'the three sessions are in Redis')
 
     b.proc.kill('SIGKILL')
     await within('node B to die of SIGKILL', b.proc.exited)
@@ -212,7 +198,7 @@ for (const backend of backends) {
 
       await own.stop()
       for (const node of [a, b]) {
-        const health = await reading(`${node.url} to report the bus degraded`, async () => await healthOf(node), (h) => h.body.status === 'degraded')
+        const health = await valueWhere(`${node.url} to report the bus degraded`, async () => await healthOf(node), (h) => h.body.status === 'degraded')
         t.equal(health.body.status, 'degraded', `${node.url}: health says degraded`)
         t.equal((await healthOf(node)).status, 200, 'with 200, so the balancer keeps the node')
         t.match((await request(`${node.url}/metrics`)).body, /^shoal_cluster_bus_up 0$/m, 'and /metrics shows the bus down')
@@ -229,14 +215,14 @@ for (const backend of backends) {
 
       await own.start()
       for (const node of [a, b]) {
-        const health = await reading(`${node.url} to report the bus ok again`, async () => await healthOf(node), (h) => h.body.status === 'ok')
+        const health = await valueWhere(`${node.url} to report the bus ok again`, async () => await healthOf(node), (h) => h.body.status === 'ok')
         t.equal(health.body.status, 'ok', `${node.url}: back to ok`)
       }
       const dan = await client(t, b, { name: 'Dan', room: 'r' })
       const danJoined = await ann.client.next('presence', joinedBy(dan.welcome.id), 5000)
       t.match(danJoined.joined?.find((u) => u.id === dan.welcome.id), { name: 'Dan', connected: true }, 'after the outage, a user joining on B is seen on A again')
       const whole = (users: Array<{ name: string, connected: boolean }>): boolean => ['Bob', 'Carl', 'Dan'].every((name) => users.some((u) => u.name === name && u.connected))
-      const users = await reading('Ann\'s room to be whole again (a snapshot with Bob, Carl and Dan connected)', async () => {
+      const users = await valueWhere('Ann\'s room to be whole again (a snapshot with Bob, Carl and Dan connected)', async () => {
         ann.client.send({ type: 'sync' })
         return (await ann.client.next('snapshot')).users
       }, whole)
@@ -245,7 +231,7 @@ for (const backend of backends) {
       // Redis restarted empty; the live nodes wrote their sessions again.
       const bobElsewhere = await TestClient.connect(a.wsUrl)
       t.teardown(() => bobElsewhere.close())
-      const answer = await reading('Bob to reconnect on node A (a welcome, not an error)', async () => {
+      const answer = await valueWhere('Bob to reconnect on node A (a welcome, not an error)', async () => {
         bobElsewhere.send({ type: 'reconnect', secret: bob.welcome.secret })
         return await answerOf(bobElsewhere)
       }, (m) => m?.type === 'welcome')
@@ -267,7 +253,7 @@ for (const backend of backends) {
     t.equal((await healthOf(a)).body.status, 'ok', 'the node started')
     const ann = await client(t, a, { name: 'Ann', room: 'r' })
     const amy = await client(t, a, { name: 'Amy', room: 'q' })
-    const invalid = await reading('node A to count the three bad records', async () => await metric(a, 'shoal_cluster_invalid_total'), (count) => count >= 3)
+    const invalid = await valueWhere('node A to count the three bad records', async () => await metric(a, 'shoal_cluster_invalid_total'), (count) => count >= 3)
     t.ok(invalid >= 3, `each bad record counted in shoal_cluster_invalid_total (${invalid})`)
     for (const member of [ann, amy]) {
       member.client.send({ type: 'sync' })
@@ -287,7 +273,7 @@ for (const backend of backends) {
     const ann = await client(t, a, { name: 'Ann', room: 'stage' })
     const cid = await client(t, a, { name: 'Cid', room: 'stage' })
     const bob = await client(t, b, { name: 'Bob', room: 'foyer' })
-    const rooms = await reading('each node to serve one room', async () => [await metric(a, 'shoal_cluster_rooms'), await metric(b, 'shoal_cluster_rooms')], (served) => served.every((count) => count === 1))
+    const rooms = await valueWhere('each node to serve one room', async () => [await metric(a, 'shoal_cluster_rooms'), await metric(b, 'shoal_cluster_rooms')], (served) => served.every((count) => count === 1))
     t.strictSame(rooms, [1, 1], 'each node serves one room')
 
     // What node B hears of its own room (Redis echoes a publisher's messages to it) has come back once a
@@ -297,11 +283,11 @@ for (const backend of backends) {
     t.teardown(() => probe.disconnect())
     const foyer = `${prefix}{room:foyer}`
     let markers = 0
-    const published = await reading('node B to publish nothing while a marker crosses its room\'s channel', async () => {
+    const published = await valueWhere('node B to publish nothing while a marker crosses its room\'s channel', async () => {
       const atSend = await metric(b, 'shoal_cluster_bus_published_messages_total')
       await (probe instanceof Cluster ? probe.spublish(foyer, 'marker') : probe.publish(foyer, 'marker'))
       const sent = ++markers
-      await reading(`marker ${sent} to reach node B`, async () => await metric(b, 'shoal_cluster_invalid_total'), (count) => count >= sent)
+      await valueWhere(`marker ${sent} to reach node B`, async () => await metric(b, 'shoal_cluster_invalid_total'), (count) => count >= sent)
       return { atSend, atMarker: await metric(b, 'shoal_cluster_bus_published_messages_total') }
     }, ({ atSend, atMarker }) => atSend === atMarker)
     t.equal(published.atMarker, published.atSend, 'node B is quiet: it published nothing while the last marker crossed')
@@ -322,7 +308,7 @@ for (const backend of backends) {
 
     bob.client.send({ type: 'updatelisteningto', listeningTo: [ann.welcome.id] })
     // Node B subscribes to her topic as it applies the change; data sent before that is not for Bob.
-    const data = await reading('Bob in the foyer to get Ann\'s data from the stage (sent again every half second)', async () => {
+    const data = await valueWhere('Bob in the foyer to get Ann\'s data from the stage (sent again every half second)', async () => {
       ann.client.send({ type: 'data', payload: { to: 'listeners' } })
       return await bob.client.next('data', () => true, 500).catch(() => undefined)
     }, (received) => received !== undefined)
@@ -336,12 +322,12 @@ for (const backend of backends) {
     // The snapshot goes out at once; who is there arrives with the room's records a moment later.
     const users = hasBoth(snapshot.users)
       ? snapshot.users
-      : await reading('node B to load who is in the stage (a snapshot with Ann and Cid)', async () => {
+      : await valueWhere('node B to load who is in the stage (a snapshot with Ann and Cid)', async () => {
         bob.client.send({ type: 'sync' })
         return (await bob.client.next('snapshot')).users
       }, hasBoth)
     t.ok(hasBoth(users), 'joining the stage, node B loads who is there')
-    t.equal(await reading('node B to hold Ann and Cid', async () => await metric(b, 'shoal_cluster_replicas'), (replicas) => replicas === 2), 2, 'and holds them now')
+    t.equal(await valueWhere('node B to hold Ann and Cid', async () => await metric(b, 'shoal_cluster_replicas'), (replicas) => replicas === 2), 2, 'and holds them now')
     await stopAll(a, b)
   })
 }

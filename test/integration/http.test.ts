@@ -2,7 +2,7 @@
 import t from 'tap'
 import { joinedClient, startServer, TestClient } from '../helpers.js'
 import { request, requestJson, statusOf } from '../http.js'
-import { until } from '../wait.js'
+import { until, valueWhere } from '../wait.js'
 
 interface Health { status: string, uptime?: number, connections?: number, users?: number, rooms?: number }
 
@@ -19,9 +19,7 @@ async function getMetrics (url: string): Promise<string> {
 
 /** Waits until /health's body satisfies `check`; returns that body. */
 async function healthWhen (url: string, what: string, check: (body: Health) => boolean): Promise<Health> {
-  let last: Health | undefined
-  await until(what, async () => check(last = (await getHealth(url)).body), { describe: () => last })
-  return last as Health // until() returned, so the last body passed `check`
+  return await valueWhere(what, async () => (await getHealth(url)).body, check)
 }
 
 /** The `src` of every script element of a page. */
